@@ -1,0 +1,32 @@
+package dev.latentmoe.bench;
+
+import java.util.Locale;
+
+/** The command line behind {@code ./latentmoe}: run, bench. Errors print one line and exit non-zero. */
+public final class Main {
+    private Main() {}
+
+    public static void main(String[] argv) {
+        Locale.setDefault(Locale.ROOT);
+        if (argv.length == 0) {
+            System.err.println("usage: latentmoe (run|bench) [options]; see README.md");
+            System.exit(2);
+        }
+        try {
+            switch (argv[0]) {
+                case "run" -> RunCommand.run(argv);
+                case "bench" -> BenchCommand.run(argv);
+                default -> throw new Args.UsageException("unknown command '" + argv[0] + "' (run, bench)");
+            }
+        } catch (Args.UsageException e) {
+            System.err.println("latentmoe " + argv[0] + ": " + e.getMessage());
+            System.exit(2);
+        } catch (RuntimeException | OutOfMemoryError e) {
+            String msg = e.getMessage() == null ? e.toString() : e.getMessage();
+            System.err.println("latentmoe " + argv[0] + ": error: " + msg.replace('\n', ' '));
+            if (Boolean.getBoolean("latentmoe.trace")) e.printStackTrace();
+            System.exit(1);
+        }
+        System.exit(0);
+    }
+}

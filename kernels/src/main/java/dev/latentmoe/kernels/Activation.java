@@ -1,0 +1,24 @@
+package dev.latentmoe.kernels;
+
+/** Expert activation; {@link #code()} equals the C ABI's {@code lmoe_activation}. */
+public enum Activation {
+    /** Non-gated relu²: h = relu(z·upᵀ)² (Nemotron-H). */
+    RELU2(0),
+    /** Gated SwiGLU: h = silu(z·gateᵀ)·(z·upᵀ). */
+    SWIGLU(1);
+
+    private final int code;
+
+    Activation(int code) { this.code = code; }
+
+    public int code() { return code; }
+
+    /** Maps a config.json {@code mlp_hidden_act} value. */
+    public static Activation fromConfigName(String name) {
+        return switch (name) {
+            case "relu2" -> RELU2;
+            case "silu", "swiglu" -> SWIGLU;
+            default -> throw new IllegalArgumentException("unsupported mlp_hidden_act '" + name + "' (relu2, silu/swiglu)");
+        };
+    }
+}

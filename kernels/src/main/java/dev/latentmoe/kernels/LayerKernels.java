@@ -1,0 +1,34 @@
+package dev.latentmoe.kernels;
+
+import dev.latentmoe.memory.Tensor;
+
+/**
+ * The kernels of one forward pass, bound to one layer's weights on one backend. Each step is
+ * callable on its own (tests, engines that interleave their own work) and {@link #forward} runs
+ * them all in one native call. Shapes (w = expert width, S = T·K):
+ * <pre>
+ * routerTopK: x [T,d] f32 → topkIds [T,K] i32, topkWeights [T,K] f32
+ * dispatch:   x, topkIds → expertOffsets [N+1] i32, sortedRowOfSlot [S] i32, latentSorted [S,w] f32
+ * experts:    expertOffsets, latentSorted → expertOutSorted [S,w] f32
+ * combine:    x, topkWeights, sortedRowOfSlot, expertOutSorted → out [T,d] f32
+ * </pre>
+ * All arguments are validated in Java before any native call. Implementations are safe to call
+ * from several threads at once.
+ */
+public interface LayerKernels extends AutoCloseable {
+    MoeConfig config();
+
+    void routerTopK(Tensor x, Tensor topkIds, Tensor topkWeights);
+
+    void dispatch(Tensor x, Tensor topkIds, Tensor expertOffsets, Tensor sortedRowOfSlot, Tensor latentSorted);
+
+    void experts(Tensor expertOffsets, Tensor latentSorted, Tensor expertOutSorted);
+
+    void combine(Tensor x, Tensor topkWeights, Tensor sortedRowOfSlot, Tensor expertOutSorted, Tensor out);
+
+    /** The whole layer; topkIds and topkWeights may both be null when the routing is not wanted. */
+    void forward(Tensor x, Tensor topkIds, Tensor topkWeights, Tensor out);
+
+    @Override
+    void close();
+}

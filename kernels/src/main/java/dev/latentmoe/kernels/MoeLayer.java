@@ -1,0 +1,140 @@
+package dev.latentmoe.kernels;
+
+import dev.latentmoe.memory.Checkpoint;
+import dev.latentmoe.memory.DType;
+import dev.latentmoe.memory.HostArena;
+import dev.latentmoe.memory.MemoryArena;
+import dev.latentmoe.memory.Tensor;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.IntConsumer;
+
+/**
+ * One (Latent)MoE layer on one backend: {@code y = forward(x)} for x [T, d] f32.
+ * Inputs are validated in Java before any native call (shape, dtype, device, T ≥ 1, open
+ * arenas, finite values: NaN or Inf in x raise an {@link IllegalArgumentException}). Safe to call
+ * from several threads at once. Closing the layer frees what it created (its copy of weights,
+ * workspaces, a checkpoint it opened), not tensors the caller passed in.
+ */
+public final class MoeLayer implements AutoCloseable {
+    private final MoeWeights weights;
+    private final Backend backend;
+    private final LayerKernels kernels;
+    private final List<AutoCloseable> owned;
+
+    private MoeLayer(MoeWeights weights, Backend backend, List<AutoCloseable> owned) {
+        this.weights = weights;
+        this.backend = backend;
+        this.owned = owned;
+        LayerKernels k;
+        try {
+            k = backend.prepare(weights);
+        } catch (RuntimeException e) {
+            closeAll(owned);
+            throw e;
+        }
+        this.kernels = k;
+    }
+
+    /** A layer over caller-owned weights (they must stay open while the layer is used). */
+    public static MoeLayer of(MoeWeights weights, Backend backend) {
+        return new MoeLayer(weights, backend, new ArrayList<>());
+    }
+
+    /** Layer {@code layerIndex} of a checkpoint directory (config.json + safetensors, maybe sharded). */
+    public static MoeLayer fromCheckpoint(Path dir, int layerIndex, Backend backend) {
+        Checkpoint ckpt = Checkpoint.open(dir);
+        HostArena conversions = null;
+        try {
+            MoeConfig config = MoeConfig.fromConfigJson(ckpt.config());
+            conversions = HostArena.shared("checkpoint-conversions");
+            MoeWeights w = MoeWeights.fromCheckpoint(ckpt, layerIndex, config, conversions);
+            List<AutoCloseable> owned = new ArrayList<>(List.of(conversions, ckpt));
+            return new MoeLayer(w, backend, owned);
+        } catch (RuntimeException e) {
+            if (conversions != null) conversions.close();
+            ckpt.close();
+            throw e;
+        }
+    }
+
+    /** Seeded random weights of the given dtype (see {@link MoeWeights#random}). */
+    public static MoeLayer random(MoeConfig config, DType weightDType, long seed, Backend backend) {
+        return random(config, weightDType, seed, backend, null);
+    }
+
+    /** As {@link #random(MoeConfig, DType, long, Backend)}, reporting progress per expert built. */
+    public static MoeLayer random(MoeConfig config, DType weightDType, long seed, Backend backend, IntConsumer expertDone) {
+        HostArena arena = HostArena.shared("random-weights");
+        try {
+            MoeWeights w = MoeWeights.random(config, weightDType, seed, arena, expertDone);
+            return new MoeLayer(w, backend, new ArrayList<>(List.of(arena)));
+        } catch (RuntimeException e) {
+            arena.close();
+            throw e;
+        }
+    }
+
+    public MoeConfig config() { return weights.config(); }
+
+    public MoeWeights weights() { return weights; }
+
+    public Backend backend() { return backend; }
+
+    /** The individual kernels, for engines (and tests) that run the steps themselves. */
+    public LayerKernels kernels() { return kernels; }
+
+    /** y [T, d] f32, allocated in x's arena. */
+    public Tensor forward(Tensor x) {
+        Tensor out = newOutput(x, x.arena());
+        forward(x, out);
+        return out;
+    }
+
+    /** Writes y into {@code out} [T, d] f32. */
+    public void forward(Tensor x, Tensor out) {
+        kernels.forward(x, null, null, out);
+    }
+
+    /** Writes y into {@code out} and the routing (expert ids and weights per token) into {@code routing}. */
+    public void forward(Tensor x, Tensor out, Routing routing) {
+        if (routing == null) throw new IllegalArgumentException("routing is null");
+        kernels.forward(x, routing.expertIds(), routing.weights(), out);
+    }
+
+    /** The routing alone for x, in x's arena. */
+    public Routing route(Tensor x) {
+        if (x == null) throw new IllegalArgumentException("input x is null");
+        long t = x.rank() == 2 ? x.dim(0) : 0;
+        if (t == 0) throw new IllegalArgumentException("empty batch: input x has T = 0 tokens");
+        Routing r = Routing.allocate(x.arena(), t, config().topK());
+        kernels.routerTopK(x, r.expertIds(), r.weights());
+        return r;
+    }
+
+    private Tensor newOutput(Tensor x, MemoryArena arena) {
+        if (x == null) throw new IllegalArgumentException("input x is null");
+        if (x.rank() != 2) throw new IllegalArgumentException("input x must be [T, " + config().hiddenSize() + "], got rank " + x.rank());
+        if (x.dim(0) == 0) throw new IllegalArgumentException("empty batch: input x has T = 0 tokens");
+        return arena.allocateTensor(DType.F32, x.dim(0), config().hiddenSize());
+    }
+
+    @Override
+    public void close() {
+        kernels.close();
+        closeAll(owned);
+    }
+
+    private static void closeAll(List<AutoCloseable> list) {
+        for (int i = list.size() - 1; i >= 0; i--) {
+            try {
+                list.get(i).close();
+            } catch (Exception e) {
+                throw new IllegalStateException("closing " + list.get(i) + ": " + e.getMessage(), e);
+            }
+        }
+        list.clear();
+    }
+}

@@ -1,0 +1,188 @@
+package dev.latentmoe.kernels.spi;
+
+import dev.latentmoe.kernels.LayerKernels;
+import dev.latentmoe.kernels.MoeConfig;
+import dev.latentmoe.kernels.MoeWeights;
+import dev.latentmoe.memory.DType;
+import dev.latentmoe.memory.Device;
+import dev.latentmoe.memory.MemoryArena;
+import dev.latentmoe.memory.Tensor;
+
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * Argument checks shared by every backend, run in Java before any native call: open arenas usable
+ * from this thread, devices, dtypes, shapes, a non-empty batch, finite inputs and expert ids in
+ * range. Backends implement the {@code run*} methods on already-checked arguments.
+ */
+public abstract class CheckedLayerKernels implements LayerKernels {
+    protected final MoeConfig config;
+    protected final MoeWeights weights;
+    private final List<MemoryArena> weightOwners;
+    private final Device device;
+    private volatile boolean closed;
+
+    protected CheckedLayerKernels(MoeWeights weights, Device device) {
+        this.config = weights.config();
+        this.weights = weights;
+        this.weightOwners = weights.owners();
+        this.device = device;
+    }
+
+    @Override public final MoeConfig config() { return config; }
+
+    protected abstract void runRouterTopK(long tokens, Tensor x, Tensor topkIds, Tensor topkWeights);
+
+    protected abstract void runDispatch(long tokens, Tensor x, Tensor topkIds, Tensor expertOffsets,
+                                        Tensor sortedRowOfSlot, Tensor latentSorted);
+
+    protected abstract void runExperts(long tokens, Tensor expertOffsets, Tensor latentSorted, Tensor expertOutSorted);
+
+    protected abstract void runCombine(long tokens, Tensor x, Tensor topkWeights, Tensor sortedRowOfSlot,
+                                       Tensor expertOutSorted, Tensor out);
+
+    /** topkIds and topkWeights are both null when the caller does not want the routing. */
+    protected abstract void runForward(long tokens, Tensor x, Tensor topkIds, Tensor topkWeights, Tensor out);
+
+    protected abstract void release();
+
+    @Override
+    public final void routerTopK(Tensor x, Tensor topkIds, Tensor topkWeights) {
+        long t = checkInput(x);
+        checkRouting(t, topkIds, topkWeights);
+        runRouterTopK(t, x, topkIds, topkWeights);
+    }
+
+    @Override
+    public final void dispatch(Tensor x, Tensor topkIds, Tensor expertOffsets, Tensor sortedRowOfSlot, Tensor latentSorted) {
+        long t = checkInput(x);
+        long slots = t * config.topK();
+        check("topkIds", topkIds, DType.I32, t, config.topK());
+        checkExpertIds(topkIds);
+        check("expertOffsets", expertOffsets, DType.I32, config.numExperts() + 1);
+        check("sortedRowOfSlot", sortedRowOfSlot, DType.I32, slots);
+        check("latentSorted", latentSorted, DType.F32, slots, config.expertWidth());
+        runDispatch(t, x, topkIds, expertOffsets, sortedRowOfSlot, latentSorted);
+    }
+
+    @Override
+    public final void experts(Tensor expertOffsets, Tensor latentSorted, Tensor expertOutSorted) {
+        ensureOpen();
+        check("latentSorted", latentSorted, DType.F32, -1, config.expertWidth());
+        long slots = latentSorted.dim(0);
+        if (slots == 0 || slots % config.topK() != 0) {
+            throw new IllegalArgumentException("latentSorted has " + slots + " rows; expected T·K rows with T >= 1, K = " + config.topK());
+        }
+        check("expertOffsets", expertOffsets, DType.I32, config.numExperts() + 1);
+        check("expertOutSorted", expertOutSorted, DType.F32, slots, config.expertWidth());
+        checkOffsets(expertOffsets, slots);
+        runExperts(slots / config.topK(), expertOffsets, latentSorted, expertOutSorted);
+    }
+
+    @Override
+    public final void combine(Tensor x, Tensor topkWeights, Tensor sortedRowOfSlot, Tensor expertOutSorted, Tensor out) {
+        long t = checkInput(x);
+        long slots = t * config.topK();
+        check("topkWeights", topkWeights, DType.F32, t, config.topK());
+        check("sortedRowOfSlot", sortedRowOfSlot, DType.I32, slots);
+        check("expertOutSorted", expertOutSorted, DType.F32, slots, config.expertWidth());
+        checkOutput(t, out);
+        checkPermutation(sortedRowOfSlot, slots);
+        runCombine(t, x, topkWeights, sortedRowOfSlot, expertOutSorted, out);
+    }
+
+    @Override
+    public final void forward(Tensor x, Tensor topkIds, Tensor topkWeights, Tensor out) {
+        long t = checkInput(x);
+        if (topkIds != null || topkWeights != null) checkRouting(t, topkIds, topkWeights);
+        checkOutput(t, out);
+        runForward(t, x, topkIds, topkWeights, out);
+    }
+
+    @Override
+    public final void close() {
+        if (closed) return;
+        closed = true;
+        release();
+    }
+
+    protected final void ensureOpen() {
+        if (closed) throw new IllegalStateException("layer kernels are closed");
+        for (MemoryArena a : weightOwners) {
+            if (!a.isOpen()) throw new IllegalStateException("the weights' arena '" + a.name() + "' is closed");
+        }
+    }
+
+    private long checkInput(Tensor x) {
+        ensureOpen();
+        if (x == null) throw new IllegalArgumentException("input x is null");
+        x.checkAccessible();
+        if (x.rank() != 2) throw new IllegalArgumentException("input x must be [T, " + config.hiddenSize() + "], got shape " + Arrays.toString(x.shape()));
+        long t = x.dim(0);
+        if (t == 0) throw new IllegalArgumentException("empty batch: input x has T = 0 tokens");
+        check("x", x, DType.F32, t, config.hiddenSize());
+        if (x.device().isHost() && x.hasNonFinite()) {
+            throw new IllegalArgumentException("input x contains NaN or Inf; the layer rejects non-finite inputs");
+        }
+        return t;
+    }
+
+    private void checkRouting(long t, Tensor ids, Tensor w) {
+        check("topkIds", ids, DType.I32, t, config.topK());
+        check("topkWeights", w, DType.F32, t, config.topK());
+    }
+
+    private void checkOutput(long t, Tensor out) {
+        check("out", out, DType.F32, t, config.hiddenSize());
+    }
+
+    /** dtype, device and exact shape; a -1 dimension matches anything. */
+    protected final void check(String name, Tensor t, DType dtype, long... shape) {
+        if (t == null) throw new IllegalArgumentException(name + " is null");
+        t.checkAccessible();
+        if (t.dtype() != dtype) throw new IllegalArgumentException(name + " must be " + dtype + ", got " + t.dtype());
+        if (!t.device().equals(device)) {
+            throw new IllegalArgumentException(name + " is on " + t.device() + " but this backend runs on " + device);
+        }
+        boolean ok = t.rank() == shape.length;
+        for (int i = 0; ok && i < shape.length; i++) ok = shape[i] < 0 || t.dim(i) == shape[i];
+        if (!ok) {
+            throw new IllegalArgumentException(name + " must have shape " + Arrays.toString(shape).replace("-1", "*")
+                    + ", got " + Arrays.toString(t.shape()));
+        }
+    }
+
+    private void checkExpertIds(Tensor ids) {
+        if (!ids.device().isHost()) return;
+        int n = config.numExperts();
+        int k = config.topK();
+        for (long i = 0; i < ids.numel(); i++) {
+            int e = ids.getInt(i);
+            if (e < 0 || e >= n) {
+                throw new IllegalArgumentException("expert id " + e + " at token " + (i / k) + ", k " + (i % k)
+                        + " is out of range [0, " + n + ")");
+            }
+        }
+    }
+
+    private void checkOffsets(Tensor offsets, long slots) {
+        if (!offsets.device().isHost()) return;
+        int prev = 0;
+        if (offsets.getInt(0) != 0) throw new IllegalArgumentException("expertOffsets[0] must be 0");
+        for (int e = 1; e <= config.numExperts(); e++) {
+            int o = offsets.getInt(e);
+            if (o < prev) throw new IllegalArgumentException("expertOffsets must be non-decreasing (at expert " + e + ")");
+            prev = o;
+        }
+        if (prev != slots) throw new IllegalArgumentException("expertOffsets[N] = " + prev + " but there are " + slots + " rows");
+    }
+
+    private void checkPermutation(Tensor rows, long slots) {
+        if (!rows.device().isHost()) return;
+        for (long i = 0; i < slots; i++) {
+            int r = rows.getInt(i);
+            if (r < 0 || r >= slots) throw new IllegalArgumentException("sortedRowOfSlot[" + i + "] = " + r + " is out of range [0, " + slots + ")");
+        }
+    }
+}

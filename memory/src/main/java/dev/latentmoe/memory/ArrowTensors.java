@@ -1,0 +1,204 @@
+package dev.latentmoe.memory;
+
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+import org.apache.arrow.memory.ArrowBuf;
+import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.memory.ForeignAllocation;
+import org.apache.arrow.vector.FieldVector;
+import org.apache.arrow.vector.FixedSizeBinaryVector;
+import org.apache.arrow.vector.Float2Vector;
+import org.apache.arrow.vector.Float4Vector;
+import org.apache.arrow.vector.IntVector;
+import org.apache.arrow.vector.complex.FixedSizeListVector;
+import org.apache.arrow.vector.ipc.message.ArrowFieldNode;
+import org.apache.arrow.vector.types.FloatingPointPrecision;
+import org.apache.arrow.vector.types.pojo.ArrowType;
+import org.apache.arrow.vector.types.pojo.Field;
+import org.apache.arrow.vector.types.pojo.FieldType;
+
+/**
+ * Zero-copy views between host {@link Tensor}s and Arrow Java vectors.
+ *
+ * <p>A tensor of shape {@code [d0, d1, ..., dk]} is a {@link FixedSizeListVector} of
+ * {@code d0} rows, each a list of {@code d1*...*dk} elements; the vector's field carries the
+ * canonical {@code arrow.fixed_shape_tensor} extension type in its IPC encoding, i.e. the field
+ * metadata {@code ARROW:extension:name = arrow.fixed_shape_tensor} and
+ * {@code ARROW:extension:metadata = {"shape":[d1,...,dk]}} (the per-row shape), so Arrow C++ and
+ * pyarrow recognise it after an IPC round trip. Children by dtype:
+ * <ul>
+ *   <li>F32 → {@link Float4Vector}; I32 → {@link IntVector}; F16 → {@link Float2Vector};</li>
+ *   <li>BF16 → {@link FixedSizeBinaryVector} of byte width 2 holding the raw little-endian bf16
+ *       bits, whose field carries {@code ARROW:extension:name = }{@value #BFLOAT16_EXTENSION_NAME}
+ *       and empty extension metadata (Arrow has no bfloat16 type; readers that do not know the
+ *       name see plain 2-byte binary).</li>
+ * </ul>
+ *
+ * <p><b>Lifetimes.</b> Neither direction copies. {@link #toVector} wraps the tensor's memory as a
+ * foreign allocation whose release does nothing: the tensor's arena owns the bytes, so the vector
+ * must be closed before the arena, and the vector's reads are not access-checked (no closed-arena
+ * or thread-confinement checks). {@link #fromVector} returns a tensor over the vector's child
+ * buffer, owned (for access checks only) by the given arena; the vector must outlive the tensor.
+ */
+public final class ArrowTensors {
+    private ArrowTensors() {}
+
+    /** Extension name marking a FixedSizeBinary(2) child as bfloat16. */
+    public static final String BFLOAT16_EXTENSION_NAME = "latentmoe.bfloat16";
+    /** The canonical Arrow fixed-shape tensor extension name. */
+    public static final String FIXED_SHAPE_TENSOR = "arrow.fixed_shape_tensor";
+    public static final String EXTENSION_NAME_KEY = "ARROW:extension:name";
+    public static final String EXTENSION_METADATA_KEY = "ARROW:extension:metadata";
+
+    /** The Arrow storage type of one element of {@code dtype}. */
+    public static ArrowType elementType(DType dtype) {
+        return switch (dtype) {
+            case F32 -> new ArrowType.FloatingPoint(FloatingPointPrecision.SINGLE);
+            case F16 -> new ArrowType.FloatingPoint(FloatingPointPrecision.HALF);
+            case I32 -> new ArrowType.Int(32, true);
+            case BF16 -> new ArrowType.FixedSizeBinary(2);
+        };
+    }
+
+    /** The field describing a tensor of {@code dtype} and full {@code shape} (first axis = rows). */
+    public static Field field(String name, DType dtype, long... shape) {
+        long[] row = Arrays.copyOfRange(shape, 1, shape.length);
+        int listSize = listSize(shape);
+        Map<String, String> childMeta = null;
+        if (dtype == DType.BF16) {
+            childMeta = new LinkedHashMap<>();
+            childMeta.put(EXTENSION_NAME_KEY, BFLOAT16_EXTENSION_NAME);
+            childMeta.put(EXTENSION_METADATA_KEY, "");
+        }
+        Field child = new Field("item", new FieldType(false, elementType(dtype), null, childMeta), null);
+        Map<String, String> meta = new LinkedHashMap<>();
+        meta.put(EXTENSION_NAME_KEY, FIXED_SHAPE_TENSOR);
+        meta.put(EXTENSION_METADATA_KEY, Json.write(Map.of("shape", row)));
+        return new Field(name, new FieldType(false, new ArrowType.FixedSizeList(listSize), null, meta), List.of(child));
+    }
+
+    private static int listSize(long[] shape) {
+        if (shape.length == 0) throw new IllegalArgumentException("tensor shape must have rank >= 1");
+        long n = 1;
+        for (int i = 1; i < shape.length; i++) n = Math.multiplyExact(n, shape[i]);
+        if (n > Integer.MAX_VALUE) throw new IllegalArgumentException("row of " + n + " elements is too large for Arrow Java");
+        return (int) n;
+    }
+
+    /**
+     * A vector viewing {@code tensor}'s memory (host tensor, no copy). Close the vector before the
+     * tensor's arena. Only the all-valid validity bitmaps are allocated from {@code allocator}.
+     */
+    public static FixedSizeListVector toVector(Tensor tensor, String name, BufferAllocator allocator) {
+        MemorySegment seg = tensor.segment(); // access check
+        if (!tensor.device().isHost()) throw new IllegalArgumentException(tensor + " is not on the host");
+        long[] shape = tensor.shape();
+        if (shape[0] > Integer.MAX_VALUE || tensor.numel() > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException(tensor + " has too many elements for Arrow Java vectors");
+        }
+        int rows = (int) shape[0];
+        int elems = (int) tensor.numel();
+        Field field = field(name, tensor.dtype(), shape);
+        FixedSizeListVector vector = new FixedSizeListVector(field, allocator, null);
+        ArrowBuf data = null;
+        try {
+            vector.initializeChildrenFromFields(field.getChildren());
+            FieldVector child = vector.getDataVector();
+            data = allocator.wrapForeignAllocation(new ForeignAllocation(seg.byteSize(), seg.address()) {
+                @Override
+                protected void release0() {
+                    // the tensor's arena owns the memory
+                }
+            });
+            vector.loadFieldBuffers(new ArrowFieldNode(rows, 0), List.of(allocator.getEmpty()));
+            child.loadFieldBuffers(new ArrowFieldNode(elems, 0), List.of(allocator.getEmpty(), data));
+            return vector;
+        } catch (RuntimeException | Error e) {
+            vector.close();
+            throw e;
+        } finally {
+            if (data != null) data.close(); // the child holds its own reference
+        }
+    }
+
+    /**
+     * A tensor viewing {@code vector}'s child data buffer (no copy), of shape {@code [rows] +}
+     * the per-row shape from the field's fixed_shape_tensor metadata ({@code [listSize]} when
+     * absent). {@code owner} is the arena whose open/thread checks guard the tensor; the vector
+     * must stay open while the tensor is used. Nulls are rejected.
+     */
+    public static Tensor fromVector(FixedSizeListVector vector, MemoryArena owner) {
+        FieldVector child = vector.getDataVector();
+        Field childField = child.getField();
+        DType dtype = switch (child) {
+            case Float4Vector v -> DType.F32;
+            case IntVector v -> DType.I32;
+            case Float2Vector v -> DType.F16;
+            case FixedSizeBinaryVector v when v.getByteWidth() == 2
+                    && BFLOAT16_EXTENSION_NAME.equals(metadata(childField).get(EXTENSION_NAME_KEY)) -> DType.BF16;
+            default -> throw new IllegalArgumentException("vector '" + vector.getName() + "' has child type "
+                    + childField.getType() + " with no tensor dtype (need Float4, Int32, Float2 or "
+                    + BFLOAT16_EXTENSION_NAME + " FixedSizeBinary(2))");
+        };
+        if (vector.getNullCount() != 0 || child.getNullCount() != 0) {
+            throw new IllegalArgumentException("vector '" + vector.getName() + "' has nulls; a tensor cannot hold them");
+        }
+        int listSize = vector.getListSize();
+        long rows = vector.getValueCount();
+        long[] rowShape = rowShape(vector.getField(), listSize);
+        long[] shape = new long[rowShape.length + 1];
+        shape[0] = rows;
+        System.arraycopy(rowShape, 0, shape, 1, rowShape.length);
+        long elems = rows * listSize;
+        if (child.getValueCount() < elems) {
+            throw new IllegalArgumentException("vector '" + vector.getName() + "' child holds " + child.getValueCount()
+                    + " values, fewer than " + rows + " x " + listSize);
+        }
+        long bytes = elems * dtype.byteSize();
+        ArrowBuf buf = child.getDataBuffer();
+        if (buf.capacity() < bytes) {
+            throw new IllegalArgumentException("vector '" + vector.getName() + "' data buffer of " + buf.capacity()
+                    + " bytes is smaller than " + bytes);
+        }
+        MemorySegment seg = bytes == 0 ? MemorySegment.NULL : MemorySegment.ofAddress(buf.memoryAddress()).reinterpret(bytes);
+        return Tensor.wrap(owner, seg, dtype, shape);
+    }
+
+    /** The per-row shape stored in a fixed_shape_tensor field, or {@code [listSize]} without one. */
+    static long[] rowShape(Field field, int listSize) {
+        Map<String, String> meta = metadata(field);
+        if (!FIXED_SHAPE_TENSOR.equals(meta.get(EXTENSION_NAME_KEY))) return new long[] {listSize};
+        Object parsed;
+        try {
+            parsed = Json.parse(meta.getOrDefault(EXTENSION_METADATA_KEY, ""));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("field '" + field.getName() + "': bad " + FIXED_SHAPE_TENSOR + " metadata: " + e.getMessage());
+        }
+        if (!(parsed instanceof Map<?, ?> m) || !(m.get("shape") instanceof List<?> list)) {
+            throw new IllegalArgumentException("field '" + field.getName() + "': " + FIXED_SHAPE_TENSOR + " metadata lacks a shape array");
+        }
+        List<Long> dims = new ArrayList<>();
+        long n = 1;
+        for (Object o : list) {
+            if (!(o instanceof Long d) || d < 0) {
+                throw new IllegalArgumentException("field '" + field.getName() + "': bad shape " + list);
+            }
+            dims.add(d);
+            n = Math.multiplyExact(n, d);
+        }
+        if (n != listSize) {
+            throw new IllegalArgumentException("field '" + field.getName() + "': shape " + list + " does not match list size " + listSize);
+        }
+        return dims.stream().mapToLong(Long::longValue).toArray();
+    }
+
+    private static Map<String, String> metadata(Field f) {
+        Map<String, String> m = f.getMetadata();
+        return m == null ? Map.of() : m;
+    }
+}

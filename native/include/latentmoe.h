@@ -1,0 +1,163 @@
+/*
+ * latentmoe.h - the stable C ABI of the LatentMoE kernel library (CPU backend).
+ *
+ * Plain C types only. Every entry point returns an lmoe_status; on failure a message for the
+ * calling thread is available from lmoe_last_error() until that thread's next call.
+ * Matrices are row-major and dense. "w" below is the expert width: latent_size when it is > 0
+ * (LatentMoE), hidden_size otherwise (standard MoE).
+ *
+ * One forward pass, as data (T tokens):
+ *   x [T,d] f32
+ *   -> lmoe_cpu_router_topk   -> topk_ids [T,K] i32, topk_weights [T,K] f32
+ *   -> lmoe_cpu_dispatch      -> expert_offsets [N+1] i32, sorted_row_of_slot [T*K] i32,
+ *                                latent_sorted [T*K, w] f32 (z = x W_down^T, rows in expert order)
+ *   -> lmoe_cpu_experts       -> expert_out_sorted [T*K, w] f32  (FC1 + activation, FC2)
+ *   -> lmoe_cpu_combine       -> out [T,d] f32 (weighted sum over K in w, W_up, + shared expert)
+ * lmoe_cpu_forward runs all four with a caller-given workspace.
+ */
+#ifndef LATENTMOE_H
+#define LATENTMOE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LMOE_ABI_VERSION 1
+
+typedef enum lmoe_status {
+  LMOE_OK = 0,
+  LMOE_ERR_INVALID_ARGUMENT = 1,
+  LMOE_ERR_UNSUPPORTED = 2,
+  LMOE_ERR_OUT_OF_MEMORY = 3,
+  LMOE_ERR_CUDA = 4,
+  LMOE_ERR_INTERNAL = 5
+} lmoe_status;
+
+typedef enum lmoe_dtype {
+  LMOE_DTYPE_F32 = 0,
+  LMOE_DTYPE_BF16 = 1,
+  LMOE_DTYPE_F16 = 2,
+  LMOE_DTYPE_I32 = 3
+} lmoe_dtype;
+
+typedef enum lmoe_activation {
+  LMOE_ACT_RELU2 = 0,  /* h = relu(z up^T)^2 (Nemotron-H) */
+  LMOE_ACT_SWIGLU = 1  /* h = silu(z gate^T) * (z up^T) */
+} lmoe_activation;
+
+typedef enum lmoe_scoring {
+  LMOE_SCORING_SIGMOID = 0,
+  LMOE_SCORING_SOFTMAX = 1
+} lmoe_scoring;
+
+typedef enum lmoe_isa {
+  LMOE_ISA_SCALAR = 0,
+  LMOE_ISA_AVX2 = 1,   /* AVX2 + FMA */
+  LMOE_ISA_AVX512 = 2  /* AVX-512F/BW/VL */
+} lmoe_isa;
+
+typedef enum lmoe_probe {
+  LMOE_PROBE_COPY = 0,   /* a[i] = b[i];           counts read + write bytes */
+  LMOE_PROBE_TRIAD = 1,  /* a[i] = b[i] + s*c[i];  counts 2 reads + 1 write */
+  LMOE_PROBE_READ = 2    /* sum += a[i];           counts read bytes */
+} lmoe_probe;
+
+/* Layer hyper-parameters. */
+typedef struct lmoe_config {
+  int32_t hidden_size;              /* d */
+  int32_t latent_size;              /* l; 0 = standard MoE */
+  int32_t num_experts;              /* N, 1..2048 */
+  int32_t top_k;                    /* K, 1..min(32, N) */
+  int32_t expert_intermediate_size; /* m */
+  int32_t shared_intermediate_size; /* 0 = no shared expert */
+  int32_t activation;               /* lmoe_activation */
+  int32_t scoring;                  /* lmoe_scoring */
+  int32_t norm_topk_prob;           /* 0 or 1 */
+  float routed_scaling_factor;
+} lmoe_config;
+
+/* Weight pointers (host memory, row-major, any alignment of the element size). */
+typedef struct lmoe_weights {
+  int32_t weight_dtype;            /* LMOE_DTYPE_BF16 or LMOE_DTYPE_F32: every matrix but the gate */
+  int32_t gate_dtype;              /* LMOE_DTYPE_BF16 or LMOE_DTYPE_F32 */
+  const void* gate;                /* [N, d] router */
+  const float* gate_bias;          /* [N] e_score_correction_bias (selection only), or NULL */
+  const void* latent_down;         /* fc1_latent_proj [l, d]; NULL when latent_size == 0 */
+  const void* latent_up;           /* fc2_latent_proj [d, l]; NULL when latent_size == 0 */
+  const void* const* expert_up;    /* N pointers, each up_proj [m, w] */
+  const void* const* expert_gate;  /* N pointers, each gate_proj [m, w]; SwiGLU only, else NULL */
+  const void* const* expert_down;  /* N pointers, each down_proj [w, m] */
+  const void* shared_up;           /* [ms, d], or NULL when shared_intermediate_size == 0 */
+  const void* shared_gate;         /* [ms, d]; SwiGLU only, else NULL */
+  const void* shared_down;         /* [d, ms], or NULL when shared_intermediate_size == 0 */
+} lmoe_weights;
+
+/* Library information and errors. */
+int32_t lmoe_abi_version(void);
+const char* lmoe_last_error(void);
+int32_t lmoe_cpu_best_isa(void);              /* the best lmoe_isa this CPU supports */
+int32_t lmoe_cpu_isa(void);                   /* the lmoe_isa in use */
+lmoe_status lmoe_cpu_set_isa(int32_t isa);    /* force a code path (tests); fails if unsupported */
+int32_t lmoe_cpu_num_threads(void);
+lmoe_status lmoe_cpu_set_num_threads(int32_t num_threads); /* 1..1024; results never depend on it */
+
+/* Validates cfg and weights (non-NULL where required, dtypes, sizes). */
+lmoe_status lmoe_validate(const lmoe_config* cfg, const lmoe_weights* weights);
+
+/* Router + top-K. x [T,d] f32. Writes topk_ids [T,K] (descending by biased score, ties to the
+ * lower id) and topk_weights [T,K] (unbiased scores, normalised if norm_topk_prob, times scale). */
+lmoe_status lmoe_cpu_router_topk(const lmoe_config* cfg, const lmoe_weights* weights,
+                                 const float* x, int64_t num_tokens,
+                                 int32_t* topk_ids, float* topk_weights);
+
+/* Down-projection + dispatch. expert_offsets [N+1]: rows of expert e are
+ * [expert_offsets[e], expert_offsets[e+1]) of latent_sorted; sorted_row_of_slot [T*K] maps slot
+ * t*K+k to its row. Rows of one expert keep slot order (stable). latent_sorted [T*K, w] f32. */
+lmoe_status lmoe_cpu_dispatch(const lmoe_config* cfg, const lmoe_weights* weights,
+                              const float* x, int64_t num_tokens, const int32_t* topk_ids,
+                              int32_t* expert_offsets, int32_t* sorted_row_of_slot,
+                              float* latent_sorted);
+
+/* Grouped expert GEMMs: expert_out_sorted = act(latent_sorted up^T [, gate]) down^T per expert.
+ * hidden_scratch: at least T*K*m floats. */
+lmoe_status lmoe_cpu_experts(const lmoe_config* cfg, const lmoe_weights* weights,
+                             int64_t num_tokens, const int32_t* expert_offsets,
+                             const float* latent_sorted, float* hidden_scratch,
+                             float* expert_out_sorted);
+
+/* Combine + up-projection + shared expert:
+ * out[t] = W_up (sum_k topk_weights[t,k] * expert_out_sorted[sorted_row_of_slot[t*K+k]])
+ *          + shared(x[t]), k summed in order 0..K-1 in f32.
+ * scratch: at least lmoe_cpu_combine_scratch_floats(cfg, T) floats. */
+int64_t lmoe_cpu_combine_scratch_floats(const lmoe_config* cfg, int64_t num_tokens);
+lmoe_status lmoe_cpu_combine(const lmoe_config* cfg, const lmoe_weights* weights,
+                             const float* x, int64_t num_tokens, const float* topk_weights,
+                             const int32_t* sorted_row_of_slot, const float* expert_out_sorted,
+                             float* scratch, float* out);
+
+/* The whole layer. workspace: at least lmoe_cpu_forward_workspace_bytes(cfg, T) bytes, 64-byte
+ * aligned. topk_ids / topk_weights [T,K] receive the routing. out [T,d] f32. */
+int64_t lmoe_cpu_forward_workspace_bytes(const lmoe_config* cfg, int64_t num_tokens);
+lmoe_status lmoe_cpu_forward(const lmoe_config* cfg, const lmoe_weights* weights,
+                             const float* x, int64_t num_tokens,
+                             int32_t* topk_ids, float* topk_weights,
+                             void* workspace, int64_t workspace_bytes, float* out);
+
+/* STREAM-style memory bandwidth probe on arrays of array_bytes each, with the current thread
+ * count; best of reps, in GB/s (1e9 bytes/s). */
+lmoe_status lmoe_cpu_membw_probe(int32_t probe, int64_t array_bytes, int32_t reps,
+                                 double* best_gbps);
+
+/* Fills dst[0..count) with values uniform in [lo, hi) from a counter-based hash of (seed, index):
+ * the same seed gives the same values for any thread count. dtype F32, BF16 or F16. */
+lmoe_status lmoe_fill_uniform(void* dst, int32_t dtype, int64_t count, uint64_t seed,
+                              float lo, float hi);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LATENTMOE_H */

@@ -1,0 +1,185 @@
+/*
+ * latentmoe_cuda.h - the C ABI of the LatentMoE kernel library, CUDA backend
+ * (liblatentmoe_cuda.so, built for sm_90a: H100/H200 only).
+ *
+ * Plain C. Same status codes, config and enums as latentmoe.h. Every entry point returns an
+ * lmoe_status; on failure a message for the calling thread is available from
+ * lmoe_cuda_last_error() until that thread's next call into this library.
+ *
+ * Streams, events and graphs are opaque pointers (cudaStream_t, cudaEvent_t, cudaGraphExec_t).
+ * A NULL stream means the legacy default stream (do not use it while capturing a graph).
+ * Every pointer named "device" must be device memory (cudaMalloc / lmoe_cuda_malloc_async).
+ * All kernel entry points only enqueue work on the stream: no host synchronisation, no
+ * allocation, so a forward pass can be captured into a CUDA graph. Results are deterministic
+ * (same inputs, same device, same T -> bitwise same outputs).
+ *
+ * Data types on the GPU: x, out and all weight matrices bf16 (weight_dtype must be
+ * LMOE_DTYPE_BF16); the router gate may be bf16 or f32; gate_bias f32; topk_ids i32,
+ * topk_weights f32; latent_sorted / expert_out_sorted bf16. Arithmetic accumulates in f32.
+ * "w" is the expert width: latent_size when > 0, hidden_size otherwise.
+ *
+ * One forward pass (T tokens):
+ *   x [T,d] bf16
+ *   -> lmoe_cuda_router_topk -> topk_ids [T,K] i32, topk_weights [T,K] f32
+ *   -> lmoe_cuda_dispatch    -> expert_offsets [N+1] i32, sorted_row_of_slot [T*K] i32,
+ *                               latent_sorted [T*K, w] bf16 (z = x W_down^T, expert order, stable)
+ *   -> lmoe_cuda_experts     -> expert_out_sorted [T*K, w] bf16
+ *   -> lmoe_cuda_combine     -> out [T,d] bf16
+ * Each stage takes a device workspace of at least lmoe_cuda_<stage>_workspace_bytes(cfg, T)
+ * bytes, 256-byte aligned; its contents need not be preserved between calls.
+ */
+#ifndef LATENTMOE_CUDA_H
+#define LATENTMOE_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "latentmoe.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LMOE_CUDA_ABI_VERSION 1
+#define LMOE_CUDA_WORKSPACE_ALIGN 256
+
+/* Library information and errors. */
+int32_t lmoe_cuda_abi_version(void);
+const char* lmoe_cuda_last_error(void);
+
+/* ---------------------------------------------------------------- devices */
+/* Number of CUDA devices. When there is no usable driver or GPU it writes 0, returns
+ * LMOE_ERR_CUDA and lmoe_cuda_last_error() says why (e.g. "no CUDA driver: ..."). */
+lmoe_status lmoe_cuda_device_count(int32_t* count);
+/* LMOE_OK when `device` can run this library's kernels (compute capability 9.0, sm_90a);
+ * LMOE_ERR_UNSUPPORTED (other GPU) or LMOE_ERR_CUDA (no driver / device) with the reason. */
+lmoe_status lmoe_cuda_device_check(int32_t device);
+/* name: at least name_len bytes, NUL-terminated on return (may be NULL). Any out pointer may be NULL. */
+lmoe_status lmoe_cuda_device_info(int32_t device, int32_t* cc_major, int32_t* cc_minor,
+                                  int32_t* sm_count, int64_t* total_mem_bytes,
+                                  char* name, int32_t name_len);
+lmoe_status lmoe_cuda_set_device(int32_t device);  /* for the calling thread */
+lmoe_status lmoe_cuda_get_device(int32_t* device);
+lmoe_status lmoe_cuda_device_synchronize(void);
+
+/* ---------------------------------------------------------------- streams and memory */
+lmoe_status lmoe_cuda_stream_create(void** stream);  /* non-blocking w.r.t. the legacy stream */
+lmoe_status lmoe_cuda_stream_destroy(void* stream);
+lmoe_status lmoe_cuda_stream_synchronize(void* stream);
+
+/* Stream-ordered allocation from the device's default memory pool (cudaMallocAsync). */
+lmoe_status lmoe_cuda_malloc_async(void** device_ptr, int64_t bytes, void* stream);
+lmoe_status lmoe_cuda_free_async(void* device_ptr, void* stream);
+/* Bytes the default pool of the current device keeps instead of returning them to the OS. */
+lmoe_status lmoe_cuda_mempool_set_release_threshold(int64_t bytes);
+/* Page-locked host memory (for truly asynchronous copies). */
+lmoe_status lmoe_cuda_host_alloc(void** host_ptr, int64_t bytes);
+lmoe_status lmoe_cuda_host_free(void* host_ptr);
+
+lmoe_status lmoe_cuda_memcpy_h2d_async(void* device_dst, const void* host_src, int64_t bytes,
+                                       void* stream);
+lmoe_status lmoe_cuda_memcpy_d2h_async(void* host_dst, const void* device_src, int64_t bytes,
+                                       void* stream);
+lmoe_status lmoe_cuda_memcpy_d2d_async(void* device_dst, const void* device_src, int64_t bytes,
+                                       void* stream);
+lmoe_status lmoe_cuda_memset_async(void* device_dst, int32_t byte_value, int64_t bytes,
+                                   void* stream);
+
+/* Fills device memory with values uniform in [lo, hi) from a counter-based hash of
+ * (seed, index). dtype F32, BF16 or F16. (Not bit-identical to lmoe_fill_uniform.) */
+lmoe_status lmoe_cuda_fill_uniform(void* device_dst, int32_t dtype, int64_t count, uint64_t seed,
+                                   float lo, float hi, void* stream);
+
+/* ---------------------------------------------------------------- events */
+lmoe_status lmoe_cuda_event_create(void** event);  /* with timing */
+lmoe_status lmoe_cuda_event_destroy(void* event);
+lmoe_status lmoe_cuda_event_record(void* event, void* stream);
+lmoe_status lmoe_cuda_event_synchronize(void* event);
+lmoe_status lmoe_cuda_event_elapsed_ms(void* start, void* end, float* ms);
+
+/* ---------------------------------------------------------------- CUDA graphs */
+/* Starts capturing `stream` (thread-local capture mode); the calls that follow only record. */
+lmoe_status lmoe_cuda_graph_begin_capture(void* stream);
+/* Ends the capture and instantiates it: *graph_exec is replayable with lmoe_cuda_graph_launch. */
+lmoe_status lmoe_cuda_graph_end_capture(void* stream, void** graph_exec);
+lmoe_status lmoe_cuda_graph_launch(void* graph_exec, void* stream);
+lmoe_status lmoe_cuda_graph_destroy(void* graph_exec);
+
+/* ---------------------------------------------------------------- the layer */
+/* Weight pointers, all DEVICE memory, row-major, bf16 unless said otherwise. Expert weights are
+ * one contiguous array per kind (expert e's matrix starts at e * rows * cols elements). The
+ * grouped GEMMs (CUTLASS, TMA) need every pointer 16-byte aligned and m, w multiples of 8; other
+ * shapes run on a slower SIMT path. */
+typedef struct lmoe_cuda_weights {
+  int32_t weight_dtype;     /* must be LMOE_DTYPE_BF16 */
+  int32_t gate_dtype;       /* LMOE_DTYPE_BF16 or LMOE_DTYPE_F32 */
+  const void* gate;         /* [N, d] router */
+  const float* gate_bias;   /* [N] f32 e_score_correction_bias (selection only), or NULL */
+  const void* latent_down;  /* fc1_latent_proj [l, d]; NULL when latent_size == 0 */
+  const void* latent_up;    /* fc2_latent_proj [d, l]; NULL when latent_size == 0 */
+  const void* expert_up;    /* [N, m, w] up_proj of every expert */
+  const void* expert_gate;  /* [N, m, w] gate_proj; SwiGLU only, else NULL */
+  const void* expert_down;  /* [N, w, m] down_proj */
+  const void* shared_up;    /* [ms, d], or NULL when shared_intermediate_size == 0 */
+  const void* shared_gate;  /* [ms, d]; SwiGLU only, else NULL */
+  const void* shared_down;  /* [d, ms], or NULL when shared_intermediate_size == 0 */
+} lmoe_cuda_weights;
+
+/* Validates cfg and weights (non-NULL where required, dtypes, sizes). Host-only check. */
+lmoe_status lmoe_cuda_validate(const lmoe_config* cfg, const lmoe_cuda_weights* weights);
+
+/* Expert GEMM backend: 0 = auto (CUTLASS sm90 grouped GEMM where shapes/alignment allow),
+ * 1 = SIMT fallback always (tests, debugging). Process-wide. */
+#define LMOE_CUDA_EXPERTS_AUTO 0
+#define LMOE_CUDA_EXPERTS_SIMT 1
+lmoe_status lmoe_cuda_set_experts_backend(int32_t backend);
+int32_t lmoe_cuda_experts_backend(void);
+
+/* Router + top-K. x [T,d] bf16 -> topk_ids [T,K] (descending by biased score, ties to the lower
+ * id), topk_weights [T,K] (unbiased scores, normalised if norm_topk_prob, times scale). */
+int64_t lmoe_cuda_router_workspace_bytes(const lmoe_config* cfg, int64_t num_tokens);
+lmoe_status lmoe_cuda_router_topk(const lmoe_config* cfg, const lmoe_cuda_weights* weights,
+                                  const void* x, int64_t num_tokens,
+                                  int32_t* topk_ids, float* topk_weights,
+                                  void* workspace, int64_t workspace_bytes, void* stream);
+
+/* Down-projection + dispatch (stable counting sort by expert, computed on the device).
+ * expert_offsets [N+1]; sorted_row_of_slot [T*K] (slot t*K+k -> row); latent_sorted [T*K, w]. */
+int64_t lmoe_cuda_dispatch_workspace_bytes(const lmoe_config* cfg, int64_t num_tokens);
+lmoe_status lmoe_cuda_dispatch(const lmoe_config* cfg, const lmoe_cuda_weights* weights,
+                               const void* x, int64_t num_tokens, const int32_t* topk_ids,
+                               int32_t* expert_offsets, int32_t* sorted_row_of_slot,
+                               void* latent_sorted,
+                               void* workspace, int64_t workspace_bytes, void* stream);
+
+/* Grouped expert GEMMs: expert_out_sorted [T*K, w] = act(latent_sorted up^T [, gate]) down^T
+ * per expert, rows of expert e = [expert_offsets[e], expert_offsets[e+1]). */
+int64_t lmoe_cuda_experts_workspace_bytes(const lmoe_config* cfg, int64_t num_tokens);
+lmoe_status lmoe_cuda_experts(const lmoe_config* cfg, const lmoe_cuda_weights* weights,
+                              int64_t num_tokens, const int32_t* expert_offsets,
+                              const void* latent_sorted, void* expert_out_sorted,
+                              void* workspace, int64_t workspace_bytes, void* stream);
+
+/* Combine + up-projection + shared expert:
+ * out[t] = W_up (sum_k topk_weights[t,k] * expert_out_sorted[sorted_row_of_slot[t*K+k]])
+ *          + shared(x[t]); k summed in order 0..K-1 in f32; out [T,d] bf16. */
+int64_t lmoe_cuda_combine_workspace_bytes(const lmoe_config* cfg, int64_t num_tokens);
+lmoe_status lmoe_cuda_combine(const lmoe_config* cfg, const lmoe_cuda_weights* weights,
+                              const void* x, int64_t num_tokens, const float* topk_weights,
+                              const int32_t* sorted_row_of_slot, const void* expert_out_sorted,
+                              void* workspace, int64_t workspace_bytes, void* out, void* stream);
+
+/* The whole layer: x [T,d] bf16 -> out [T,d] bf16; topk_ids / topk_weights [T,K] (device)
+ * receive the routing. workspace (device): lmoe_cuda_forward_workspace_bytes(cfg, T) bytes.
+ * The workspace size depends on the current device (SM count): query it on that device. */
+int64_t lmoe_cuda_forward_workspace_bytes(const lmoe_config* cfg, int64_t num_tokens);
+lmoe_status lmoe_cuda_forward(const lmoe_config* cfg, const lmoe_cuda_weights* weights,
+                              const void* x, int64_t num_tokens,
+                              int32_t* topk_ids, float* topk_weights,
+                              void* workspace, int64_t workspace_bytes, void* out, void* stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LATENTMOE_CUDA_H */

@@ -1,0 +1,837 @@
+// layer.cu - the LatentMoE layer on the GPU: router + top-K, dispatch (stable counting sort on
+// the device + fused down-projection), experts (CUTLASS grouped GEMM or SIMT fallback), combine
+// (+ up-projection + shared expert), and the forward pass. No host synchronisation anywhere.
+#include <math.h>
+#include <stdint.h>
+
+#include <atomic>
+#include <climits>
+#include <mutex>
+
+#include "internal.cuh"
+#include "simt.cuh"
+
+namespace lmoe_cuda {
+
+constexpr int64_t kMaxSlots = int64_t(1) << 22;  // T*K limit (int32 rows, grid limits)
+constexpr int kChunk = 2048;                     // dispatch: slots per block
+constexpr int kMaxExperts = 2048;
+
+static std::atomic<int> g_experts_backend{LMOE_CUDA_EXPERTS_AUTO};
+
+static inline int64_t aup(int64_t v) { return (v + 255) / 256 * 256; }
+static inline int expert_width(const lmoe_config* c) {
+  return c->latent_size > 0 ? c->latent_size : c->hidden_size;
+}
+static inline int64_t nchunks(int64_t slots) { return (slots + kChunk - 1) / kChunk; }
+
+// Bump allocator over a caller workspace.
+struct Carver {
+  char* base;
+  int64_t size;
+  int64_t used = 0;
+  template <class T>
+  T* take(int64_t count) {
+    T* p = reinterpret_cast<T*>(base + used);
+    used += aup(count * int64_t(sizeof(T)));
+    return p;
+  }
+  bool ok() const { return used <= size; }
+};
+
+// ---------------------------------------------------------------- validation
+static lmoe_status validate_cfg(const lmoe_config* c) {
+  if (!c) return set_error(LMOE_ERR_INVALID_ARGUMENT, "cfg is NULL");
+  if (c->hidden_size <= 0) return set_error(LMOE_ERR_INVALID_ARGUMENT, "hidden_size %d <= 0", c->hidden_size);
+  if (c->latent_size < 0) return set_error(LMOE_ERR_INVALID_ARGUMENT, "latent_size %d < 0", c->latent_size);
+  if (c->num_experts < 1 || c->num_experts > kMaxExperts)
+    return set_error(LMOE_ERR_INVALID_ARGUMENT, "num_experts %d not in 1..%d", c->num_experts, kMaxExperts);
+  int kmax = c->num_experts < 32 ? c->num_experts : 32;
+  if (c->top_k < 1 || c->top_k > kmax)
+    return set_error(LMOE_ERR_INVALID_ARGUMENT, "top_k %d not in 1..%d", c->top_k, kmax);
+  if (c->expert_intermediate_size <= 0)
+    return set_error(LMOE_ERR_INVALID_ARGUMENT, "expert_intermediate_size %d <= 0", c->expert_intermediate_size);
+  if (c->shared_intermediate_size < 0)
+    return set_error(LMOE_ERR_INVALID_ARGUMENT, "shared_intermediate_size %d < 0", c->shared_intermediate_size);
+  if (c->activation != LMOE_ACT_RELU2 && c->activation != LMOE_ACT_SWIGLU)
+    return set_error(LMOE_ERR_INVALID_ARGUMENT, "activation %d unknown", c->activation);
+  if (c->scoring != LMOE_SCORING_SIGMOID && c->scoring != LMOE_SCORING_SOFTMAX)
+    return set_error(LMOE_ERR_INVALID_ARGUMENT, "scoring %d unknown", c->scoring);
+  if (c->norm_topk_prob != 0 && c->norm_topk_prob != 1)
+    return set_error(LMOE_ERR_INVALID_ARGUMENT, "norm_topk_prob %d not 0/1", c->norm_topk_prob);
+  if (!isfinite(c->routed_scaling_factor))
+    return set_error(LMOE_ERR_INVALID_ARGUMENT, "routed_scaling_factor not finite");
+  return LMOE_OK;
+}
+
+enum Need { NEED_ROUTER = 1, NEED_DISPATCH = 2, NEED_EXPERTS = 4, NEED_COMBINE = 8, NEED_ALL = 15 };
+
+static lmoe_status validate(const lmoe_config* c, const lmoe_cuda_weights* w, int need) {
+  LMOE_TRY(validate_cfg(c));
+  if (!w) return set_error(LMOE_ERR_INVALID_ARGUMENT, "weights is NULL");
+  if (w->weight_dtype != LMOE_DTYPE_BF16)
+    return set_error(w->weight_dtype == LMOE_DTYPE_F32 ? LMOE_ERR_UNSUPPORTED : LMOE_ERR_INVALID_ARGUMENT,
+                     "weight_dtype %d: the CUDA backend takes bf16 weights only", w->weight_dtype);
+  const bool latent = c->latent_size > 0, swiglu = c->activation == LMOE_ACT_SWIGLU;
+  const bool shared = c->shared_intermediate_size > 0;
+  if (need & NEED_ROUTER) {
+    if (w->gate_dtype != LMOE_DTYPE_BF16 && w->gate_dtype != LMOE_DTYPE_F32)
+      return set_error(LMOE_ERR_INVALID_ARGUMENT, "gate_dtype %d not BF16/F32", w->gate_dtype);
+    if (!w->gate) return set_error(LMOE_ERR_INVALID_ARGUMENT, "gate is NULL");
+  }
+  if ((need & NEED_DISPATCH) && latent && !w->latent_down)
+    return set_error(LMOE_ERR_INVALID_ARGUMENT, "latent_down is NULL with latent_size > 0");
+  if (need & NEED_EXPERTS) {
+    if (!w->expert_up || !w->expert_down)
+      return set_error(LMOE_ERR_INVALID_ARGUMENT, "expert_up/expert_down is NULL");
+    if (swiglu && !w->expert_gate)
+      return set_error(LMOE_ERR_INVALID_ARGUMENT, "expert_gate is NULL with SwiGLU");
+  }
+  if (need & NEED_COMBINE) {
+    if (latent && !w->latent_up)
+      return set_error(LMOE_ERR_INVALID_ARGUMENT, "latent_up is NULL with latent_size > 0");
+    if (shared && (!w->shared_up || !w->shared_down))
+      return set_error(LMOE_ERR_INVALID_ARGUMENT, "shared_up/shared_down is NULL with a shared expert");
+    if (shared && swiglu && !w->shared_gate)
+      return set_error(LMOE_ERR_INVALID_ARGUMENT, "shared_gate is NULL with SwiGLU");
+  }
+  return LMOE_OK;
+}
+
+static lmoe_status validate_tokens(const lmoe_config* c, int64_t T) {
+  if (T < 0) return set_error(LMOE_ERR_INVALID_ARGUMENT, "num_tokens %lld < 0", (long long)T);
+  if (T * c->top_k > kMaxSlots)
+    return set_error(LMOE_ERR_UNSUPPORTED, "num_tokens*top_k = %lld > %lld",
+                     (long long)(T * c->top_k), (long long)kMaxSlots);
+  return LMOE_OK;
+}
+
+static lmoe_status need_ptr(const void* p, const char* name) {
+  return p ? LMOE_OK : set_error(LMOE_ERR_INVALID_ARGUMENT, "%s is NULL", name);
+}
+
+static lmoe_status check_ws(const void* ws, int64_t have, int64_t need, const char* what) {
+  if (need < 0) return LMOE_ERR_INTERNAL;
+  if (have < need)
+    return set_error(LMOE_ERR_INVALID_ARGUMENT, "%s: workspace_bytes %lld < %lld", what,
+                     (long long)have, (long long)need);
+  if (need > 0 && !ws) return set_error(LMOE_ERR_INVALID_ARGUMENT, "%s: workspace is NULL", what);
+  if (reinterpret_cast<uintptr_t>(ws) % LMOE_CUDA_WORKSPACE_ALIGN)
+    return set_error(LMOE_ERR_INVALID_ARGUMENT, "%s: workspace not %d-byte aligned", what,
+                     LMOE_CUDA_WORKSPACE_ALIGN);
+  return LMOE_OK;
+}
+
+// ================================================================ router + top-K
+// One block per token. logits [T,N] f32 -> scores -> K rounds of a block-wide argmax
+// (biased score, ties to the lower id) -> weights.
+constexpr int kTopkThreads = 256;
+
+struct Cand {
+  float v;
+  int id;
+};
+__device__ __forceinline__ bool better(const Cand& a, const Cand& b) {
+  // b.id == INT_MAX means "none"; NaN never wins.
+  if (a.id == INT_MAX) return false;
+  if (b.id == INT_MAX) return true;
+  return a.v > b.v || (a.v == b.v && a.id < b.id);
+}
+__device__ __forceinline__ Cand warp_best(Cand c) {
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) {
+    Cand o;
+    o.v = __shfl_xor_sync(0xffffffffu, c.v, off);
+    o.id = __shfl_xor_sync(0xffffffffu, c.id, off);
+    if (better(o, c)) c = o;
+  }
+  return c;
+}
+
+__global__ void __launch_bounds__(kTopkThreads)
+topk_kernel(const float* __restrict__ logits, const float* __restrict__ bias, int N, int K,
+            int softmax, int norm, float scale, int32_t* __restrict__ ids, float* __restrict__ wts) {
+  __shared__ float s_score[kMaxExperts];
+  __shared__ float s_biased[kMaxExperts];
+  __shared__ Cand s_warp[kTopkThreads / 32];
+  __shared__ float s_red[kTopkThreads / 32];
+  __shared__ int s_sel[32];
+  const int t = blockIdx.x, tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  const float* l = logits + int64_t(t) * N;
+
+  if (!softmax) {
+    for (int e = tid; e < N; e += kTopkThreads) s_score[e] = 1.0f / (1.0f + expf(-l[e]));
+  } else {
+    float mx = -INFINITY;
+    for (int e = tid; e < N; e += kTopkThreads) mx = fmaxf(mx, l[e]);
+    for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+    if (lane == 0) s_red[warp] = mx;
+    __syncthreads();
+    mx = s_red[0];
+    for (int i = 1; i < kTopkThreads / 32; ++i) mx = fmaxf(mx, s_red[i]);
+    __syncthreads();
+    float sum = 0.f;
+    for (int e = tid; e < N; e += kTopkThreads) {
+      float ex = expf(l[e] - mx);
+      s_score[e] = ex;
+      sum += ex;
+    }
+    for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+    if (lane == 0) s_red[warp] = sum;
+    __syncthreads();
+    sum = 0.f;
+    for (int i = 0; i < kTopkThreads / 32; ++i) sum += s_red[i];
+    for (int e = tid; e < N; e += kTopkThreads) s_score[e] = s_score[e] / sum;
+  }
+  __syncthreads();
+  for (int e = tid; e < N; e += kTopkThreads) s_biased[e] = s_score[e] + (bias ? bias[e] : 0.f);
+  __syncthreads();
+
+  for (int k = 0; k < K; ++k) {
+    Cand best{0.f, INT_MAX};
+    for (int e = tid; e < N; e += kTopkThreads) {
+      bool taken = false;
+      for (int j = 0; j < k; ++j) taken |= (s_sel[j] == e);
+      if (taken) continue;
+      Cand c{s_biased[e], e};
+      if (!(c.v == c.v)) continue;  // NaN
+      if (better(c, best)) best = c;
+    }
+    best = warp_best(best);
+    if (lane == 0) s_warp[warp] = best;
+    __syncthreads();
+    if (tid == 0) {
+      Cand b = s_warp[0];
+      for (int i = 1; i < kTopkThreads / 32; ++i)
+        if (better(s_warp[i], b)) b = s_warp[i];
+      if (b.id == INT_MAX) {  // all remaining NaN: take the lowest unselected id
+        for (int e = 0; e < N; ++e) {
+          bool taken = false;
+          for (int j = 0; j < k; ++j) taken |= (s_sel[j] == e);
+          if (!taken) { b.id = e; break; }
+        }
+      }
+      s_sel[k] = b.id;
+    }
+    __syncthreads();
+  }
+  if (tid == 0) {
+    float sum = 0.f;
+    if (norm) {
+      for (int k = 0; k < K; ++k) sum += s_score[s_sel[k]];
+    }
+    for (int k = 0; k < K; ++k) {
+      float v = s_score[s_sel[k]];
+      if (norm) v = v / (sum + 1e-20f);
+      ids[int64_t(t) * K + k] = s_sel[k];
+      wts[int64_t(t) * K + k] = v * scale;
+    }
+  }
+}
+
+static int64_t router_ws(const lmoe_config* c, int64_t T) { return aup(T * c->num_experts * 4); }
+
+static lmoe_status router_impl(const lmoe_config* c, const lmoe_cuda_weights* w, const bf16* x,
+                               int64_t T, int32_t* ids, float* wts, void* ws, cudaStream_t s) {
+  if (T == 0) return LMOE_OK;
+  const int N = c->num_experts, d = c->hidden_size;
+  float* logits = static_cast<float*>(ws);
+  EpiStore<float, ACT_NONE> epi{logits, N};
+  if (w->gate_dtype == LMOE_DTYPE_F32)
+    LMOE_TRY(gemm_nt(x, d, static_cast<const float*>(w->gate), d, int(T), N, d, epi, s));
+  else
+    LMOE_TRY(gemm_nt(x, d, static_cast<const bf16*>(w->gate), d, int(T), N, d, epi, s));
+  topk_kernel<<<unsigned(T), kTopkThreads, 0, s>>>(
+      logits, w->gate_bias, N, c->top_k, c->scoring == LMOE_SCORING_SOFTMAX, c->norm_topk_prob,
+      c->routed_scaling_factor, ids, wts);
+  LMOE_CU_LAUNCH("topk");
+  return LMOE_OK;
+}
+
+// ================================================================ dispatch
+// Stable counting sort of the T*K slots by expert id, deterministic (no order-dependent
+// atomics: only shared-memory histogram increments, whose totals do not depend on order).
+//   count:  per chunk of kChunk slots, counts[chunk][e]
+//   scan:   offsets[e] (exclusive scan over e of the totals), base[chunk][e] = offsets[e] +
+//           sum of counts[c'][e] over earlier chunks c'
+//   place:  within a chunk, slots in order; rank among equal ids by warp match + serial warps.
+__device__ __forceinline__ int clamp_id(int e, int N) { return (e >= 0 && e < N) ? e : 0; }
+
+__global__ void __launch_bounds__(256)
+dispatch_count_kernel(const int32_t* __restrict__ ids, int64_t slots, int N, int32_t* counts) {
+  __shared__ int hist[kMaxExperts];
+  for (int e = threadIdx.x; e < N; e += blockDim.x) hist[e] = 0;
+  __syncthreads();
+  int64_t s0 = int64_t(blockIdx.x) * kChunk;
+  int64_t s1 = s0 + kChunk < slots ? s0 + kChunk : slots;
+  for (int64_t i = s0 + threadIdx.x; i < s1; i += blockDim.x) atomicAdd(&hist[clamp_id(ids[i], N)], 1);
+  __syncthreads();
+  for (int e = threadIdx.x; e < N; e += blockDim.x) counts[int64_t(blockIdx.x) * N + e] = hist[e];
+}
+
+constexpr int kScanThreads = 1024;
+// One block. Each thread owns experts [2*tid, 2*tid+2).
+__global__ void __launch_bounds__(kScanThreads)
+dispatch_scan_kernel(const int32_t* __restrict__ counts, int nch, int N, int32_t* __restrict__ offsets,
+                     int32_t* __restrict__ base) {
+  __shared__ int warp_sums[kScanThreads / 32];
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  int tot[2] = {0, 0};
+  for (int q = 0; q < 2; ++q) {
+    int e = 2 * tid + q;
+    if (e < N)
+      for (int b = 0; b < nch; ++b) tot[q] += counts[int64_t(b) * N + e];
+  }
+  int mine = tot[0] + tot[1];
+  int incl = mine;
+  for (int off = 1; off < 32; off <<= 1) {
+    int v = __shfl_up_sync(0xffffffffu, incl, off);
+    if (lane >= off) incl += v;
+  }
+  if (lane == 31) warp_sums[warp] = incl;
+  __syncthreads();
+  if (warp == 0) {
+    int v = warp_sums[lane];
+    int iv = v;
+    for (int off = 1; off < 32; off <<= 1) {
+      int u = __shfl_up_sync(0xffffffffu, iv, off);
+      if (lane >= off) iv += u;
+    }
+    warp_sums[lane] = iv - v;  // exclusive
+  }
+  __syncthreads();
+  int excl = warp_sums[warp] + incl - mine;
+  for (int q = 0; q < 2; ++q) {
+    int e = 2 * tid + q;
+    if (e < N) {
+      offsets[e] = excl;
+      int run = excl;
+      for (int b = 0; b < nch; ++b) {
+        base[int64_t(b) * N + e] = run;
+        run += counts[int64_t(b) * N + e];
+      }
+      excl += tot[q];
+      if (e == N - 1) offsets[N] = excl;
+    }
+  }
+}
+
+__global__ void __launch_bounds__(256)
+dispatch_place_kernel(const int32_t* __restrict__ ids, int64_t slots, int N,
+                      const int32_t* __restrict__ base, int32_t* __restrict__ sorted_row_of_slot) {
+  __shared__ int cursor[kMaxExperts];
+  for (int e = threadIdx.x; e < N; e += blockDim.x) cursor[e] = base[int64_t(blockIdx.x) * N + e];
+  __syncthreads();
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
+  const unsigned lt_mask = (1u << lane) - 1u;
+  int64_t c0 = int64_t(blockIdx.x) * kChunk;
+  int64_t c1 = c0 + kChunk < slots ? c0 + kChunk : slots;
+  for (int64_t s0 = c0; s0 < c1; s0 += blockDim.x) {
+    int64_t slot = s0 + threadIdx.x;
+    bool valid = slot < c1;
+    int e = valid ? clamp_id(ids[slot], N) : -1;
+    unsigned peers = __match_any_sync(0xffffffffu, e);
+    int rank = __popc(peers & lt_mask);
+    bool leader = (peers & lt_mask) == 0;
+    for (int w = 0; w < nwarps; ++w) {
+      if (warp == w && valid) {
+        int row = cursor[e] + rank;
+        sorted_row_of_slot[slot] = row;
+      }
+      __syncwarp();
+      if (warp == w && valid && leader) cursor[e] += __popc(peers);
+      __syncthreads();
+    }
+  }
+}
+
+// Standard MoE: latent_sorted[row(slot)] = x[slot / K].
+__global__ void gather_rows_kernel(const bf16* __restrict__ x, int64_t slots, int K, int d,
+                                   const int32_t* __restrict__ sorted_row_of_slot, bf16* __restrict__ out) {
+  int64_t slot = blockIdx.x;
+  if (slot >= slots) return;
+  const bf16* src = x + (slot / K) * int64_t(d);
+  bf16* dst = out + int64_t(sorted_row_of_slot[slot]) * d;
+  for (int c = threadIdx.x; c < d; c += blockDim.x) dst[c] = src[c];
+}
+
+static int64_t dispatch_ws(const lmoe_config* c, int64_t T) {
+  int64_t nch = nchunks(T * c->top_k);
+  return 2 * aup(nch * c->num_experts * 4);
+}
+
+static lmoe_status dispatch_impl(const lmoe_config* c, const lmoe_cuda_weights* w, const bf16* x,
+                                 int64_t T, const int32_t* ids, int32_t* offsets,
+                                 int32_t* sorted_row_of_slot, bf16* latent_sorted, void* ws,
+                                 cudaStream_t s) {
+  const int N = c->num_experts, K = c->top_k, d = c->hidden_size, W = expert_width(c);
+  const int64_t slots = T * K;
+  if (slots == 0) {
+    LMOE_CU(cudaMemsetAsync(offsets, 0, sizeof(int32_t) * (N + 1), s));
+    return LMOE_OK;
+  }
+  const int64_t nch = nchunks(slots);
+  Carver cv{static_cast<char*>(ws), dispatch_ws(c, T)};
+  int32_t* counts = cv.take<int32_t>(nch * N);
+  int32_t* base = cv.take<int32_t>(nch * N);
+  dispatch_count_kernel<<<unsigned(nch), 256, 0, s>>>(ids, slots, N, counts);
+  LMOE_CU_LAUNCH("dispatch_count");
+  dispatch_scan_kernel<<<1, kScanThreads, 0, s>>>(counts, int(nch), N, offsets, base);
+  LMOE_CU_LAUNCH("dispatch_scan");
+  dispatch_place_kernel<<<unsigned(nch), 256, 0, s>>>(ids, slots, N, base, sorted_row_of_slot);
+  LMOE_CU_LAUNCH("dispatch_place");
+  if (c->latent_size > 0) {
+    // z = x W_down^T once per token, each row written to its K sorted rows.
+    EpiScatter epi{latent_sorted, W, sorted_row_of_slot, K};
+    LMOE_TRY(gemm_nt(x, d, static_cast<const bf16*>(w->latent_down), d, int(T), W, d, epi, s));
+  } else {
+    gather_rows_kernel<<<unsigned(slots), 256, 0, s>>>(x, slots, K, d, sorted_row_of_slot, latent_sorted);
+    LMOE_CU_LAUNCH("gather_rows");
+  }
+  return LMOE_OK;
+}
+
+// ================================================================ experts
+// SIMT fallback: row tiles of kBM rows never straddle experts. tile_off[e] = sum over e' < e of
+// ceil(rows(e') / kBM); block y = global tile index.
+__global__ void __launch_bounds__(kScanThreads)
+tile_offsets_kernel(const int32_t* __restrict__ offsets, int N, int32_t* __restrict__ tile_off) {
+  __shared__ int warp_sums[kScanThreads / 32];
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  int t[2] = {0, 0};
+  for (int q = 0; q < 2; ++q) {
+    int e = 2 * tid + q;
+    if (e < N) t[q] = (offsets[e + 1] - offsets[e] + kBM - 1) / kBM;
+  }
+  int mine = t[0] + t[1], incl = mine;
+  for (int off = 1; off < 32; off <<= 1) {
+    int v = __shfl_up_sync(0xffffffffu, incl, off);
+    if (lane >= off) incl += v;
+  }
+  if (lane == 31) warp_sums[warp] = incl;
+  __syncthreads();
+  if (warp == 0) {
+    int v = warp_sums[lane], iv = v;
+    for (int off = 1; off < 32; off <<= 1) {
+      int u = __shfl_up_sync(0xffffffffu, iv, off);
+      if (lane >= off) iv += u;
+    }
+    warp_sums[lane] = iv - v;
+  }
+  __syncthreads();
+  int excl = warp_sums[warp] + incl - mine;
+  for (int q = 0; q < 2; ++q) {
+    int e = 2 * tid + q;
+    if (e < N) {
+      tile_off[e] = excl;
+      excl += t[q];
+      if (e == N - 1) tile_off[N] = excl;
+    }
+  }
+}
+
+template <class Epi>
+__global__ void __launch_bounds__(kThreads)
+grouped_simt_kernel(const int32_t* __restrict__ offsets, const int32_t* __restrict__ tile_off, int N,
+                    const bf16* __restrict__ A, const bf16* __restrict__ B, int n, int k, Epi epi) {
+  const int ti = blockIdx.x;
+  if (ti >= tile_off[N]) return;
+  int lo = 0, hi = N - 1;  // largest e with tile_off[e] <= ti
+  while (lo < hi) {
+    int mid = (lo + hi + 1) / 2;
+    if (tile_off[mid] <= ti) lo = mid; else hi = mid - 1;
+  }
+  const int e = lo;
+  const int m0 = offsets[e] + (ti - tile_off[e]) * kBM;
+  gemm_tile(A, k, B + int64_t(e) * n * k, k, m0, offsets[e + 1], int(blockIdx.y) * kBN, n, k, epi);
+}
+
+template <class Epi>
+static lmoe_status grouped_simt(const int32_t* offsets, const int32_t* tile_off, int N, int64_t rows,
+                                const bf16* A, const bf16* B, int n, int k, const Epi& epi,
+                                cudaStream_t s) {
+  dim3 grid(unsigned((rows + kBM - 1) / kBM + N), unsigned((n + kBN - 1) / kBN));
+  grouped_simt_kernel<Epi><<<grid, kThreads, 0, s>>>(offsets, tile_off, N, A, B, n, k, epi);
+  LMOE_CU_LAUNCH("grouped_simt");
+  return LMOE_OK;
+}
+
+// h = silu(g) * u, in place into g. count elements.
+template <class T>
+__global__ void swiglu_kernel(T* __restrict__ g, const T* __restrict__ u, int64_t count) {
+  int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride)
+    g[i] = from_f<T>(silu(to_f(g[i])) * to_f(u[i]));
+}
+template <class T>
+static lmoe_status swiglu(T* g, const T* u, int64_t count, cudaStream_t s) {
+  if (count == 0) return LMOE_OK;
+  int64_t b = (count + 255) / 256;
+  swiglu_kernel<T><<<unsigned(b < 65536 ? b : 65536), 256, 0, s>>>(g, u, count);
+  LMOE_CU_LAUNCH("swiglu");
+  return LMOE_OK;
+}
+
+static int sm_count_or_default() {
+  int sm = 0, dev = 0;
+  if (current_sm_count(&sm, &dev) != LMOE_OK || sm <= 0) {
+    clear_error();
+    (void)cudaGetLastError();
+    return 256;  // upper bound for sizing
+  }
+  return sm;
+}
+
+static int64_t experts_ws(const lmoe_config* c, int64_t T) {
+  const int64_t rows = T * c->top_k;
+  const int64_t m = c->expert_intermediate_size;
+  const bool swiglu = c->activation == LMOE_ACT_SWIGLU;
+  int64_t b = aup(rows * m * 2) * (swiglu ? 2 : 1);
+  b += aup(int64_t(c->num_experts + 1) * 4);  // SIMT tile offsets
+  const int sm = sm_count_or_default();
+  size_t g1 = grouped_gemm_relu2_workspace_bytes(c->num_experts, sm);
+  size_t g2 = grouped_gemm_identity_workspace_bytes(c->num_experts, sm);
+  b += aup(int64_t(g1 > g2 ? g1 : g2));
+  return b;
+}
+
+static bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+// Can the CUTLASS sm90 kernels run here with these shapes/pointers?
+static bool use_cutlass(const lmoe_config* c, const lmoe_cuda_weights* w, const void* a,
+                        const void* o, const void* h) {
+  if (g_experts_backend.load() == LMOE_CUDA_EXPERTS_SIMT) return false;
+  const int W = expert_width(c), m = c->expert_intermediate_size;
+  if (W % 8 || m % 8) return false;
+  if (!aligned16(a) || !aligned16(o) || !aligned16(h) || !aligned16(w->expert_up) ||
+      !aligned16(w->expert_down) || (w->expert_gate && !aligned16(w->expert_gate)))
+    return false;
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) { (void)cudaGetLastError(); return false; }
+  static std::mutex mu;
+  static int8_t ok_cache[64];  // 0 unknown, 1 yes, -1 no
+  if (dev < 0 || dev >= 64) return false;
+  std::lock_guard<std::mutex> lock(mu);
+  if (ok_cache[dev] == 0) {
+    int major = 0, minor = 0;
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
+    (void)cudaGetLastError();
+    ok_cache[dev] = (major == 9 && minor == 0) ? 1 : -1;
+  }
+  return ok_cache[dev] == 1;
+}
+
+static lmoe_status experts_impl(const lmoe_config* c, const lmoe_cuda_weights* w, int64_t T,
+                                const int32_t* offsets, const bf16* latent_sorted, bf16* out,
+                                void* ws, int64_t ws_bytes, cudaStream_t s) {
+  const int64_t rows = T * c->top_k;
+  if (rows == 0) return LMOE_OK;
+  const int N = c->num_experts, W = expert_width(c), m = c->expert_intermediate_size;
+  const bool swiglu_act = c->activation == LMOE_ACT_SWIGLU;
+  Carver cv{static_cast<char*>(ws), ws_bytes};
+  bf16* h = cv.take<bf16>(rows * m);
+  bf16* u = swiglu_act ? cv.take<bf16>(rows * m) : nullptr;
+  int32_t* tile_off = cv.take<int32_t>(N + 1);
+  void* gws = cv.base + cv.used;
+  const int64_t gws_bytes = ws_bytes - cv.used;
+  const bf16* up = static_cast<const bf16*>(w->expert_up);
+  const bf16* gate = static_cast<const bf16*>(w->expert_gate);
+  const bf16* down = static_cast<const bf16*>(w->expert_down);
+
+  if (use_cutlass(c, w, latent_sorted, out, h)) {
+    int sm = 0, dev = 0;
+    LMOE_TRY(current_sm_count(&sm, &dev));
+    GroupedGemmArgs a{};
+    a.num_groups = N;
+    a.offsets = offsets;
+    a.sm_count = sm;
+    a.device = dev;
+    a.workspace = gws;
+    a.workspace_bytes = size_t(gws_bytes);
+    a.stream = s;
+    // FC1
+    a.A = latent_sorted;
+    a.n = m;
+    a.k = W;
+    if (!swiglu_act) {
+      a.B = up;
+      a.D = h;
+      LMOE_TRY(grouped_gemm_relu2(a));
+    } else {
+      a.B = gate;
+      a.D = h;
+      LMOE_TRY(grouped_gemm_identity(a));
+      a.B = up;
+      a.D = u;
+      LMOE_TRY(grouped_gemm_identity(a));
+      LMOE_TRY(swiglu(h, u, rows * m, s));
+    }
+    // FC2
+    a.A = h;
+    a.B = down;
+    a.D = out;
+    a.n = W;
+    a.k = m;
+    LMOE_TRY(grouped_gemm_identity(a));
+    return LMOE_OK;
+  }
+
+  tile_offsets_kernel<<<1, kScanThreads, 0, s>>>(offsets, N, tile_off);
+  LMOE_CU_LAUNCH("tile_offsets");
+  if (!swiglu_act) {
+    LMOE_TRY(grouped_simt(offsets, tile_off, N, rows, latent_sorted, up, m, W,
+                          EpiStore<bf16, ACT_RELU2>{h, m}, s));
+  } else {
+    LMOE_TRY(grouped_simt(offsets, tile_off, N, rows, latent_sorted, gate, m, W,
+                          EpiStore<bf16, ACT_NONE>{h, m}, s));
+    LMOE_TRY(grouped_simt(offsets, tile_off, N, rows, latent_sorted, up, m, W,
+                          EpiStore<bf16, ACT_NONE>{u, m}, s));
+    LMOE_TRY(swiglu(h, u, rows * m, s));
+  }
+  LMOE_TRY(grouped_simt(offsets, tile_off, N, rows, h, down, W, m, EpiStore<bf16, ACT_NONE>{out, W}, s));
+  return LMOE_OK;
+}
+
+// ================================================================ combine
+// acc[t, c] = sum_k wts[t,k] * y[row(t,k), c], k in order 0..K-1, f32.
+template <class OutT>
+__global__ void weighted_sum_kernel(const bf16* __restrict__ y, const float* __restrict__ wts,
+                                    const int32_t* __restrict__ sorted_row_of_slot, int K, int W,
+                                    OutT* __restrict__ acc) {
+  const int64_t t = blockIdx.x;
+  for (int c = blockIdx.y * blockDim.x + threadIdx.x; c < W; c += gridDim.y * blockDim.x) {
+    float a = 0.f;
+    for (int k = 0; k < K; ++k) {
+      int64_t r = sorted_row_of_slot[t * K + k];
+      a = fmaf(wts[t * K + k], __bfloat162float(y[r * W + c]), a);
+    }
+    acc[t * W + c] = from_f<OutT>(a);
+  }
+}
+
+static int64_t combine_ws(const lmoe_config* c, int64_t T) {
+  const int64_t W = expert_width(c), d = c->hidden_size, ms = c->shared_intermediate_size;
+  const bool latent = c->latent_size > 0, shared = ms > 0;
+  const bool swiglu_act = c->activation == LMOE_ACT_SWIGLU;
+  int64_t b = aup(T * W * 4);                    // acc
+  if (latent && shared) b += aup(T * d * 4);     // routed
+  if (shared) b += aup(T * ms * 4) * (swiglu_act ? 2 : 1);
+  return b;
+}
+
+static lmoe_status combine_impl(const lmoe_config* c, const lmoe_cuda_weights* w, const bf16* x,
+                                int64_t T, const float* wts, const int32_t* sorted_row_of_slot,
+                                const bf16* y, void* ws, bf16* out, cudaStream_t s) {
+  if (T == 0) return LMOE_OK;
+  const int K = c->top_k, W = expert_width(c), d = c->hidden_size;
+  const int ms = c->shared_intermediate_size;
+  const bool latent = c->latent_size > 0, shared = ms > 0;
+  const bool swiglu_act = c->activation == LMOE_ACT_SWIGLU;
+  Carver cv{static_cast<char*>(ws), combine_ws(c, T)};
+  float* acc = cv.take<float>(T * W);
+  float* routed = (latent && shared) ? cv.take<float>(T * d) : nullptr;
+  float* sh = shared ? cv.take<float>(T * ms) : nullptr;
+  float* shu = (shared && swiglu_act) ? cv.take<float>(T * ms) : nullptr;
+
+  const int threads = 256;
+  const int ytiles = (W + threads - 1) / threads;
+  dim3 grid(unsigned(T), unsigned(ytiles < 16 ? ytiles : 16));
+  if (!latent && !shared) {
+    weighted_sum_kernel<bf16><<<grid, threads, 0, s>>>(y, wts, sorted_row_of_slot, K, W, out);
+    LMOE_CU_LAUNCH("weighted_sum");
+    return LMOE_OK;
+  }
+  weighted_sum_kernel<float><<<grid, threads, 0, s>>>(y, wts, sorted_row_of_slot, K, W, acc);
+  LMOE_CU_LAUNCH("weighted_sum");
+  const bf16* Wup = static_cast<const bf16*>(w->latent_up);
+  if (!shared) {  // latent, no shared: out = acc W_up^T
+    return gemm_nt(acc, W, Wup, W, int(T), d, W, EpiStore<bf16, ACT_NONE>{out, d}, s);
+  }
+  if (latent) {
+    LMOE_TRY(gemm_nt(acc, W, Wup, W, int(T), d, W, EpiStore<float, ACT_NONE>{routed, d}, s));
+  } else {
+    routed = acc;  // [T, d]
+  }
+  // shared expert
+  const bf16* su = static_cast<const bf16*>(w->shared_up);
+  if (!swiglu_act) {
+    LMOE_TRY(gemm_nt(x, d, su, d, int(T), ms, d, EpiStore<float, ACT_RELU2>{sh, ms}, s));
+  } else {
+    LMOE_TRY(gemm_nt(x, d, static_cast<const bf16*>(w->shared_gate), d, int(T), ms, d,
+                     EpiStore<float, ACT_NONE>{sh, ms}, s));
+    LMOE_TRY(gemm_nt(x, d, su, d, int(T), ms, d, EpiStore<float, ACT_NONE>{shu, ms}, s));
+    LMOE_TRY(swiglu(sh, shu, T * ms, s));
+  }
+  return gemm_nt(sh, ms, static_cast<const bf16*>(w->shared_down), ms, int(T), d, ms,
+                 EpiAdd<bf16>{out, d, routed, d}, s);
+}
+
+// ================================================================ forward
+struct FwdLayout {
+  int64_t offsets, sorted_row, latent_sorted, expert_out, stage, total;
+};
+static FwdLayout fwd_layout(const lmoe_config* c, int64_t T) {
+  const int64_t rows = T * c->top_k, W = expert_width(c);
+  FwdLayout L;
+  int64_t o = 0;
+  L.offsets = o; o += aup(int64_t(c->num_experts + 1) * 4);
+  L.sorted_row = o; o += aup(rows * 4);
+  L.latent_sorted = o; o += aup(rows * W * 2);
+  L.expert_out = o; o += aup(rows * W * 2);
+  L.stage = o;
+  int64_t st = router_ws(c, T);
+  int64_t v = dispatch_ws(c, T); if (v > st) st = v;
+  v = experts_ws(c, T); if (v > st) st = v;
+  v = combine_ws(c, T); if (v > st) st = v;
+  o += aup(st);
+  L.total = o;
+  return L;
+}
+
+}  // namespace lmoe_cuda
+
+// ================================================================ C ABI
+using namespace lmoe_cuda;
+
+#define API_BEGIN clear_error()
+#define STREAM(s) static_cast<cudaStream_t>(s)
+
+LMOE_CUDA_API lmoe_status lmoe_cuda_validate(const lmoe_config* cfg, const lmoe_cuda_weights* w) {
+  API_BEGIN;
+  return validate(cfg, w, NEED_ALL);
+}
+
+LMOE_CUDA_API lmoe_status lmoe_cuda_set_experts_backend(int32_t backend) {
+  API_BEGIN;
+  if (backend != LMOE_CUDA_EXPERTS_AUTO && backend != LMOE_CUDA_EXPERTS_SIMT)
+    return set_error(LMOE_ERR_INVALID_ARGUMENT, "experts backend %d unknown", backend);
+  g_experts_backend.store(backend);
+  return LMOE_OK;
+}
+LMOE_CUDA_API int32_t lmoe_cuda_experts_backend(void) { return g_experts_backend.load(); }
+
+#define WS_QUERY(fn)                                             \
+  API_BEGIN;                                                     \
+  if (validate_cfg(cfg) != LMOE_OK || num_tokens < 0) return -1; \
+  if (validate_tokens(cfg, num_tokens) != LMOE_OK) return -1;    \
+  return fn(cfg, num_tokens)
+
+LMOE_CUDA_API int64_t lmoe_cuda_router_workspace_bytes(const lmoe_config* cfg, int64_t num_tokens) {
+  WS_QUERY(router_ws);
+}
+LMOE_CUDA_API int64_t lmoe_cuda_dispatch_workspace_bytes(const lmoe_config* cfg, int64_t num_tokens) {
+  WS_QUERY(dispatch_ws);
+}
+LMOE_CUDA_API int64_t lmoe_cuda_experts_workspace_bytes(const lmoe_config* cfg, int64_t num_tokens) {
+  WS_QUERY(experts_ws);
+}
+LMOE_CUDA_API int64_t lmoe_cuda_combine_workspace_bytes(const lmoe_config* cfg, int64_t num_tokens) {
+  WS_QUERY(combine_ws);
+}
+static int64_t fwd_total(const lmoe_config* c, int64_t T) { return fwd_layout(c, T).total; }
+LMOE_CUDA_API int64_t lmoe_cuda_forward_workspace_bytes(const lmoe_config* cfg, int64_t num_tokens) {
+  WS_QUERY(fwd_total);
+}
+
+LMOE_CUDA_API lmoe_status lmoe_cuda_router_topk(const lmoe_config* cfg, const lmoe_cuda_weights* w,
+                                                const void* x, int64_t T, int32_t* topk_ids,
+                                                float* topk_weights, void* ws, int64_t ws_bytes,
+                                                void* stream) {
+  API_BEGIN;
+  LMOE_TRY(validate(cfg, w, NEED_ROUTER));
+  LMOE_TRY(validate_tokens(cfg, T));
+  if (T == 0) return LMOE_OK;
+  LMOE_TRY(need_ptr(x, "x"));
+  LMOE_TRY(need_ptr(topk_ids, "topk_ids"));
+  LMOE_TRY(need_ptr(topk_weights, "topk_weights"));
+  LMOE_TRY(check_ws(ws, ws_bytes, router_ws(cfg, T), "router_topk"));
+  return router_impl(cfg, w, static_cast<const bf16*>(x), T, topk_ids, topk_weights, ws, STREAM(stream));
+}
+
+LMOE_CUDA_API lmoe_status lmoe_cuda_dispatch(const lmoe_config* cfg, const lmoe_cuda_weights* w,
+                                             const void* x, int64_t T, const int32_t* topk_ids,
+                                             int32_t* expert_offsets, int32_t* sorted_row_of_slot,
+                                             void* latent_sorted, void* ws, int64_t ws_bytes,
+                                             void* stream) {
+  API_BEGIN;
+  LMOE_TRY(validate(cfg, w, NEED_DISPATCH));
+  LMOE_TRY(validate_tokens(cfg, T));
+  LMOE_TRY(need_ptr(expert_offsets, "expert_offsets"));
+  if (T > 0) {
+    LMOE_TRY(need_ptr(x, "x"));
+    LMOE_TRY(need_ptr(topk_ids, "topk_ids"));
+    LMOE_TRY(need_ptr(sorted_row_of_slot, "sorted_row_of_slot"));
+    LMOE_TRY(need_ptr(latent_sorted, "latent_sorted"));
+  }
+  LMOE_TRY(check_ws(ws, ws_bytes, dispatch_ws(cfg, T), "dispatch"));
+  return dispatch_impl(cfg, w, static_cast<const bf16*>(x), T, topk_ids, expert_offsets,
+                       sorted_row_of_slot, static_cast<bf16*>(latent_sorted), ws, STREAM(stream));
+}
+
+LMOE_CUDA_API lmoe_status lmoe_cuda_experts(const lmoe_config* cfg, const lmoe_cuda_weights* w,
+                                            int64_t T, const int32_t* expert_offsets,
+                                            const void* latent_sorted, void* expert_out_sorted,
+                                            void* ws, int64_t ws_bytes, void* stream) {
+  API_BEGIN;
+  LMOE_TRY(validate(cfg, w, NEED_EXPERTS));
+  LMOE_TRY(validate_tokens(cfg, T));
+  if (T == 0) return LMOE_OK;
+  LMOE_TRY(need_ptr(expert_offsets, "expert_offsets"));
+  LMOE_TRY(need_ptr(latent_sorted, "latent_sorted"));
+  LMOE_TRY(need_ptr(expert_out_sorted, "expert_out_sorted"));
+  LMOE_TRY(check_ws(ws, ws_bytes, experts_ws(cfg, T), "experts"));
+  return experts_impl(cfg, w, T, expert_offsets, static_cast<const bf16*>(latent_sorted),
+                      static_cast<bf16*>(expert_out_sorted), ws, ws_bytes, STREAM(stream));
+}
+
+LMOE_CUDA_API lmoe_status lmoe_cuda_combine(const lmoe_config* cfg, const lmoe_cuda_weights* w,
+                                            const void* x, int64_t T, const float* topk_weights,
+                                            const int32_t* sorted_row_of_slot,
+                                            const void* expert_out_sorted, void* ws,
+                                            int64_t ws_bytes, void* out, void* stream) {
+  API_BEGIN;
+  LMOE_TRY(validate(cfg, w, NEED_COMBINE));
+  LMOE_TRY(validate_tokens(cfg, T));
+  if (T == 0) return LMOE_OK;
+  LMOE_TRY(need_ptr(x, "x"));
+  LMOE_TRY(need_ptr(topk_weights, "topk_weights"));
+  LMOE_TRY(need_ptr(sorted_row_of_slot, "sorted_row_of_slot"));
+  LMOE_TRY(need_ptr(expert_out_sorted, "expert_out_sorted"));
+  LMOE_TRY(need_ptr(out, "out"));
+  LMOE_TRY(check_ws(ws, ws_bytes, combine_ws(cfg, T), "combine"));
+  return combine_impl(cfg, w, static_cast<const bf16*>(x), T, topk_weights, sorted_row_of_slot,
+                      static_cast<const bf16*>(expert_out_sorted), ws, static_cast<bf16*>(out),
+                      STREAM(stream));
+}
+
+LMOE_CUDA_API lmoe_status lmoe_cuda_forward(const lmoe_config* cfg, const lmoe_cuda_weights* w,
+                                            const void* x, int64_t T, int32_t* topk_ids,
+                                            float* topk_weights, void* ws, int64_t ws_bytes,
+                                            void* out, void* stream) {
+  API_BEGIN;
+  LMOE_TRY(validate(cfg, w, NEED_ALL));
+  LMOE_TRY(validate_tokens(cfg, T));
+  if (T == 0) return LMOE_OK;
+  LMOE_TRY(need_ptr(x, "x"));
+  LMOE_TRY(need_ptr(topk_ids, "topk_ids"));
+  LMOE_TRY(need_ptr(topk_weights, "topk_weights"));
+  LMOE_TRY(need_ptr(out, "out"));
+  const FwdLayout L = fwd_layout(cfg, T);
+  LMOE_TRY(check_ws(ws, ws_bytes, L.total, "forward"));
+  cudaStream_t s = STREAM(stream);
+  char* b = static_cast<char*>(ws);
+  int32_t* offsets = reinterpret_cast<int32_t*>(b + L.offsets);
+  int32_t* sorted_row = reinterpret_cast<int32_t*>(b + L.sorted_row);
+  bf16* latent_sorted = reinterpret_cast<bf16*>(b + L.latent_sorted);
+  bf16* expert_out = reinterpret_cast<bf16*>(b + L.expert_out);
+  void* stage = b + L.stage;
+  const int64_t stage_bytes = ws_bytes - L.stage;
+  const bf16* xb = static_cast<const bf16*>(x);
+  LMOE_TRY(router_impl(cfg, w, xb, T, topk_ids, topk_weights, stage, s));
+  LMOE_TRY(dispatch_impl(cfg, w, xb, T, topk_ids, offsets, sorted_row, latent_sorted, stage, s));
+  LMOE_TRY(experts_impl(cfg, w, T, offsets, latent_sorted, expert_out, stage, stage_bytes, s));
+  LMOE_TRY(combine_impl(cfg, w, xb, T, topk_weights, sorted_row, expert_out, stage,
+                        static_cast<bf16*>(out), s));
+  return LMOE_OK;
+}

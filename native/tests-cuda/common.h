@@ -1,0 +1,146 @@
+// common.h - helpers shared by the CUDA test and bench (host C++ only; uses the C ABI).
+#pragma once
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "latentmoe.h"
+#include "latentmoe_cuda.h"
+
+namespace lt {
+
+inline uint16_t f2bf(float f) {  // round to nearest even
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return uint16_t(u >> 16);
+}
+inline float bf2f(uint16_t b) {
+  uint32_t u = uint32_t(b) << 16;
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+inline uint64_t mix64(uint64_t z) {
+  z += 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+// uniform in [lo,hi), never exactly 0 after bf16 rounding (nudged away).
+inline void fill_bf16(std::vector<uint16_t>& v, uint64_t seed, float lo, float hi) {
+  const size_t n = v.size();
+  unsigned nt = std::max(1u, std::min(16u, std::thread::hardware_concurrency()));
+  std::vector<std::thread> th;
+  for (unsigned t = 0; t < nt; ++t)
+    th.emplace_back([&, t] {
+      size_t a = n * t / nt, b = n * (t + 1) / nt;
+      for (size_t i = a; i < b; ++i) {
+        uint64_t h = mix64(seed ^ mix64(i));
+        float u = float(h >> 40) * (1.0f / 16777216.0f);
+        float x = lo + (hi - lo) * u;
+        uint16_t r = f2bf(x);
+        if ((r & 0x7fff) == 0) r = f2bf(x >= 0 ? 1e-3f : -1e-3f);
+        v[i] = r;
+      }
+    });
+  for (auto& x : th) x.join();
+}
+inline void fill_f32(std::vector<float>& v, uint64_t seed, float lo, float hi) {
+  for (size_t i = 0; i < v.size(); ++i) {
+    uint64_t h = mix64(seed ^ mix64(i));
+    float x = lo + (hi - lo) * (float(h >> 40) * (1.0f / 16777216.0f));
+    v[i] = x == 0.f ? 1e-3f : x;
+  }
+}
+
+inline double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+#define CK(call)                                                                     \
+  do {                                                                               \
+    lmoe_status st_ = (call);                                                        \
+    if (st_ != LMOE_OK) {                                                            \
+      fprintf(stderr, "%s:%d: %s -> %d: %s\n", __FILE__, __LINE__, #call, int(st_),  \
+              lmoe_cuda_last_error());                                               \
+      exit(1);                                                                       \
+    }                                                                                \
+  } while (0)
+#define CKCPU(call)                                                                  \
+  do {                                                                               \
+    lmoe_status st_ = (call);                                                        \
+    if (st_ != LMOE_OK) {                                                            \
+      fprintf(stderr, "%s:%d: %s -> %d: %s\n", __FILE__, __LINE__, #call, int(st_),  \
+              lmoe_last_error());                                                    \
+      exit(1);                                                                       \
+    }                                                                                \
+  } while (0)
+
+// A device buffer (stream-ordered alloc on `stream`, freed at scope exit).
+struct DBuf {
+  void* p = nullptr;
+  int64_t bytes = 0;
+  void* stream = nullptr;
+  DBuf() = default;
+  DBuf(int64_t n, void* s) : bytes(n), stream(s) {
+    CK(lmoe_cuda_malloc_async(&p, n < 256 ? 256 : n, s));
+  }
+  DBuf(const DBuf&) = delete;
+  DBuf& operator=(const DBuf&) = delete;
+  DBuf(DBuf&& o) noexcept { *this = std::move(o); }
+  DBuf& operator=(DBuf&& o) noexcept {
+    std::swap(p, o.p); std::swap(bytes, o.bytes); std::swap(stream, o.stream);
+    return *this;
+  }
+  ~DBuf() { if (p) lmoe_cuda_free_async(p, stream); }
+  template <class T> T* as() const { return static_cast<T*>(p); }
+  template <class T> void upload(const std::vector<T>& v) {
+    CK(lmoe_cuda_memcpy_h2d_async(p, v.data(), int64_t(v.size() * sizeof(T)), stream));
+  }
+  template <class T> std::vector<T> download(size_t count) const {
+    std::vector<T> v(count);
+    CK(lmoe_cuda_memcpy_d2h_async(v.data(), p, int64_t(count * sizeof(T)), stream));
+    CK(lmoe_cuda_stream_synchronize(stream));
+    return v;
+  }
+  void poison() { CK(lmoe_cuda_memset_async(p, 0xFF, bytes, stream)); }  // NaN / -1
+};
+
+// Returns "" when a usable GPU is present, else the reason.
+inline std::string gpu_unavailable_reason() {
+  int32_t n = 0;
+  if (lmoe_cuda_device_count(&n) != LMOE_OK || n == 0) return lmoe_cuda_last_error();
+  if (lmoe_cuda_device_check(0) != LMOE_OK) return lmoe_cuda_last_error();
+  return "";
+}
+
+// Nemotron 3 Super-like LatentMoE shape (assumed; override in the tools with flags).
+inline lmoe_config super_config() {
+  lmoe_config c{};
+  c.hidden_size = 4096;
+  c.latent_size = 1024;
+  c.num_experts = 512;
+  c.top_k = 22;
+  c.expert_intermediate_size = 2688;
+  c.shared_intermediate_size = 5376;
+  c.activation = LMOE_ACT_RELU2;
+  c.scoring = LMOE_SCORING_SIGMOID;
+  c.norm_topk_prob = 1;
+  c.routed_scaling_factor = 5.0f;
+  return c;
+}
+
+inline int width(const lmoe_config& c) { return c.latent_size > 0 ? c.latent_size : c.hidden_size; }
+
+}  // namespace lt

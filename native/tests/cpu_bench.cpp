@@ -1,0 +1,95 @@
+// lmoe_cpu_bench: times lmoe_cpu_forward at Nemotron 3 Super shapes (bf16 weights, relu^2, latent
+// MoE) and compares the weight-streaming rate with lmoe_cpu_membw_probe. Not a test.
+//   usage: lmoe_cpu_bench [threads (default: library default)] [reps (default 15)]
+#include "latentmoe.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <set>
+#include <vector>
+
+#define CK(x)                                                                         \
+  do {                                                                                \
+    lmoe_status s_ = (x);                                                             \
+    if (s_ != LMOE_OK) {                                                              \
+      std::fprintf(stderr, "%s failed: %d %s\n", #x, (int)s_, lmoe_last_error());     \
+      std::exit(1);                                                                   \
+    }                                                                                 \
+  } while (0)
+
+static void* alloc_fill(int64_t count, int dtype, uint64_t seed, float lo, float hi) {
+  size_t bytes = (size_t)count * (dtype == LMOE_DTYPE_F32 ? 4 : 2);
+  void* p = std::aligned_alloc(4096, (bytes + 4095) / 4096 * 4096);
+  if (!p) { std::fprintf(stderr, "alloc failed\n"); std::exit(1); }
+  CK(lmoe_fill_uniform(p, dtype, count, seed, lo, hi));
+  return p;
+}
+
+int main(int argc, char** argv) {
+  if (argc > 1) CK(lmoe_cpu_set_num_threads(std::atoi(argv[1])));
+  const int reps = argc > 2 ? std::atoi(argv[2]) : 15;
+  lmoe_config c{};
+  c.hidden_size = 4096; c.latent_size = 1024; c.num_experts = 512; c.top_k = 22;
+  c.expert_intermediate_size = 2688; c.shared_intermediate_size = 5376;
+  c.activation = LMOE_ACT_RELU2; c.scoring = LMOE_SCORING_SIGMOID; c.norm_topk_prob = 1;
+  c.routed_scaling_factor = 5.0f;
+  const int d = c.hidden_size, l = c.latent_size, N = c.num_experts, m = c.expert_intermediate_size,
+            ms = c.shared_intermediate_size;
+  const int BF = LMOE_DTYPE_BF16;
+  std::printf("lmoe_cpu_bench: d=%d l=%d N=%d K=%d m=%d ms=%d bf16 relu2, threads=%d isa=%d\n", d, l,
+              N, c.top_k, m, ms, lmoe_cpu_num_threads(), lmoe_cpu_isa());
+  lmoe_weights w{};
+  w.weight_dtype = BF; w.gate_dtype = BF;
+  uint64_t seed = 1234;
+  w.gate = alloc_fill((int64_t)N * d, BF, seed++, -0.05f, 0.05f);
+  std::vector<float> bias(N);
+  CK(lmoe_fill_uniform(bias.data(), LMOE_DTYPE_F32, N, seed++, -0.01f, 0.01f));
+  w.gate_bias = bias.data();
+  w.latent_down = alloc_fill((int64_t)l * d, BF, seed++, -0.03f, 0.03f);
+  w.latent_up = alloc_fill((int64_t)d * l, BF, seed++, -0.03f, 0.03f);
+  std::vector<const void*> up(N), down(N);
+  for (int e = 0; e < N; ++e) {
+    up[e] = alloc_fill((int64_t)m * l, BF, seed++, -0.03f, 0.03f);
+    down[e] = alloc_fill((int64_t)l * m, BF, seed++, -0.03f, 0.03f);
+  }
+  w.expert_up = up.data(); w.expert_down = down.data();
+  w.shared_up = alloc_fill((int64_t)ms * d, BF, seed++, -0.02f, 0.02f);
+  w.shared_down = alloc_fill((int64_t)d * ms, BF, seed++, -0.02f, 0.02f);
+  CK(lmoe_validate(&c, &w));
+
+  double probe[3];
+  const char* pname[3] = {"copy", "triad", "read"};
+  for (int p = 0; p < 3; ++p) CK(lmoe_cpu_membw_probe(p, (int64_t)512 << 20, 5, &probe[p]));
+  const double probe_max = std::max(probe[0], std::max(probe[1], probe[2]));
+  std::printf("membw probe (512 MiB arrays): copy %.1f GB/s, triad %.1f GB/s, read %.1f GB/s -> max %.1f\n",
+              probe[0], probe[1], probe[2], probe_max);
+
+  const int Ts[] = {1, 4, 16, 64};
+  for (int T : Ts) {
+    std::vector<float> x((size_t)T * d), out((size_t)T * d), wts((size_t)T * c.top_k);
+    std::vector<int32_t> ids((size_t)T * c.top_k);
+    CK(lmoe_fill_uniform(x.data(), LMOE_DTYPE_F32, (int64_t)T * d, 99 + T, -1.0f, 1.0f));
+    int64_t wsb = lmoe_cpu_forward_workspace_bytes(&c, T);
+    void* ws = std::aligned_alloc(64, (wsb + 63) / 64 * 64);
+    std::vector<double> times;
+    for (int r = 0; r < reps + 2; ++r) {
+      auto t0 = std::chrono::steady_clock::now();
+      CK(lmoe_cpu_forward(&c, &w, x.data(), T, ids.data(), wts.data(), ws, wsb, out.data()));
+      auto t1 = std::chrono::steady_clock::now();
+      if (r >= 2) times.push_back(std::chrono::duration<double>(t1 - t0).count());
+    }
+    std::sort(times.begin(), times.end());
+    const double med = times[times.size() / 2];
+    std::set<int> uniq(ids.begin(), ids.end());
+    const double bytes = 2.0 * ((double)N * d + 2.0 * l * d + 2.0 * ms * d +
+                                (double)uniq.size() * 2.0 * m * l);
+    const double gbps = bytes / med / 1e9;
+    std::printf("T=%-3d median %8.3f ms  (min %8.3f)  experts %3zu  weight bytes %7.1f MB  %6.1f GB/s  "
+                "= %5.1f%% of probe max\n",
+                T, med * 1e3, times[0] * 1e3, uniq.size(), bytes / 1e6, gbps, 100.0 * gbps / probe_max);
+    std::free(ws);
+  }
+  return 0;
+}
