@@ -14,6 +14,9 @@
  *   -> lmoe_cpu_experts       -> expert_out_sorted [T*K, w] f32  (FC1 + activation, FC2)
  *   -> lmoe_cpu_combine       -> out [T,d] f32 (weighted sum over K in w, W_up, + shared expert)
  * lmoe_cpu_forward runs all four with a caller-given workspace.
+ * num_tokens == 0 is valid for every entry point and does nothing (lmoe_cpu_dispatch still writes
+ * expert_offsets, all 0); num_tokens < 0 is LMOE_ERR_INVALID_ARGUMENT. The int64_t size queries
+ * return -1 (and set lmoe_last_error) for an invalid cfg.
  */
 #ifndef LATENTMOE_H
 #define LATENTMOE_H

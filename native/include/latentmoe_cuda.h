@@ -135,6 +135,28 @@ lmoe_status lmoe_cuda_validate(const lmoe_config* cfg, const lmoe_cuda_weights* 
 lmoe_status lmoe_cuda_set_experts_backend(int32_t backend);
 int32_t lmoe_cuda_experts_backend(void);
 
+/* Forward path for few tokens ("decode"): instead of sort -> grouped GEMMs -> combine, a weight
+ * stream of GEMV-style tensor-core kernels (router + latent down + shared up; top-K; shared
+ * down + expert FC1 per (token, k); expert FC2 + weighted combine; latent up), no permutation.
+ * Used by lmoe_cuda_forward when the shapes allow it (ReLU^2 experts; d, w, m, ms multiples of
+ * 8; x and weights 16-byte aligned) and
+ *   LMOE_CUDA_DECODE_AUTO: num_tokens <= auto_max_tokens (default 16),
+ *   LMOE_CUDA_DECODE_ON:   always (tests), LMOE_CUDA_DECODE_OFF: never.
+ * Process-wide. Both paths are deterministic; they round differently (not bitwise equal).
+ * lmoe_cuda_forward_workspace_bytes covers both paths. */
+#define LMOE_CUDA_DECODE_AUTO 0
+#define LMOE_CUDA_DECODE_ON 1
+#define LMOE_CUDA_DECODE_OFF 2
+lmoe_status lmoe_cuda_set_decode_policy(int32_t mode, int32_t auto_max_tokens);
+int32_t lmoe_cuda_decode_mode(void);
+int32_t lmoe_cuda_decode_max_tokens(void);
+/* Which path lmoe_cuda_forward would take now for these arguments (x: the device input, only
+ * its alignment is looked at): LMOE_CUDA_PATH_SORTED or LMOE_CUDA_PATH_DECODE; -1 if invalid. */
+#define LMOE_CUDA_PATH_SORTED 0
+#define LMOE_CUDA_PATH_DECODE 1
+int32_t lmoe_cuda_forward_path(const lmoe_config* cfg, const lmoe_cuda_weights* weights,
+                               const void* x, int64_t num_tokens);
+
 /* Router + top-K. x [T,d] bf16 -> topk_ids [T,K] (descending by biased score, ties to the lower
  * id), topk_weights [T,K] (unbiased scores, normalised if norm_topk_prob, times scale). */
 int64_t lmoe_cuda_router_workspace_bytes(const lmoe_config* cfg, int64_t num_tokens);
@@ -144,7 +166,8 @@ lmoe_status lmoe_cuda_router_topk(const lmoe_config* cfg, const lmoe_cuda_weight
                                   void* workspace, int64_t workspace_bytes, void* stream);
 
 /* Down-projection + dispatch (stable counting sort by expert, computed on the device).
- * expert_offsets [N+1]; sorted_row_of_slot [T*K] (slot t*K+k -> row); latent_sorted [T*K, w]. */
+ * expert_offsets [N+1]; sorted_row_of_slot [T*K] (slot t*K+k -> row); latent_sorted [T*K, w].
+ * topk_ids outside [0, N) are treated as expert 0 (memory-safe, not an error: no host sync). */
 int64_t lmoe_cuda_dispatch_workspace_bytes(const lmoe_config* cfg, int64_t num_tokens);
 lmoe_status lmoe_cuda_dispatch(const lmoe_config* cfg, const lmoe_cuda_weights* weights,
                                const void* x, int64_t num_tokens, const int32_t* topk_ids,

@@ -1,6 +1,6 @@
 // lmoe_cpu_bench: times lmoe_cpu_forward at Nemotron 3 Super shapes (bf16 weights, relu^2, latent
 // MoE) and compares the weight-streaming rate with lmoe_cpu_membw_probe. Not a test.
-//   usage: lmoe_cpu_bench [threads (default: library default)] [reps (default 15)]
+//   usage: lmoe_cpu_bench [threads (0 = library default)] [reps (default 15)] [T list, e.g. 1,4,16,64]
 #include "latentmoe.h"
 
 #include <algorithm>
@@ -28,7 +28,7 @@ static void* alloc_fill(int64_t count, int dtype, uint64_t seed, float lo, float
 }
 
 int main(int argc, char** argv) {
-  if (argc > 1) CK(lmoe_cpu_set_num_threads(std::atoi(argv[1])));
+  if (argc > 1 && std::atoi(argv[1]) > 0) CK(lmoe_cpu_set_num_threads(std::atoi(argv[1])));
   const int reps = argc > 2 ? std::atoi(argv[2]) : 15;
   lmoe_config c{};
   c.hidden_size = 4096; c.latent_size = 1024; c.num_experts = 512; c.top_k = 22;
@@ -66,7 +66,15 @@ int main(int argc, char** argv) {
   std::printf("membw probe (512 MiB arrays): copy %.1f GB/s, triad %.1f GB/s, read %.1f GB/s -> max %.1f\n",
               probe[0], probe[1], probe[2], probe_max);
 
-  const int Ts[] = {1, 4, 16, 64};
+  std::vector<int> Ts = {1, 4, 16, 64};
+  if (argc > 3) {
+    Ts.clear();
+    for (const char* p = argv[3]; *p;) {
+      Ts.push_back(std::atoi(p));
+      while (*p && *p != ',') ++p;
+      if (*p == ',') ++p;
+    }
+  }
   for (int T : Ts) {
     std::vector<float> x((size_t)T * d), out((size_t)T * d), wts((size_t)T * c.top_k);
     std::vector<int32_t> ids((size_t)T * c.top_k);

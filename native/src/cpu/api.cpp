@@ -53,8 +53,9 @@ double job_row_cost(const GemmJob& j) {
 
 void run_segment(const GemmJob& j, int r0, int r1, DotBlockFn dot) {
   if (r1 <= r0 || j.ntok <= 0) return;
-  int ch = 16384 / std::max(1, j.ntok);
-  ch = std::max(8, std::min(512, ch / 8 * 8));
+  // Rows per dot_block call: the whole segment for one token (long uninterrupted weight streams,
+  // so the kernel's prefetch runs ahead across row groups), else bounded scratch.
+  int ch = j.ntok == 1 ? r1 - r0 : std::max(8, std::min(512, 16384 / j.ntok / 8 * 8));
   float* tmp = thread_scratch(0, (size_t)ch * j.ntok);
   float* tmpg = j.Wg ? thread_scratch(1, (size_t)ch * j.ntok) : nullptr;
   const int es = esize(j.wdtype);
@@ -105,7 +106,15 @@ void run_segment(const GemmJob& j, int r0, int r1, DotBlockFn dot) {
   }
 }
 
-// Runs all jobs of one phase on the pool (one barrier at the end).
+// Runs all jobs of one phase on the pool (one barrier at the end). The rows of all jobs are cut
+// into chunks (multiples of 8 rows, ~kChunksPerThread per thread by estimated cost) that the
+// threads take dynamically; which thread computes a chunk never changes its values.
+constexpr int kChunksPerThread = 24;
+
+struct Chunk {
+  int job, r0, r1;
+};
+
 lmoe_status run_gemm_phase(std::vector<GemmJob>& jobs) {
   double total = 0;
   for (auto& j : jobs) {
@@ -113,43 +122,26 @@ lmoe_status run_gemm_phase(std::vector<GemmJob>& jobs) {
     if (j.ntok > 0) total += j.row_cost * j.nrows;
   }
   if (total <= 0) return LMOE_OK;
+  const int nt = pool_num_threads();
+  const double target = total / ((double)nt * kChunksPerThread);
+  std::vector<Chunk> chunks;
+  for (size_t q = 0; q < jobs.size(); ++q) {
+    const GemmJob& j = jobs[q];
+    if (j.ntok <= 0 || j.nrows <= 0) continue;
+    int rows = (int)(target / j.row_cost);
+    rows = std::max(8, rows / 8 * 8);
+    if (nt == 1) rows = j.nrows;
+    for (int r = 0; r < j.nrows; r += rows) chunks.push_back({(int)q, r, std::min(j.nrows, r + rows)});
+  }
   DotBlockFn dot = current_dot();
-  // Boundary b (0..nt) -> (job, row); rows rounded down to multiples of 8 inside a job.
-  auto locate = [&](int b, int nt, size_t* jo, int* row) {
-    if (b >= nt) {
-      *jo = jobs.size();
-      *row = 0;
-      return;
-    }
-    double target = total * b / nt;
-    double cum = 0;
-    for (size_t q = 0; q < jobs.size(); ++q) {
-      const GemmJob& j = jobs[q];
-      if (j.ntok <= 0 || j.nrows <= 0) continue;
-      double c = j.row_cost * j.nrows;
-      if (target < cum + c) {
-        int r = (int)((target - cum) / j.row_cost);
-        r = r / 8 * 8;
-        if (r > j.nrows) r = j.nrows;
-        *jo = q;
-        *row = r;
-        return;
-      }
-      cum += c;
-    }
-    *jo = jobs.size();
-    *row = 0;
-  };
-  return parallel([&](int i, int nt) {
-    size_t j0, j1;
-    int r0, r1;
-    locate(i, nt, &j0, &r0);
-    locate(i + 1, nt, &j1, &r1);
-    for (size_t q = j0; q <= j1 && q < jobs.size(); ++q) {
-      const GemmJob& j = jobs[q];
-      int a = q == j0 ? r0 : 0;
-      int b = q == j1 ? r1 : j.nrows;
-      run_segment(j, a, b, dot);
+  std::atomic<int> next{0};
+  const int nchunks = (int)chunks.size();
+  return parallel([&](int, int) {
+    for (;;) {
+      const int c = next.fetch_add(1, std::memory_order_relaxed);
+      if (c >= nchunks) break;
+      const Chunk& ch = chunks[c];
+      run_segment(jobs[ch.job], ch.r0, ch.r1, dot);
     }
   });
 }
@@ -311,6 +303,34 @@ void topk_token(const lmoe_config* c, const float* bias, const float* logits, fl
   }
 }
 
+constexpr int64_t kSerialTokens = 4;  // up to this many tokens, small steps run on the caller
+
+lmoe_status topk_all(const lmoe_config* c, const lmoe_weights* w, const float* logits, int64_t T,
+                     int32_t* ids, float* wts) {
+  const int N = c->num_experts, K = c->top_k;
+  auto body = [&](int i, int nt) {
+    int64_t b, e;
+    split_range(T, i, nt, &b, &e);
+    float* s = thread_scratch(2, N);
+    for (int64_t t = b; t < e; ++t)
+      topk_token(c, w->gate_bias, logits + t * N, s, ids + t * K, wts + t * K);
+  };
+  if (T <= kSerialTokens) {
+    body(0, 1);
+    return LMOE_OK;
+  }
+  return parallel(body);
+}
+
+// Counting sort of the slots by expert id, stable in slot order.
+void build_perm(int N, int64_t S, const int32_t* ids, int32_t* offsets, int32_t* row_of_slot) {
+  std::vector<int32_t> pos(N + 1, 0);
+  for (int64_t s = 0; s < S; ++s) ++pos[ids[s] + 1];
+  for (int e = 0; e < N; ++e) pos[e + 1] += pos[e];
+  std::memcpy(offsets, pos.data(), (N + 1) * sizeof(int32_t));
+  for (int64_t s = 0; s < S; ++s) row_of_slot[s] = pos[ids[s]]++;
+}
+
 lmoe_status router_impl(const lmoe_config* c, const lmoe_weights* w, const float* x, int64_t T,
                         int32_t* ids, float* wts) {
   const int N = c->num_experts, d = c->hidden_size;
@@ -321,14 +341,7 @@ lmoe_status router_impl(const lmoe_config* c, const lmoe_weights* w, const float
   j.W = w->gate; j.wdtype = w->gate_dtype; j.n = d; j.nrows = N;
   j.epi = EPI_STORE; j.Y = logits.data(); j.ldy = N;
   TRY(run_gemm_phase(jobs));
-  return parallel([&](int i, int nt) {
-    int64_t b, e;
-    split_range(T, i, nt, &b, &e);
-    float* s = thread_scratch(2, N);
-    for (int64_t t = b; t < e; ++t)
-      topk_token(c, w->gate_bias, logits.data() + t * N, s, ids + t * c->top_k,
-                 wts + t * c->top_k);
-  });
+  return topk_all(c, w, logits.data(), T, ids, wts);
 }
 
 lmoe_status dispatch_impl(const lmoe_config* c, const lmoe_weights* w, const float* x, int64_t T,
@@ -340,11 +353,7 @@ lmoe_status dispatch_impl(const lmoe_config* c, const lmoe_weights* w, const flo
     CHECK_ARG(ids[s] >= 0 && ids[s] < N,
               "lmoe_cpu_dispatch: topk_ids[%lld] = %d is out of range [0, %d)", (long long)s,
               ids[s], N);
-  std::vector<int32_t> pos(N + 1, 0);
-  for (int64_t s = 0; s < S; ++s) ++pos[ids[s] + 1];
-  for (int e = 0; e < N; ++e) pos[e + 1] += pos[e];
-  std::memcpy(offsets, pos.data(), (N + 1) * sizeof(int32_t));
-  for (int64_t s = 0; s < S; ++s) row_of_slot[s] = pos[ids[s]]++;
+  build_perm(N, S, ids, offsets, row_of_slot);
   if (T == 0) return LMOE_OK;
   if (c->latent_size > 0) {
     std::vector<GemmJob> jobs(1);
@@ -364,20 +373,11 @@ lmoe_status dispatch_impl(const lmoe_config* c, const lmoe_weights* w, const flo
   });
 }
 
-lmoe_status experts_impl(const lmoe_config* c, const lmoe_weights* w, int64_t T,
-                         const int32_t* offsets, const float* latent_sorted, float* hidden,
-                         float* out) {
-  const int N = c->num_experts, K = c->top_k, wd = width(c), m = c->expert_intermediate_size;
-  const int64_t S = T * K;
-  CHECK_ARG(offsets[0] == 0, "lmoe_cpu_experts: expert_offsets[0] must be 0, got %d", offsets[0]);
-  for (int e = 0; e < N; ++e)
-    CHECK_ARG(offsets[e + 1] >= offsets[e],
-              "lmoe_cpu_experts: expert_offsets must be non-decreasing (at expert %d)", e);
-  CHECK_ARG(offsets[N] == S, "lmoe_cpu_experts: expert_offsets[%d] = %d, expected T*K = %lld", N,
-            offsets[N], (long long)S);
-  if (T == 0) return LMOE_OK;
+void expert_jobs(const lmoe_config* c, const lmoe_weights* w, const int32_t* offsets,
+                 const float* latent_sorted, float* hidden, float* out, std::vector<GemmJob>& fc1,
+                 std::vector<GemmJob>& fc2) {
+  const int N = c->num_experts, wd = width(c), m = c->expert_intermediate_size;
   const bool swiglu = c->activation == LMOE_ACT_SWIGLU;
-  std::vector<GemmJob> fc1, fc2;
   for (int e = 0; e < N; ++e) {
     const int ne = offsets[e + 1] - offsets[e];
     if (ne == 0) continue;
@@ -393,8 +393,43 @@ lmoe_status experts_impl(const lmoe_config* c, const lmoe_weights* w, int64_t T,
     b.epi = EPI_STORE; b.Y = out + (int64_t)offsets[e] * wd; b.ldy = wd;
     fc2.push_back(b);
   }
+}
+
+lmoe_status experts_impl(const lmoe_config* c, const lmoe_weights* w, int64_t T,
+                         const int32_t* offsets, const float* latent_sorted, float* hidden,
+                         float* out) {
+  const int N = c->num_experts, K = c->top_k, wd = width(c), m = c->expert_intermediate_size;
+  const int64_t S = T * K;
+  CHECK_ARG(offsets[0] == 0, "lmoe_cpu_experts: expert_offsets[0] must be 0, got %d", offsets[0]);
+  for (int e = 0; e < N; ++e)
+    CHECK_ARG(offsets[e + 1] >= offsets[e],
+              "lmoe_cpu_experts: expert_offsets must be non-decreasing (at expert %d)", e);
+  CHECK_ARG(offsets[N] == S, "lmoe_cpu_experts: expert_offsets[%d] = %d, expected T*K = %lld", N,
+            offsets[N], (long long)S);
+  if (T == 0) return LMOE_OK;
+  std::vector<GemmJob> fc1, fc2;
+  expert_jobs(c, w, offsets, latent_sorted, hidden, out, fc1, fc2);
   TRY(run_gemm_phase(fc1));
   return run_gemm_phase(fc2);
+}
+
+// acc[t, :] = sum_k wts[t, k] * y[row_of_slot[t*K+k], :] for the flattened elements [b, e) of
+// acc [T, wd]; k in order 0..K-1, f32, no contraction.
+void acc_range(int K, int wd, const float* wts, const int32_t* row_of_slot, const float* y,
+               float* acc, int64_t b, int64_t e) {
+  int64_t p = b;
+  while (p < e) {
+    const int64_t t = p / wd, c0 = p % wd;
+    const int64_t c1 = std::min<int64_t>(wd, c0 + (e - p));
+    float* a = acc + t * wd;
+    for (int64_t q = c0; q < c1; ++q) a[q] = 0.0f;
+    for (int k = 0; k < K; ++k) {
+      const float wk = wts[t * K + k];
+      const float* yr = y + (int64_t)row_of_slot[t * K + k] * wd;
+      for (int64_t q = c0; q < c1; ++q) a[q] = a[q] + wk * yr[q];
+    }
+    p += c1 - c0;
+  }
 }
 
 int64_t combine_scratch_floats_impl(const lmoe_config* c, int64_t T) {
@@ -420,19 +455,7 @@ lmoe_status combine_impl(const lmoe_config* c, const lmoe_weights* w, const floa
   TRY(parallel([&](int i, int nt) {
     const int64_t total = T * wd;
     int64_t b = total * i / nt / 16 * 16, e = i + 1 == nt ? total : total * (i + 1) / nt / 16 * 16;
-    int64_t p = b;
-    while (p < e) {
-      const int64_t t = p / wd, c0 = p % wd;
-      const int64_t c1 = std::min<int64_t>(wd, c0 + (e - p));
-      float* a = acc + t * wd;
-      for (int64_t q = c0; q < c1; ++q) a[q] = 0.0f;
-      for (int k = 0; k < K; ++k) {
-        const float wk = wts[t * K + k];
-        const float* yr = y + (int64_t)row_of_slot[t * K + k] * wd;
-        for (int64_t q = c0; q < c1; ++q) a[q] = a[q] + wk * yr[q];
-      }
-      p += c1 - c0;
-    }
+    acc_range(K, wd, wts, row_of_slot, y, acc, b, e);
   }));
   // Phase 2: latent up-projection and the shared expert's first layer.
   std::vector<GemmJob> jobs;
@@ -465,7 +488,8 @@ lmoe_status combine_impl(const lmoe_config* c, const lmoe_weights* w, const floa
 }
 
 struct WsLayout {
-  int64_t off_offsets, off_perm, off_latent, off_hidden, off_eout, off_comb, total;
+  int64_t off_offsets, off_perm, off_latent, off_hidden, off_eout, off_comb, off_logits, off_z,
+      total;
 };
 
 inline int64_t align64(int64_t v) { return (v + 63) / 64 * 64; }
@@ -480,8 +504,113 @@ WsLayout ws_layout(const lmoe_config* c, int64_t T) {
   L.off_hidden = p;  p = align64(p + S * c->expert_intermediate_size * 4);
   L.off_eout = p;    p = align64(p + S * wd * 4);
   L.off_comb = p;    p = align64(p + combine_scratch_floats_impl(c, T) * 4);
+  L.off_logits = p;  p = align64(p + T * c->num_experts * 4);
+  L.off_z = p;       p = align64(p + T * wd * 4);
   L.total = p;
   return L;
+}
+
+// The whole layer in four parallel phases (A: router, latent down-projection and shared
+// up-projection, all reading x; B: expert FC1 and shared down-projection; C: expert FC2; D:
+// combine + latent up-projection). Bit-identical to running the four kernels one after another:
+// every value is produced by the same dot products and epilogues (fl(a+b) == fl(b+a)).
+lmoe_status forward_impl(const lmoe_config* c, const lmoe_weights* w, const float* x, int64_t T,
+                         int32_t* ids, float* wts, char* ws, const WsLayout& L, float* out) {
+  const int N = c->num_experts, K = c->top_k, d = c->hidden_size, wd = width(c);
+  const int ms = c->shared_intermediate_size;
+  const bool latent = c->latent_size > 0, swiglu = c->activation == LMOE_ACT_SWIGLU;
+  const int64_t S = T * K;
+  int32_t* offsets = (int32_t*)(ws + L.off_offsets);
+  int32_t* perm = (int32_t*)(ws + L.off_perm);
+  float* lat = (float*)(ws + L.off_latent);
+  float* hidden = (float*)(ws + L.off_hidden);
+  float* eout = (float*)(ws + L.off_eout);
+  float* comb = (float*)(ws + L.off_comb);
+  float* logits = (float*)(ws + L.off_logits);
+  float* z = (float*)(ws + L.off_z);
+  float* acc = latent ? comb : z;
+  float* sh = latent ? comb + (T * c->latent_size + 15) / 16 * 16 : comb;
+
+  // Phase A
+  std::vector<GemmJob> jobs;
+  {
+    GemmJob j;
+    j.X = x; j.ldx = d; j.ntok = (int)T;
+    j.W = w->gate; j.wdtype = w->gate_dtype; j.n = d; j.nrows = N;
+    j.epi = EPI_STORE; j.Y = logits; j.ldy = N;
+    jobs.push_back(j);
+  }
+  if (latent) {
+    GemmJob j;
+    j.X = x; j.ldx = d; j.ntok = (int)T;
+    j.W = w->latent_down; j.wdtype = w->weight_dtype; j.n = d; j.nrows = c->latent_size;
+    j.epi = EPI_STORE; j.Y = z; j.ldy = wd;
+    jobs.push_back(j);
+  }
+  if (ms > 0) {
+    GemmJob j;
+    j.X = x; j.ldx = d; j.ntok = (int)T;
+    j.W = w->shared_up; j.Wg = swiglu ? w->shared_gate : nullptr;
+    j.wdtype = w->weight_dtype; j.n = d; j.nrows = ms;
+    j.epi = swiglu ? EPI_SWIGLU : EPI_RELU2; j.Y = sh; j.ldy = ms;
+    jobs.push_back(j);
+  }
+  TRY(run_gemm_phase(jobs));
+
+  // Routing, permutation, scatter of z (or x) into expert order.
+  TRY(topk_all(c, w, logits, T, ids, wts));
+  build_perm(N, S, ids, offsets, perm);
+  const float* zsrc = latent ? z : x;
+  const int64_t ldz = latent ? wd : d;
+  auto scatter = [&](int i, int nt) {
+    int64_t b, e;
+    split_range(T, i, nt, &b, &e);
+    for (int64_t t = b; t < e; ++t)
+      for (int k = 0; k < K; ++k)
+        std::memcpy(lat + (int64_t)perm[t * K + k] * wd, zsrc + t * ldz, wd * sizeof(float));
+  };
+  if (T <= kSerialTokens) scatter(0, 1);
+  else TRY(parallel(scatter));
+
+  // Phase B, C
+  std::vector<GemmJob> fc1, fc2;
+  expert_jobs(c, w, offsets, lat, hidden, eout, fc1, fc2);
+  if (ms > 0) {
+    GemmJob j;
+    j.X = sh; j.ldx = ms; j.ntok = (int)T;
+    j.W = w->shared_down; j.wdtype = w->weight_dtype; j.n = ms; j.nrows = d;
+    j.epi = EPI_STORE; j.Y = out; j.ldy = d;
+    fc1.push_back(j);
+  }
+  TRY(run_gemm_phase(fc1));
+  TRY(run_gemm_phase(fc2));
+
+  // Phase D
+  const int64_t total = T * wd;
+  auto accum = [&](int i, int nt) {
+    int64_t b = total * i / nt / 16 * 16, e = i + 1 == nt ? total : total * (i + 1) / nt / 16 * 16;
+    acc_range(K, wd, wts, perm, eout, latent || ms > 0 ? acc : out, b, e);
+  };
+  if (T <= kSerialTokens) accum(0, 1);
+  else TRY(parallel(accum));
+  if (latent) {
+    std::vector<GemmJob> up(1);
+    GemmJob& j = up[0];
+    j.X = acc; j.ldx = wd; j.ntok = (int)T;
+    j.W = w->latent_up; j.wdtype = w->weight_dtype; j.n = wd; j.nrows = d;
+    j.epi = ms > 0 ? EPI_ADD : EPI_STORE; j.Y = out; j.ldy = d;
+    return run_gemm_phase(up);
+  }
+  if (ms > 0) {
+    auto add = [&](int i, int nt) {
+      int64_t b, e;
+      split_range(T * d, i, nt, &b, &e);
+      for (int64_t q = b; q < e; ++q) out[q] = out[q] + acc[q];
+    };
+    if (T <= kSerialTokens) add(0, 1);
+    else TRY(parallel(add));
+  }
+  return LMOE_OK;
 }
 
 }  // namespace
@@ -610,16 +739,6 @@ LMOE_API lmoe_status lmoe_cpu_forward(const lmoe_config* cfg, const lmoe_weights
     const WsLayout L = ws_layout(cfg, T);
     CHECK_ARG(ws_bytes >= L.total, "%s: workspace_bytes = %lld, need %lld", fn,
               (long long)ws_bytes, (long long)L.total);
-    char* ws = (char*)workspace;
-    int32_t* offsets = (int32_t*)(ws + L.off_offsets);
-    int32_t* perm = (int32_t*)(ws + L.off_perm);
-    float* latent = (float*)(ws + L.off_latent);
-    float* hidden = (float*)(ws + L.off_hidden);
-    float* eout = (float*)(ws + L.off_eout);
-    float* comb = (float*)(ws + L.off_comb);
-    TRY(router_impl(cfg, w, x, T, ids, wts));
-    TRY(dispatch_impl(cfg, w, x, T, ids, offsets, perm, latent));
-    TRY(experts_impl(cfg, w, T, offsets, latent, hidden, eout));
-    return combine_impl(cfg, w, x, T, wts, perm, eout, comb, out);
+    return forward_impl(cfg, w, x, T, ids, wts, (char*)workspace, L, out);
   });
 }

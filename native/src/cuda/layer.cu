@@ -18,6 +18,8 @@ constexpr int kChunk = 2048;                     // dispatch: slots per block
 constexpr int kMaxExperts = 2048;
 
 static std::atomic<int> g_experts_backend{LMOE_CUDA_EXPERTS_AUTO};
+static std::atomic<int> g_decode_mode{LMOE_CUDA_DECODE_AUTO};
+static std::atomic<int> g_decode_max_tokens{16};
 
 static inline int64_t aup(int64_t v) { return (v + 255) / 256 * 256; }
 static inline int expert_width(const lmoe_config* c) {
@@ -231,21 +233,32 @@ topk_kernel(const float* __restrict__ logits, const float* __restrict__ bias, in
 
 static int64_t router_ws(const lmoe_config* c, int64_t T) { return aup(T * c->num_experts * 4); }
 
-static lmoe_status router_impl(const lmoe_config* c, const lmoe_cuda_weights* w, const bf16* x,
-                               int64_t T, int32_t* ids, float* wts, void* ws, cudaStream_t s) {
+lmoe_status router_topk_stage(const lmoe_config* c, const lmoe_cuda_weights* w, const bf16* x,
+                              int64_t T, bool logits_ready, float* logits, int32_t* ids,
+                              float* wts, cudaStream_t s) {
   if (T == 0) return LMOE_OK;
   const int N = c->num_experts, d = c->hidden_size;
-  float* logits = static_cast<float*>(ws);
-  EpiStore<float, ACT_NONE> epi{logits, N};
-  if (w->gate_dtype == LMOE_DTYPE_F32)
-    LMOE_TRY(gemm_nt(x, d, static_cast<const float*>(w->gate), d, int(T), N, d, epi, s));
-  else
-    LMOE_TRY(gemm_nt(x, d, static_cast<const bf16*>(w->gate), d, int(T), N, d, epi, s));
+  if (!logits_ready) {
+    if (gemv_router_ok(c, w, x, T)) {
+      LMOE_TRY(gemv_router_logits(c, w, x, T, logits, s));
+    } else {
+      EpiStore<float, ACT_NONE> epi{logits, N};
+      if (w->gate_dtype == LMOE_DTYPE_F32)
+        LMOE_TRY(gemm_nt(x, d, static_cast<const float*>(w->gate), d, int(T), N, d, epi, s));
+      else
+        LMOE_TRY(gemm_nt(x, d, static_cast<const bf16*>(w->gate), d, int(T), N, d, epi, s));
+    }
+  }
   topk_kernel<<<unsigned(T), kTopkThreads, 0, s>>>(
       logits, w->gate_bias, N, c->top_k, c->scoring == LMOE_SCORING_SOFTMAX, c->norm_topk_prob,
       c->routed_scaling_factor, ids, wts);
   LMOE_CU_LAUNCH("topk");
   return LMOE_OK;
+}
+
+static lmoe_status router_impl(const lmoe_config* c, const lmoe_cuda_weights* w, const bf16* x,
+                               int64_t T, int32_t* ids, float* wts, void* ws, cudaStream_t s) {
+  return router_topk_stage(c, w, x, T, false, static_cast<float*>(ws), ids, wts, s);
 }
 
 // ================================================================ dispatch
@@ -689,6 +702,15 @@ static FwdLayout fwd_layout(const lmoe_config* c, int64_t T) {
   return L;
 }
 
+// Decode (GEMV weight-stream) path or the sorted grouped-GEMM path for this forward?
+static bool use_decode(const lmoe_config* c, const lmoe_cuda_weights* w, const void* x, int64_t T) {
+  const int mode = g_decode_mode.load();
+  if (mode == LMOE_CUDA_DECODE_OFF || T <= 0) return false;
+  if (!decode_supported(c, w, x, T)) return false;
+  if (mode == LMOE_CUDA_DECODE_ON) return true;
+  return T <= g_decode_max_tokens.load();
+}
+
 }  // namespace lmoe_cuda
 
 // ================================================================ C ABI
@@ -711,6 +733,27 @@ LMOE_CUDA_API lmoe_status lmoe_cuda_set_experts_backend(int32_t backend) {
 }
 LMOE_CUDA_API int32_t lmoe_cuda_experts_backend(void) { return g_experts_backend.load(); }
 
+LMOE_CUDA_API lmoe_status lmoe_cuda_set_decode_policy(int32_t mode, int32_t auto_max_tokens) {
+  API_BEGIN;
+  if (mode != LMOE_CUDA_DECODE_AUTO && mode != LMOE_CUDA_DECODE_ON && mode != LMOE_CUDA_DECODE_OFF)
+    return set_error(LMOE_ERR_INVALID_ARGUMENT, "decode mode %d unknown", mode);
+  if (auto_max_tokens < 0)
+    return set_error(LMOE_ERR_INVALID_ARGUMENT, "auto_max_tokens %d < 0", auto_max_tokens);
+  g_decode_mode.store(mode);
+  g_decode_max_tokens.store(auto_max_tokens);
+  return LMOE_OK;
+}
+LMOE_CUDA_API int32_t lmoe_cuda_decode_mode(void) { return g_decode_mode.load(); }
+LMOE_CUDA_API int32_t lmoe_cuda_decode_max_tokens(void) { return g_decode_max_tokens.load(); }
+
+LMOE_CUDA_API int32_t lmoe_cuda_forward_path(const lmoe_config* cfg, const lmoe_cuda_weights* w,
+                                             const void* x, int64_t num_tokens) {
+  API_BEGIN;
+  if (validate(cfg, w, NEED_ALL) != LMOE_OK) return -1;
+  if (validate_tokens(cfg, num_tokens) != LMOE_OK) return -1;
+  return use_decode(cfg, w, x, num_tokens) ? LMOE_CUDA_PATH_DECODE : LMOE_CUDA_PATH_SORTED;
+}
+
 #define WS_QUERY(fn)                                             \
   API_BEGIN;                                                     \
   if (validate_cfg(cfg) != LMOE_OK || num_tokens < 0) return -1; \
@@ -729,7 +772,11 @@ LMOE_CUDA_API int64_t lmoe_cuda_experts_workspace_bytes(const lmoe_config* cfg, 
 LMOE_CUDA_API int64_t lmoe_cuda_combine_workspace_bytes(const lmoe_config* cfg, int64_t num_tokens) {
   WS_QUERY(combine_ws);
 }
-static int64_t fwd_total(const lmoe_config* c, int64_t T) { return fwd_layout(c, T).total; }
+// The forward workspace covers both paths (the decode mode may change between query and call).
+static int64_t fwd_total(const lmoe_config* c, int64_t T) {
+  const int64_t a = fwd_layout(c, T).total, b = decode_workspace_bytes(c, T);
+  return a > b ? a : b;
+}
 LMOE_CUDA_API int64_t lmoe_cuda_forward_workspace_bytes(const lmoe_config* cfg, int64_t num_tokens) {
   WS_QUERY(fwd_total);
 }
@@ -818,8 +865,11 @@ LMOE_CUDA_API lmoe_status lmoe_cuda_forward(const lmoe_config* cfg, const lmoe_c
   LMOE_TRY(need_ptr(topk_weights, "topk_weights"));
   LMOE_TRY(need_ptr(out, "out"));
   const FwdLayout L = fwd_layout(cfg, T);
-  LMOE_TRY(check_ws(ws, ws_bytes, L.total, "forward"));
+  LMOE_TRY(check_ws(ws, ws_bytes, fwd_total(cfg, T), "forward"));
   cudaStream_t s = STREAM(stream);
+  if (use_decode(cfg, w, x, T))
+    return decode_forward(cfg, w, static_cast<const bf16*>(x), T, topk_ids, topk_weights, ws,
+                          ws_bytes, static_cast<bf16*>(out), s);
   char* b = static_cast<char*>(ws);
   int32_t* offsets = reinterpret_cast<int32_t*>(b + L.offsets);
   int32_t* sorted_row = reinterpret_cast<int32_t*>(b + L.sorted_row);

@@ -93,7 +93,7 @@ final class BenchCommand {
         return best;
     }
 
-    private static Row measure(MoeLayer layer, HostArena arena, int tokens, long seed, int minIters, double roofline) {
+    static Row measure(MoeLayer layer, HostArena arena, int tokens, long seed, int minIters, double roofline) {
         MoeConfig cfg = layer.config();
         // Rotate among several inputs so that repeated calls do not re-read the same experts from cache.
         int sets = 8;

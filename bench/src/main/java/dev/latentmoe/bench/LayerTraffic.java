@@ -12,9 +12,16 @@ import java.util.BitSet;
  * distinct experts actually routed, the router, the latent projections and the shared expert,
  * each read once, plus x read and y written (f32).
  */
-record LayerTraffic(long bytes, double flops, int distinctExperts) {
+public record LayerTraffic(long bytes, double flops, int distinctExperts) {
 
-    static LayerTraffic of(MoeWeights w, Routing routing) {
+    /** Distinct experts routed to in {@code routing}. */
+    public static int distinctExperts(int numExperts, Routing routing) {
+        BitSet used = new BitSet(numExperts);
+        for (long i = 0; i < routing.tokens(); i++) for (int k = 0; k < routing.topK(); k++) used.set(routing.expertId(i, k));
+        return used.cardinality();
+    }
+
+    public static LayerTraffic of(MoeWeights w, Routing routing) {
         MoeConfig c = w.config();
         long t = routing.tokens();
         BitSet used = new BitSet(c.numExperts());
@@ -22,7 +29,7 @@ record LayerTraffic(long bytes, double flops, int distinctExperts) {
         return of(c, w.weightDType().byteSize(), w.gate().dtype().byteSize(), used.cardinality(), t);
     }
 
-    static LayerTraffic of(MoeConfig c, int weightBytes, int gateBytes, int distinct, long tokens) {
+    public static LayerTraffic of(MoeConfig c, int weightBytes, int gateBytes, int distinct, long tokens) {
         long d = c.hiddenSize(), l = c.latentSize(), n = c.numExperts(), m = c.intermediateSize();
         long w = c.expertWidth(), ms = c.sharedIntermediateSize(), k = c.topK();
         long mats = c.activation() == Activation.SWIGLU ? 3 : 2;
@@ -36,5 +43,38 @@ record LayerTraffic(long bytes, double flops, int distinctExperts) {
                 + k * mats * w * m                                     // experts
                 + mats * d * ms);                                      // shared expert
         return new LayerTraffic(bytes, flops, distinct);
+    }
+
+    /** Router + top-K: the gate and bias read, x read, ids and weights written. */
+    public static LayerTraffic router(MoeConfig c, int gateBytes, long tokens) {
+        long d = c.hiddenSize(), n = c.numExperts(), k = c.topK();
+        long bytes = n * d * gateBytes + n * 4L + tokens * d * 4L + tokens * k * 8L;
+        return new LayerTraffic(bytes, 2.0 * tokens * n * d, 0);
+    }
+
+    /** Down-projection + dispatch: W_down read (latent only), x and ids read, the sorted rows, offsets and map written. */
+    public static LayerTraffic dispatch(MoeConfig c, int weightBytes, long tokens) {
+        long d = c.hiddenSize(), l = c.latentSize(), w = c.expertWidth(), k = c.topK(), n = c.numExperts();
+        long bytes = l * d * weightBytes + tokens * d * 4L + tokens * k * 4L
+                + tokens * k * w * 4L + (n + 1) * 4L + tokens * k * 4L;
+        return new LayerTraffic(bytes, 2.0 * tokens * d * l, 0);
+    }
+
+    /** Grouped expert GEMMs: the weights of the distinct experts read, T·K rows in and out. */
+    public static LayerTraffic experts(MoeConfig c, int weightBytes, int distinct, long tokens) {
+        long w = c.expertWidth(), m = c.intermediateSize(), k = c.topK(), n = c.numExperts();
+        long mats = c.activation() == Activation.SWIGLU ? 3 : 2;
+        long bytes = distinct * mats * w * m * weightBytes + 2 * tokens * k * w * 4L + (n + 1) * 4L;
+        return new LayerTraffic(bytes, 2.0 * tokens * k * mats * w * m, distinct);
+    }
+
+    /** Combine + up-projection + shared expert: W_up and the shared expert read, expert rows, x, weights read, y written. */
+    public static LayerTraffic combine(MoeConfig c, int weightBytes, long tokens) {
+        long d = c.hiddenSize(), l = c.latentSize(), w = c.expertWidth(), k = c.topK(), ms = c.sharedIntermediateSize();
+        long mats = c.activation() == Activation.SWIGLU ? 3 : 2;
+        long bytes = d * l * weightBytes + mats * d * ms * weightBytes
+                + tokens * k * w * 4L + tokens * k * 8L + 2 * tokens * d * 4L;
+        double flops = 2.0 * tokens * (d * l + mats * d * ms) + 2.0 * tokens * k * w;
+        return new LayerTraffic(bytes, flops, 0);
     }
 }

@@ -9,14 +9,19 @@ public final class Main {
     public static void main(String[] argv) {
         Locale.setDefault(Locale.ROOT);
         if (argv.length == 0) {
-            System.err.println("usage: latentmoe (run|bench) [options]; see README.md");
+            System.err.println("usage: latentmoe (run|bench|jmh|cost|peers) [options]; see README.md");
             System.exit(2);
         }
         try {
             switch (argv[0]) {
                 case "run" -> RunCommand.run(argv);
-                case "bench" -> BenchCommand.run(argv);
-                default -> throw new Args.UsageException("unknown command '" + argv[0] + "' (run, bench)");
+                case "bench" -> {
+                    if (java.util.Arrays.asList(argv).contains("--iso")) IsoCommand.run(argv); else BenchCommand.run(argv);
+                }
+                case "jmh" -> JmhCommand.run(argv);
+                case "cost" -> CostCommand.run(argv);
+                case "peers-prepare" -> PeersCommand.run(argv);
+                default -> throw new Args.UsageException("unknown command '" + argv[0] + "' (run, bench, jmh, cost, peers)");
             }
         } catch (Args.UsageException e) {
             System.err.println("latentmoe " + argv[0] + ": " + e.getMessage());

@@ -40,9 +40,39 @@ class LatentmoeHeaderDriftTest {
   }
 
   static Stream<Spec> headers() {
+    // The CUDA headers come from the pinned wheels (installed on demand when missing).
+    String cudaInc = CudaHeaderConstantsTest.CudaHeaders.INCLUDE;
+    CudaHeaderConstantsTest.CudaHeaders.includeDir(HeaderDumper.repoRoot());
     return Stream.of(
         new Spec("native/include/latentmoe.h", List.of("native/include"), latentmoe_h.class,
-            name -> true));
+            name -> true),
+        new Spec("native/include/latentmoe_cuda.h", List.of("native/include"),
+            latentmoe_cuda_h.class, name -> true),
+        // Only what cuda_runtime_h binds; its enum constants live in driver_types.h
+        // (CudaHeaderConstantsTest checks those).
+        new Spec(cudaInc + "/cuda_runtime_api.h", List.of(cudaInc), cuda_runtime_h.class,
+            name -> cuda_runtime_h.DESCRIPTORS.containsKey(name) || name.equals("CUDART_VERSION")),
+        // Only what cublasLt_h binds. cublasLtMatmulAlgoGetHeuristic is left out: its parameter
+        // "cublasLtMatmulHeuristicResult_t heuristicResultsArray[]" (an array parameter, i.e. a
+        // pointer) comes out of dump_header.py as "unsupported:...[]"; its Java side is ADDRESS.
+        new Spec(cudaInc + "/cublasLt.h", List.of(cudaInc), cublasLt_h.class,
+            name -> (cublasLt_h.DESCRIPTORS.containsKey(name)
+                    && !name.equals("cublasLtMatmulAlgoGetHeuristic"))
+                || (name.startsWith("CUBLASLT_") && declaresConstant(cublasLt_h.class, name))
+                || name.equals("cublasLtMatmulAlgo_t")));
+    // cublasLtMatmulHeuristicResult_t is checked by CudaHeaderConstantsTest: its struct-typed
+    // member "algo" is named "algo" in Java (jextract's shape), which AbiComparator reads as the
+    // struct type's name.
+  }
+
+  /** Whether {@code c} has a public static int/long constant {@code name}. */
+  private static boolean declaresConstant(Class<?> c, String name) {
+    try {
+      Class<?> t = c.getField(name).getType();
+      return t == int.class || t == long.class;
+    } catch (NoSuchFieldException e) {
+      return false;
+    }
   }
 
   @ParameterizedTest(name = "{0}")

@@ -1,5 +1,7 @@
 package dev.latentmoe.kernels;
 
+import dev.latentmoe.memory.DType;
+import dev.latentmoe.memory.Device;
 import dev.latentmoe.memory.Tensor;
 
 /**
@@ -12,11 +14,22 @@ import dev.latentmoe.memory.Tensor;
  * experts:    expertOffsets, latentSorted → expertOutSorted [S,w] f32
  * combine:    x, topkWeights, sortedRowOfSlot, expertOutSorted → out [T,d] f32
  * </pre>
- * All arguments are validated in Java before any native call. Implementations are safe to call
- * from several threads at once.
+ * The f32 above is the CPU backend's {@link #activationDType()} / {@link #sortedDType()}; the CUDA
+ * backend uses bf16 for x, out, latentSorted and expertOutSorted, and wants every tensor on its
+ * device. All arguments are validated in Java before any native call (values only where they are
+ * readable from Java, i.e. on the host). Implementations are safe to call from several threads at once.
  */
 public interface LayerKernels extends AutoCloseable {
     MoeConfig config();
+
+    /** The dtype of x and out. */
+    default DType activationDType() { return DType.F32; }
+
+    /** The dtype of latentSorted and expertOutSorted. */
+    default DType sortedDType() { return DType.F32; }
+
+    /** Where every tensor argument must live. */
+    default Device device() { return Device.CPU; }
 
     void routerTopK(Tensor x, Tensor topkIds, Tensor topkWeights);
 

@@ -86,7 +86,7 @@ public final class MoeLayer implements AutoCloseable {
     /** The individual kernels, for engines (and tests) that run the steps themselves. */
     public LayerKernels kernels() { return kernels; }
 
-    /** y [T, d] f32, allocated in x's arena. */
+    /** y [T, d] in the backend's activation dtype (f32 on the CPU, bf16 on CUDA), allocated in x's arena. */
     public Tensor forward(Tensor x) {
         Tensor out = newOutput(x, x.arena());
         forward(x, out);
@@ -118,7 +118,7 @@ public final class MoeLayer implements AutoCloseable {
         if (x == null) throw new IllegalArgumentException("input x is null");
         if (x.rank() != 2) throw new IllegalArgumentException("input x must be [T, " + config().hiddenSize() + "], got rank " + x.rank());
         if (x.dim(0) == 0) throw new IllegalArgumentException("empty batch: input x has T = 0 tokens");
-        return arena.allocateTensor(DType.F32, x.dim(0), config().hiddenSize());
+        return arena.allocateTensor(kernels.activationDType(), x.dim(0), config().hiddenSize());
     }
 
     @Override

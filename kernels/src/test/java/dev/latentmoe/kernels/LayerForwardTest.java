@@ -17,7 +17,11 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
-/** The whole layer on the CPU backend against the float64 reference. */
+/**
+ * The whole layer against the float64 reference, on the backend named by
+ * {@code -Dlatentmoe.test.backend} (default cpu; cuda: bf16 activations, tolerance 1e-2, T up to
+ * 4096, skipped with the reason when CUDA is unavailable).
+ */
 @ExtendWith(NoLeaks.class)
 class LayerForwardTest {
     static Stream<Arguments> cases() {
@@ -34,31 +38,50 @@ class LayerForwardTest {
         a.add(Arguments.of("N=512 K=32 odd sizes f32", Cases.WIDE_N, DType.F32, 2));
         a.add(Arguments.of("odd N=37 swiglu shared", Cases.ODD_SWIGLU, DType.BF16, 101));
         a.add(Arguments.of("odd N=37 swiglu softmax f32", Cases.ODD_SWIGLU.withScoring(Scoring.SOFTMAX), DType.F32, 17));
+        if (TestBackend.isCuda()) {
+            // Large batches exercise the GPU's grouped GEMM tiling (CUTLASS path) and the sort.
+            a.add(Arguments.of("super/8 latent relu2 K22", Cases.SUPER_SMALL, DType.BF16, 4096));
+            a.add(Arguments.of("nano/8 standard", Cases.NANO_SMALL, DType.BF16, 1024));
+            a.add(Arguments.of("odd N=37 swiglu shared", Cases.ODD_SWIGLU, DType.BF16, 513));
+        }
         return a.stream();
     }
 
     @ParameterizedTest(name = "{0} {2} T={3}")
     @MethodSource("cases")
     void matchesFloat64Reference(String name, MoeConfig cfg, DType dtype, int tokens) {
-        long seed = Cases.seed(name + " T=" + tokens);
-        try (MoeLayer layer = MoeLayer.random(cfg, dtype, seed, Backends.cpu());
-             HostArena arena = HostArena.shared("test")) {
+        Backend backend = TestBackend.require();
+        long seed = Cases.seed(name + " T=" + tokens + " on " + backend.name());
+        try (MoeLayer layer = MoeLayer.random(cfg, dtype, seed, backend);
+             HostArena arena = HostArena.shared("test");
+             TestBackend.Dev dev = TestBackend.dev(backend)) {
+            DType act = layer.kernels().activationDType();
             Tensor x = Cases.input(arena, tokens, cfg.hiddenSize(), seed ^ 0x5DEECE66DL);
-            Tensor y = arena.allocateTensor(DType.F32, tokens, cfg.hiddenSize()).fill(Float.NaN);
+            if (act != DType.F32) x = x.convertTo(act, arena); // the reference then sees the rounded input
+            Tensor y = arena.allocateTensor(act, tokens, cfg.hiddenSize()).fill(Float.NaN);
             Routing routing = Routing.allocate(arena, tokens, cfg.topK());
             routing.expertIds().fill(-1);
             routing.weights().fill(Float.NaN);
-            layer.forward(x, y, routing);
-            assertMatches(layer, x, y, routing, dtype == DType.BF16 ? 1e-2 : 1e-5);
+            Tensor dx = dev.in(x);
+            Tensor dy = dev.in(y);
+            Routing dr = dev.in(routing);
+            layer.forward(dx, dy, dr);
+            dev.back(dy, y);
+            dev.back(dr, routing);
+            assertMatches(layer, x, y, routing, TestBackend.tolerance(dtype == DType.BF16), TestBackend.routeTolerance());
 
             // The convenience overloads compute the same thing, bit for bit.
-            Tensor y2 = layer.forward(x);
+            Tensor y2 = dev.host(layer.forward(dx), arena);
             assertTrue(Arrays.equals(y.toFloatArray(), y2.toFloatArray()), "forward(x) differs from forward(x, out, routing)");
         }
     }
 
-    /** Checks routing (ids up to float32 near-ties, weights) and output against the reference. */
     static void assertMatches(MoeLayer layer, Tensor x, Tensor y, Routing routing, double tol) {
+        assertMatches(layer, x, y, routing, tol, 1e-5);
+    }
+
+    /** Checks routing (ids up to near-ties within routeTol, weights) and output against the reference. */
+    static void assertMatches(MoeLayer layer, Tensor x, Tensor y, Routing routing, double tol, double routeTol) {
         ReferenceMoe ref = new ReferenceMoe(layer.weights());
         MoeConfig cfg = layer.config();
         long tokens = x.dim(0);
@@ -68,12 +91,12 @@ class LayerForwardTest {
             double[] s = ref.scores(xt);
             int[] got = new int[cfg.topK()];
             for (int k = 0; k < got.length; k++) got[k] = routing.expertId(t, k);
-            int[] ids = ref.reconcile(s, got, 1e-5);
+            int[] ids = ref.reconcile(s, got, routeTol);
             if (ids == null) fail("token " + t + ": kernel chose experts " + Arrays.toString(got) + ", reference " + Arrays.toString(ref.select(s)));
             double[] w = ref.routeWeights(s, ids);
             for (int k = 0; k < w.length; k++) {
                 double gw = routing.weight(t, k);
-                if (!(Math.abs(gw - w[k]) <= 1e-5 * Math.max(1, Math.abs(w[k])))) {
+                if (!(Math.abs(gw - w[k]) <= routeTol * Math.max(1, Math.abs(w[k])))) {
                     fail("token " + t + " k " + k + ": weight " + gw + " vs reference " + w[k]);
                 }
             }

@@ -44,6 +44,10 @@ import org.apache.arrow.vector.types.pojo.FieldType;
  * must be closed before the arena, and the vector's reads are not access-checked (no closed-arena
  * or thread-confinement checks). {@link #fromVector} returns a tensor over the vector's child
  * buffer, owned (for access checks only) by the given arena; the vector must outlive the tensor.
+ *
+ * <p><b>Read-only tensors.</b> A tensor over a read-only mapping (e.g. from {@link SafeTensorsFile})
+ * can be viewed, but its vector must only be read: Arrow writes bypass the read-only check and
+ * would fault. The wrapped bytes count against {@code allocator}'s limit while the vector lives.
  */
 public final class ArrowTensors {
     private ArrowTensors() {}
@@ -132,6 +136,7 @@ public final class ArrowTensors {
      * absent). {@code owner} is the arena whose open/thread checks guard the tensor; the vector
      * must stay open while the tensor is used. Nulls are rejected.
      */
+    @SuppressWarnings("restricted")
     public static Tensor fromVector(FixedSizeListVector vector, MemoryArena owner) {
         FieldVector child = vector.getDataVector();
         Field childField = child.getField();

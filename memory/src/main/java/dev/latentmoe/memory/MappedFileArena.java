@@ -12,7 +12,8 @@ import java.nio.file.StandardOpenOption;
  * A whole file memory-mapped read-only ({@link Kind#MAPPED}, host memory). The mapping is accounted
  * to {@link MemoryAccounting#mappedBytes()} and unmapped at {@link #close()}; any thread may use it.
  * It hands out no new memory: {@link #allocate(long)} raises {@link UnsupportedOperationException}.
- * Tensors over the mapping come from {@link Tensor#wrap}; writing through them raises (read-only).
+ * Tensors over the mapping come from {@link Tensor#wrap}; writing through them raises
+ * {@link IllegalArgumentException} (the FFM API's read-only segment error).
  */
 public final class MappedFileArena extends MemoryArena {
     private final Arena arena;

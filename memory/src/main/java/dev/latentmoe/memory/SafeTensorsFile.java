@@ -247,8 +247,9 @@ public final class SafeTensorsFile implements AutoCloseable {
     public long dataOffset() { return dataOffset; }
 
     /**
-     * A zero-copy, read-only view of tensor {@code name} (F32, BF16, F16 or I32). The data may be
-     * only element-size aligned. Valid until this file is closed.
+     * A zero-copy, read-only view of tensor {@code name} (F32, BF16, F16 or I32): setters raise
+     * {@link IllegalArgumentException}; copy it into a host arena to modify it. The data may be only
+     * element-size aligned. Valid until this file is closed.
      */
     public Tensor tensor(String name) {
         TensorInfo info = info(name);

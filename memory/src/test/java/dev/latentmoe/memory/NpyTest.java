@@ -180,7 +180,8 @@ class NpyTest {
         bad(npy(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), 'x': True}\n", four), "exactly");
         bad(npy(1, "{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (4,)}\n", four), "duplicate key");
         bad(npy(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (4,)} junk\n", four), "after the dict");
-        bad(npy(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (4,)\n", four), "expected ',' or '}'");
+        bad(npy(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (4,)\n", four), "unexpected end of header");
+        bad(npy(1, "{'descr': '<f4' 'fortran_order': False, 'shape': (4,)}\n", four), "expected ',' or '}'");
         bad(npy(1, "{'descr': '<f4, 'fortran_order': False, 'shape': (4,)}\n", four), "malformed header");
         bad(npy(1, "{'descr': '<f\\x34', 'fortran_order': False, 'shape': (4,)}\n", four), "escapes");
         bad(npy(1, "{'descr': 4, 'fortran_order': False, 'shape': (4,)}\n", four), "unexpected value");

@@ -13,7 +13,7 @@ import dev.latentmoe.memory.Tensor;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.util.concurrent.ConcurrentLinkedDeque;
+import java.util.concurrent.atomic.AtomicReferenceArray;
 
 /**
  * CPU kernels bound to one layer: the native {@code lmoe_config}/{@code lmoe_weights} structs
@@ -24,7 +24,9 @@ final class CpuLayerKernels extends CheckedLayerKernels {
     private final HostArena structArena;
     private final MemorySegment cfg;
     private final MemorySegment wts;
-    private final ConcurrentLinkedDeque<Workspace> pool = new ConcurrentLinkedDeque<>();
+    /** Idle workspaces in fixed slots (taking and returning one allocates nothing, unlike a deque's nodes). */
+    private final AtomicReferenceArray<Workspace> pool = new AtomicReferenceArray<>(POOL_SLOTS);
+    private static final int POOL_SLOTS = 64;
 
     /** Scratch for one caller: grown to the largest T seen, freed with the layer. */
     private static final class Workspace {
@@ -32,14 +34,29 @@ final class CpuLayerKernels extends CheckedLayerKernels {
         long capacityBytes;
         MemorySegment bytes = MemorySegment.NULL;
 
+        // Routing slices of forward() when the caller does not want the routing, cached per (offset, T·K).
+        long sliceOffset = -1, sliceSlots = -1;
+        MemorySegment idsSlice, weightsSlice;
+
         MemorySegment ensure(long need) {
             if (need > capacityBytes) {
                 if (arena != null) arena.close();
                 arena = HostArena.shared("cpu-workspace");
                 bytes = arena.allocate(need);
                 capacityBytes = need;
+                sliceOffset = -1;
             }
             return bytes;
+        }
+
+        /** ids then weights, each slots·4 bytes, at {@code offset} of the current buffer; no allocation when unchanged. */
+        void routingSlices(long offset, long slots) {
+            if (offset != sliceOffset || slots != sliceSlots) {
+                idsSlice = bytes.asSlice(offset, slots * 4L);
+                weightsSlice = bytes.asSlice(offset + slots * 4L, slots * 4L);
+                sliceOffset = offset;
+                sliceSlots = slots;
+            }
         }
 
         void close() { if (arena != null) arena.close(); }
@@ -95,12 +112,32 @@ final class CpuLayerKernels extends CheckedLayerKernels {
     private static MemorySegment seg(Tensor t) { return t == null ? MemorySegment.NULL : t.segment(); }
 
     private Workspace acquire() {
-        Workspace ws = pool.pollFirst();
-        return ws != null ? ws : new Workspace();
+        for (int i = 0; i < POOL_SLOTS; i++) {
+            if (pool.getPlain(i) != null) {
+                Workspace ws = pool.getAndSet(i, null);
+                if (ws != null) return ws;
+            }
+        }
+        return new Workspace();
     }
 
     private void giveBack(Workspace ws) {
-        if (structArena.isOpen()) pool.addFirst(ws); else ws.close();
+        if (structArena.isOpen()) {
+            for (int i = 0; i < POOL_SLOTS; i++) {
+                if (pool.getPlain(i) == null && pool.compareAndSet(i, null, ws)) {
+                    if (!structArena.isOpen()) drain();   // closed meanwhile: release() may have missed it
+                    return;
+                }
+            }
+        }
+        ws.close();   // more concurrent callers than slots, or closed
+    }
+
+    private void drain() {
+        for (int i = 0; i < POOL_SLOTS; i++) {
+            Workspace ws = pool.getAndSet(i, null);
+            if (ws != null) ws.close();
+        }
     }
 
     @Override
@@ -151,9 +188,9 @@ final class CpuLayerKernels extends CheckedLayerKernels {
             long routingBytes = ids == null ? ((t * config.topK() * 8 + 63) & ~63L) : 0;
             long nativeBytes = (Math.max(64, need) + 63) & ~63L;
             MemorySegment scratch = ws.ensure(nativeBytes + routingBytes);
-            MemorySegment idsSeg = ids != null ? ids.segment() : scratch.asSlice(nativeBytes, t * config.topK() * 4L);
-            MemorySegment wSeg = w != null ? w.segment()
-                    : scratch.asSlice(nativeBytes + t * config.topK() * 4L, t * config.topK() * 4L);
+            if (ids == null) ws.routingSlices(nativeBytes, t * config.topK());
+            MemorySegment idsSeg = ids != null ? ids.segment() : ws.idsSlice;
+            MemorySegment wSeg = w != null ? w.segment() : ws.weightsSlice;
             NativeErrors.check(latentmoe_h.lmoe_cpu_forward(cfg, wts, x.segment(), t, idsSeg, wSeg,
                     scratch, nativeBytes, out.segment()), "lmoe_cpu_forward");
         } finally {
@@ -164,7 +201,6 @@ final class CpuLayerKernels extends CheckedLayerKernels {
     @Override
     protected void release() {
         structArena.close();
-        Workspace ws;
-        while ((ws = pool.pollFirst()) != null) ws.close();
+        drain();
     }
 }

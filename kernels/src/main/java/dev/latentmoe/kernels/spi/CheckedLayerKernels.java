@@ -9,28 +9,51 @@ import dev.latentmoe.memory.MemoryArena;
 import dev.latentmoe.memory.Tensor;
 
 import java.util.Arrays;
-import java.util.List;
 
 /**
  * Argument checks shared by every backend, run in Java before any native call: open arenas usable
  * from this thread, devices, dtypes, shapes, a non-empty batch, finite inputs and expert ids in
  * range. Backends implement the {@code run*} methods on already-checked arguments.
+ *
+ * <p>Value checks (finite x, expert ids in range, expert offsets, the slot permutation) read the
+ * tensors and therefore run only on host tensors; device tensors (the CUDA backend) cannot be read
+ * from Java, so for them the backend's native code is responsible for rejecting bad values.
+ * Structural checks (open arenas, device, dtype, shape, T >= 1) run for every backend.
  */
 public abstract class CheckedLayerKernels implements LayerKernels {
     protected final MoeConfig config;
     protected final MoeWeights weights;
-    private final List<MemoryArena> weightOwners;
+    private final MemoryArena[] weightOwners;
     private final Device device;
+    private final DType activationDType;
+    private final DType sortedDType;
     private volatile boolean closed;
 
+    /** F32 activations and sorted rows (the CPU backend). */
     protected CheckedLayerKernels(MoeWeights weights, Device device) {
+        this(weights, device, DType.F32, DType.F32);
+    }
+
+    /**
+     * @param activationDType dtype of x and out
+     * @param sortedDType dtype of latentSorted and expertOutSorted
+     */
+    protected CheckedLayerKernels(MoeWeights weights, Device device, DType activationDType, DType sortedDType) {
         this.config = weights.config();
         this.weights = weights;
-        this.weightOwners = weights.owners();
+        this.weightOwners = weights.owners().toArray(new MemoryArena[0]);
         this.device = device;
+        this.activationDType = activationDType;
+        this.sortedDType = sortedDType;
     }
 
     @Override public final MoeConfig config() { return config; }
+
+    @Override public final DType activationDType() { return activationDType; }
+
+    @Override public final DType sortedDType() { return sortedDType; }
+
+    @Override public final Device device() { return device; }
 
     protected abstract void runRouterTopK(long tokens, Tensor x, Tensor topkIds, Tensor topkWeights);
 
@@ -62,20 +85,20 @@ public abstract class CheckedLayerKernels implements LayerKernels {
         checkExpertIds(topkIds);
         check("expertOffsets", expertOffsets, DType.I32, config.numExperts() + 1);
         check("sortedRowOfSlot", sortedRowOfSlot, DType.I32, slots);
-        check("latentSorted", latentSorted, DType.F32, slots, config.expertWidth());
+        check("latentSorted", latentSorted, sortedDType, slots, config.expertWidth());
         runDispatch(t, x, topkIds, expertOffsets, sortedRowOfSlot, latentSorted);
     }
 
     @Override
     public final void experts(Tensor expertOffsets, Tensor latentSorted, Tensor expertOutSorted) {
         ensureOpen();
-        check("latentSorted", latentSorted, DType.F32, -1, config.expertWidth());
+        check("latentSorted", latentSorted, sortedDType, -1, config.expertWidth());
         long slots = latentSorted.dim(0);
         if (slots == 0 || slots % config.topK() != 0) {
             throw new IllegalArgumentException("latentSorted has " + slots + " rows; expected T·K rows with T >= 1, K = " + config.topK());
         }
         check("expertOffsets", expertOffsets, DType.I32, config.numExperts() + 1);
-        check("expertOutSorted", expertOutSorted, DType.F32, slots, config.expertWidth());
+        check("expertOutSorted", expertOutSorted, sortedDType, slots, config.expertWidth());
         checkOffsets(expertOffsets, slots);
         runExperts(slots / config.topK(), expertOffsets, latentSorted, expertOutSorted);
     }
@@ -86,7 +109,7 @@ public abstract class CheckedLayerKernels implements LayerKernels {
         long slots = t * config.topK();
         check("topkWeights", topkWeights, DType.F32, t, config.topK());
         check("sortedRowOfSlot", sortedRowOfSlot, DType.I32, slots);
-        check("expertOutSorted", expertOutSorted, DType.F32, slots, config.expertWidth());
+        check("expertOutSorted", expertOutSorted, sortedDType, slots, config.expertWidth());
         checkOutput(t, out);
         checkPermutation(sortedRowOfSlot, slots);
         runCombine(t, x, topkWeights, sortedRowOfSlot, expertOutSorted, out);
@@ -94,10 +117,18 @@ public abstract class CheckedLayerKernels implements LayerKernels {
 
     @Override
     public final void forward(Tensor x, Tensor topkIds, Tensor topkWeights, Tensor out) {
+        runForward(checkForward(x, topkIds, topkWeights, out), x, topkIds, topkWeights, out);
+    }
+
+    /**
+     * The checks of {@link #forward}, for backends that offer more entry points to the whole layer
+     * (e.g. an asynchronous one on a caller's stream); returns T.
+     */
+    protected final long checkForward(Tensor x, Tensor topkIds, Tensor topkWeights, Tensor out) {
         long t = checkInput(x);
         if (topkIds != null || topkWeights != null) checkRouting(t, topkIds, topkWeights);
         checkOutput(t, out);
-        runForward(t, x, topkIds, topkWeights, out);
+        return t;
     }
 
     @Override
@@ -109,7 +140,8 @@ public abstract class CheckedLayerKernels implements LayerKernels {
 
     protected final void ensureOpen() {
         if (closed) throw new IllegalStateException("layer kernels are closed");
-        for (MemoryArena a : weightOwners) {
+        for (int i = 0; i < weightOwners.length; i++) {   // indexed: no iterator on the call path
+            MemoryArena a = weightOwners[i];
             if (!a.isOpen()) throw new IllegalStateException("the weights' arena '" + a.name() + "' is closed");
         }
     }
@@ -121,7 +153,7 @@ public abstract class CheckedLayerKernels implements LayerKernels {
         if (x.rank() != 2) throw new IllegalArgumentException("input x must be [T, " + config.hiddenSize() + "], got shape " + Arrays.toString(x.shape()));
         long t = x.dim(0);
         if (t == 0) throw new IllegalArgumentException("empty batch: input x has T = 0 tokens");
-        check("x", x, DType.F32, t, config.hiddenSize());
+        check("x", x, activationDType, t, config.hiddenSize());
         if (x.device().isHost() && x.hasNonFinite()) {
             throw new IllegalArgumentException("input x contains NaN or Inf; the layer rejects non-finite inputs");
         }
@@ -134,7 +166,35 @@ public abstract class CheckedLayerKernels implements LayerKernels {
     }
 
     private void checkOutput(long t, Tensor out) {
-        check("out", out, DType.F32, t, config.hiddenSize());
+        check("out", out, activationDType, t, config.hiddenSize());
+    }
+
+    /** {@link #check(String, Tensor, DType, long...)} for rank 1, without a varargs array per call. */
+    protected final void check(String name, Tensor t, DType dtype, long d0) {
+        checkCommon(name, t, dtype);
+        if (t.rank() != 1 || (d0 >= 0 && t.dim(0) != d0)) shapeMismatch(name, t, new long[] {d0});
+    }
+
+    /** {@link #check(String, Tensor, DType, long...)} for rank 2, without a varargs array per call. */
+    protected final void check(String name, Tensor t, DType dtype, long d0, long d1) {
+        checkCommon(name, t, dtype);
+        if (t.rank() != 2 || (d0 >= 0 && t.dim(0) != d0) || (d1 >= 0 && t.dim(1) != d1)) {
+            shapeMismatch(name, t, new long[] {d0, d1});
+        }
+    }
+
+    private void checkCommon(String name, Tensor t, DType dtype) {
+        if (t == null) throw new IllegalArgumentException(name + " is null");
+        t.checkAccessible();
+        if (t.dtype() != dtype) throw new IllegalArgumentException(name + " must be " + dtype + ", got " + t.dtype());
+        if (!t.device().equals(device)) {
+            throw new IllegalArgumentException(name + " is on " + t.device() + " but this backend runs on " + device);
+        }
+    }
+
+    private static void shapeMismatch(String name, Tensor t, long[] shape) {
+        throw new IllegalArgumentException(name + " must have shape " + Arrays.toString(shape).replace("-1", "*")
+                + ", got " + Arrays.toString(t.shape()));
     }
 
     /** dtype, device and exact shape; a -1 dimension matches anything. */

@@ -1,0 +1,146 @@
+package dev.latentmoe.bench;
+
+import dev.latentmoe.bindings.latentmoe_h;
+import dev.latentmoe.kernels.internal.CpuBackend;
+import dev.latentmoe.memory.Json;
+import org.openjdk.jmh.runner.Runner;
+import org.openjdk.jmh.runner.RunnerException;
+import org.openjdk.jmh.runner.options.CommandLineOptionException;
+import org.openjdk.jmh.runner.options.CommandLineOptions;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * {@code jmh [REGEX...] [JMH options]}: runs the JMH benchmarks (KernelBench: router, dispatch,
+ * experts, combine; LayerBench: forward; PeakBench: the GEMM compute ceiling, always included) with
+ * short defaults (-f 1 -wi 2 -i 3 -w 1s -r 2s -prof gc -rf json -rff bench/out/jmh.json; any JMH option
+ * overrides them), measures the memory bandwidth in the same run and prints the roofline table;
+ * the SVG plot goes next to the JSON. {@code jmh --report FILE} redoes the report from an existing JSON.
+ */
+final class JmhCommand {
+    private JmhCommand() {}
+
+    static void run(String[] argv) {
+        List<String> args = new ArrayList<>(Arrays.asList(argv).subList(1, argv.length));
+        String reportOnly = null;
+        int r = args.indexOf("--report");
+        if (r >= 0) {
+            if (r + 1 >= args.size()) throw new Args.UsageException("--report needs a JMH JSON file");
+            reportOnly = args.get(r + 1);
+            args.subList(r, r + 2).clear();
+        }
+        Path json;
+        if (reportOnly != null) {
+            json = Path.of(reportOnly);
+        } else {
+            List<String> full = withDefaults(args);
+            json = Path.of(full.get(full.indexOf("-rff") + 1));
+            try {
+                if (json.getParent() != null) Files.createDirectories(json.getParent());
+                CommandLineOptions opts = new CommandLineOptions(full.toArray(String[]::new));
+                System.out.println("jmh " + String.join(" ", full));
+                new Runner(opts).run();
+            } catch (CommandLineOptionException e) {
+                throw new Args.UsageException("bad JMH options: " + e.getMessage());
+            } catch (RunnerException e) {
+                throw new IllegalStateException("JMH failed: " + e.getMessage(), e);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+        CpuBackend.setThreads(Runtime.getRuntime().availableProcessors());
+        System.out.printf("%nceilings, measured now with %d threads (isa %s):%n", CpuBackend.threads(),
+                CpuBackend.isaName(latentmoe_h.lmoe_cpu_isa()));
+        double bw = BenchCommand.measureBandwidth();
+        Roofline roof = report(json, bw);
+        System.out.print(roof.table());
+        Path svg = json.resolveSibling(json.getFileName().toString().replaceFirst("\\.json$", "") + ".svg");
+        roof.writeSvg(svg);
+        System.out.println("wrote " + json + " and " + svg);
+    }
+
+    static List<String> withDefaults(List<String> user) {
+        List<String> out = new ArrayList<>();
+        String[][] defaults = {{"-f", "1"}, {"-wi", "2"}, {"-i", "3"}, {"-w", "1s"}, {"-r", "2s"}, {"-rf", "json"},
+                {"-rff", "bench/out/jmh.json"}};
+        for (String[] d : defaults) {
+            if (!user.contains(d[0])) out.addAll(List.of(d));
+        }
+        boolean gc = false;
+        for (int i = 0; i + 1 < user.size(); i++) if (user.get(i).equals("-prof") && user.get(i + 1).startsWith("gc")) gc = true;
+        if (!gc) out.addAll(List.of("-prof", "gc"));
+        // positional regexes: whatever does not start with '-' and is not an option's value
+        boolean anyRegex = false;
+        for (int i = 0; i < user.size(); i++) {
+            String a = user.get(i);
+            if (a.startsWith("-")) {
+                if (i + 1 < user.size() && !user.get(i + 1).startsWith("-") && takesValue(a)) i++;
+            } else {
+                anyRegex = true;
+            }
+        }
+        out.addAll(user);
+        if (anyRegex) out.add("PeakBench");   // the compute ceiling is measured in every run
+        return out;
+    }
+
+    private static boolean takesValue(String opt) {
+        return !List.of("-h", "-l", "-lp", "-lprof").contains(opt);
+    }
+
+    /** Reads JMH's JSON into roofline points; the peak is the best FLOP/s any GEMM reached (PeakBench first). */
+    @SuppressWarnings("unchecked")
+    static Roofline report(Path json, double bandwidthGBps) {
+        List<Object> results;
+        try {
+            results = (List<Object>) Json.parse(Files.readString(json));
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + json + ": " + e.getMessage(), e);
+        }
+        List<Roofline.Point> pts = new ArrayList<>();
+        double peak = 0, peakBench = 0;
+        for (Object o : results) {
+            Map<String, Object> m = (Map<String, Object>) o;
+            String bench = (String) m.get("benchmark");
+            String name = bench.substring(bench.lastIndexOf('.') + 1);
+            Map<String, Object> params = m.get("params") == null ? Map.of() : (Map<String, Object>) m.get("params");
+            double callsPerS = score(m.get("primaryMetric"));
+            Map<String, Object> sec = (Map<String, Object>) m.get("secondaryMetrics");
+            if (sec == null || !sec.containsKey("bytes") || !sec.containsKey("flops")) continue;
+            double bytesPerS = score(sec.get("bytes")), flopsPerS = score(sec.get("flops"));
+            double alloc = sec.containsKey("gc.alloc.rate.norm") ? score(sec.get("gc.alloc.rate.norm")) : Double.NaN;
+            int tokens;
+            String series;
+            if (bench.contains("PeakBench")) {
+                tokens = Integer.parseInt(String.valueOf(params.getOrDefault("peakTokens", "0")));
+                series = "gemm peak (dense)";
+                peakBench = Math.max(peakBench, flopsPerS);
+            } else {
+                tokens = Integer.parseInt(String.valueOf(params.getOrDefault("tokens", "0")));
+                series = name + " " + params.getOrDefault("shape", "");
+            }
+            peak = Math.max(peak, flopsPerS);
+            pts.add(new Roofline.Point(series, tokens, 1 / callsPerS, bytesPerS / callsPerS, flopsPerS / callsPerS, alloc));
+        }
+        if (pts.isEmpty()) throw new IllegalStateException(json + " holds no results with bytes/flops counters");
+        String note = peakBench > 0 && peak > peakBench * 1.0001
+                ? String.format(Locale.ROOT, "compute = best of all rows (PeakBench %.1f GFLOP/s)", peakBench / 1e9)
+                : "compute = PeakBench.gemm";
+        Roofline roof = new Roofline("LatentMoE CPU kernels, JMH (" + json.getFileName() + ")", bandwidthGBps, peak / 1e9, note);
+        pts.forEach(roof::add);
+        return roof;
+    }
+
+    @SuppressWarnings("unchecked")
+    private static double score(Object metric) {
+        return ((Number) ((Map<String, Object>) metric).get("score")).doubleValue();
+    }
+}

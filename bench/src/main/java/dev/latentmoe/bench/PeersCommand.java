@@ -1,0 +1,81 @@
+package dev.latentmoe.bench;
+
+import dev.latentmoe.kernels.Backends;
+import dev.latentmoe.kernels.MoeConfig;
+import dev.latentmoe.kernels.MoeLayer;
+import dev.latentmoe.kernels.internal.CpuBackend;
+import dev.latentmoe.memory.DType;
+import dev.latentmoe.memory.HostArena;
+import dev.latentmoe.memory.Npy;
+import dev.latentmoe.memory.Tensor;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+import java.util.SplittableRandom;
+
+/**
+ * {@code peers-prepare}: our side of {@code ./latentmoe peers}. Writes (once) the seeded random bf16
+ * checkpoint of the preset through {@link WeightCache}, then per T an input x_T.npy, our output
+ * y_ours_T.npy and the median time of our forward call on it (same x every call, as the Python
+ * peers do), into {@code --out}/ours.json. bench/peers/peers.py then runs the peers on the same files.
+ */
+final class PeersCommand {
+    private PeersCommand() {}
+
+    static void run(String[] argv) {
+        Args a = new Args(argv, 1, Set.of());
+        MoeConfig cfg = Shapes.byName(a.get("preset", "super"));
+        List<Integer> tokens = a.intList("tokens", "1,4,16,64");
+        int threads = a.intValue("threads", 2);
+        long seed = a.longValue("seed", 42);
+        Path out = Path.of(a.get("out", ".tools/peers-work"));
+        a.finish();
+        CpuBackend.setThreads(threads);
+        Path ckpt = WeightCache.checkpoint(cfg, DType.BF16, seed).toAbsolutePath();
+        StringBuilder json = new StringBuilder();
+        json.append(String.format(Locale.ROOT, "{\"checkpoint\": \"%s\", \"threads\": %d, \"shape\": \"%s\", \"rows\": [",
+                ckpt, threads, Shapes.describe(cfg)));
+        try (MoeLayer layer = WeightCache.layer(cfg, DType.BF16, seed, Backends.cpu());
+             HostArena arena = HostArena.shared("peers")) {
+            Files.createDirectories(out);
+            for (int i = 0; i < tokens.size(); i++) {
+                int t = tokens.get(i);
+                SplittableRandom r = new SplittableRandom(seed * 977 + t);
+                float[] v = new float[t * cfg.hiddenSize()];
+                // bf16-representable inputs: the HF module runs in bf16 (and routes on bf16 x), so every side sees the same x
+                for (int j = 0; j < v.length; j++) v[j] = DType.bf16ToFloat(DType.floatToBf16((float) (r.nextDouble() * 2 - 1)));
+                Tensor x = arena.allocateTensor(DType.F32, t, cfg.hiddenSize()).copyFrom(v);
+                Tensor y = arena.allocateTensor(DType.F32, t, cfg.hiddenSize());
+                Npy.write(out.resolve("x_" + t + ".npy"), x);
+                layer.forward(x, y);
+                Npy.write(out.resolve("y_ours_" + t + ".npy"), y);
+                layer.forward(x, y);                       // second warm-up
+                double[] ms = new double[200];
+                int n = 0;
+                long start = System.nanoTime();
+                while (n < 5 || (n < ms.length && System.nanoTime() - start < 2_000_000_000L)) {
+                    long t0 = System.nanoTime();
+                    layer.forward(x, y);
+                    ms[n++] = (System.nanoTime() - t0) / 1e6;
+                }
+                double[] s = Arrays.copyOf(ms, n);
+                Arrays.sort(s);
+                double median = n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+                System.err.printf("  ours T=%d: %d calls, median %.3f ms%n", t, n, median);
+                json.append(String.format(Locale.ROOT, "%s{\"tokens\": %d, \"median_ms\": %.4f, \"calls\": %d}",
+                        i == 0 ? "" : ", ", t, median, n));
+            }
+            json.append("]}\n");
+            Files.writeString(out.resolve("ours.json"), json.toString());
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        System.out.println("checkpoint " + ckpt);
+    }
+}

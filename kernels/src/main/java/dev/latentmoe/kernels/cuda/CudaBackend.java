@@ -1,0 +1,95 @@
+package dev.latentmoe.kernels.cuda;
+
+import dev.latentmoe.kernels.Backend;
+import dev.latentmoe.kernels.MoeWeights;
+import dev.latentmoe.memory.Cuda;
+import dev.latentmoe.memory.CudaStream;
+import dev.latentmoe.memory.Device;
+import dev.latentmoe.memory.DeviceArena;
+import dev.latentmoe.memory.MemoryArena;
+
+/**
+ * The CUDA backend over {@code liblatentmoe_cuda.so} (H100/H200, sm_90a), device {@code cuda:0}.
+ *
+ * <p>Available when the library loads, the driver reports at least one GPU and device 0 passes
+ * {@code lmoe_cuda_device_check}; otherwise {@link #unavailableReason()} says which of those failed
+ * (library missing and where it was looked for, no driver, no device, unsupported GPU).
+ *
+ * <p>Work runs on one stream per backend ({@link #stream()}, created on first use, lives as long as
+ * the JVM). Activations live in {@link DeviceArena}s on that stream ({@link #newActivationArena}),
+ * so uploads, kernels and downloads through those arenas are ordered without extra syncs. Data
+ * types: x, out, latentSorted, expertOutSorted bf16; topkIds i32; topkWeights f32; weights are
+ * copied to the GPU as bf16 (F32 host weights are rounded to bf16 on the way; an F32 gate stays F32).
+ */
+public final class CudaBackend implements Backend {
+    public static final String NAME = "cuda";
+    private static final int DEVICE = 0;
+    private static volatile CudaBackend instance;
+
+    private volatile CudaStream stream;
+
+    private CudaBackend() {}
+
+    /** The process-wide CUDA backend (available or not). */
+    public static CudaBackend instance() {
+        CudaBackend b = instance;
+        if (b == null) {
+            synchronized (CudaBackend.class) {
+                if (instance == null) instance = new CudaBackend();
+                b = instance;
+            }
+        }
+        return b;
+    }
+
+    @Override public String name() { return NAME; }
+
+    @Override public boolean isAvailable() { return Cuda.isAvailable(); }
+
+    @Override public String unavailableReason() { return Cuda.unavailableReason(); }
+
+    @Override public Device device() { return Device.cuda(DEVICE); }
+
+    /** The backend's stream (created on first use). */
+    public CudaStream stream() {
+        CudaStream s = stream;
+        if (s == null) {
+            synchronized (this) {
+                if (stream == null) {
+                    requireAvailable();
+                    stream = CudaStream.create(DEVICE);
+                }
+                s = stream;
+            }
+        }
+        return s;
+    }
+
+    /**
+     * Copies the weights to the GPU (bf16, expert matrices as contiguous [N, rows, cols] arrays)
+     * and returns kernels over them; waits until the copies are done. The host weights are not
+     * used again by the kernels, but must stay open while the kernels are used (the shared checks
+     * ask for their arenas).
+     */
+    @Override
+    public CudaLayerKernels prepare(MoeWeights weights) {
+        requireAvailable();
+        return new CudaLayerKernels(weights, this);
+    }
+
+    /** A {@link DeviceArena} on {@link #stream()}. */
+    @Override
+    public MemoryArena newActivationArena(String name) {
+        requireAvailable();
+        return DeviceArena.create(name, stream());
+    }
+
+    private void requireAvailable() {
+        String r = unavailableReason();
+        if (r != null) throw new IllegalStateException("CUDA backend unavailable: " + r);
+    }
+
+    int deviceId() { return DEVICE; }
+
+    @Override public String toString() { return NAME; }
+}

@@ -1,0 +1,91 @@
+package dev.latentmoe.memory;
+
+import dev.latentmoe.bindings.latentmoe_cuda_h;
+import dev.latentmoe.bindings.latentmoe_h;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * The CUDA side of the memory module: whether {@code liblatentmoe_cuda.so} is loaded and sees a
+ * usable GPU, and the status check for its calls. Everything CUDA in this module
+ * ({@link DeviceArena}, {@link PinnedHostArena}, {@link CudaStream}, {@link CudaEvent},
+ * {@link CudaCopies}) goes through {@code latentmoe_cuda.h}, never through libcudart directly, so
+ * one CUDA runtime (the one linked into that library) owns every pointer.
+ */
+public final class Cuda {
+    private Cuda() {}
+
+    private static volatile String cachedReason;
+    private static volatile boolean probed;
+
+    /** Null when device {@code 0} can run the CUDA backend; else exactly what is missing. */
+    public static String unavailableReason() {
+        if (!probed) {
+            synchronized (Cuda.class) {
+                if (!probed) {
+                    cachedReason = probe(0);
+                    probed = true;
+                }
+            }
+        }
+        return cachedReason;
+    }
+
+    /** True when the library loads, a device exists and device 0 passes {@code lmoe_cuda_device_check}. */
+    public static boolean isAvailable() { return unavailableReason() == null; }
+
+    /** Throws {@link IllegalStateException} with {@link #unavailableReason()} when CUDA is unusable. */
+    public static void requireAvailable(String what) {
+        String r = unavailableReason();
+        if (r != null) throw new IllegalStateException(what + ": CUDA is unavailable: " + r);
+    }
+
+    /** Number of devices the driver reports, 0 when there is no library, driver or GPU. */
+    public static int deviceCount() {
+        if (!latentmoe_cuda_h.isAvailable()) return 0;
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment n = a.allocate(ValueLayout.JAVA_INT);
+            int st = latentmoe_cuda_h.lmoe_cuda_device_count(n);
+            return st == latentmoe_h.LMOE_OK ? n.get(ValueLayout.JAVA_INT, 0) : 0;
+        }
+    }
+
+    private static String probe(int device) {
+        if (!latentmoe_cuda_h.isAvailable()) {
+            return "the CUDA backend library is missing: " + latentmoe_cuda_h.unavailableReason().orElse("?");
+        }
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment n = a.allocate(ValueLayout.JAVA_INT);
+            int st = latentmoe_cuda_h.lmoe_cuda_device_count(n);
+            if (st != latentmoe_h.LMOE_OK) {
+                return "no usable CUDA driver: lmoe_cuda_device_count failed (" + statusName(st) + "): "
+                        + latentmoe_cuda_h.lastError();
+            }
+            int count = n.get(ValueLayout.JAVA_INT, 0);
+            if (count <= device) {
+                return count == 0 ? "no CUDA device: the driver reports 0 GPUs"
+                        : "no CUDA device " + device + ": the driver reports " + count;
+            }
+            st = latentmoe_cuda_h.lmoe_cuda_device_check(device);
+            if (st != latentmoe_h.LMOE_OK) {
+                return "CUDA device " + device + " cannot run the kernels (" + statusName(st) + "): "
+                        + latentmoe_cuda_h.lastError();
+            }
+            return null;
+        } catch (UnsatisfiedLinkError e) {
+            return "the CUDA backend library lacks a symbol: " + e.getMessage();
+        }
+    }
+
+    /** Throws {@link dev.latentmoe.bindings.LatentMoeNativeException} unless {@code status} is LMOE_OK. */
+    public static void check(int status, String what) { latentmoe_cuda_h.check(status, what); }
+
+    /** Makes {@code device} current for the calling thread. */
+    public static void setDevice(int device) {
+        check(latentmoe_cuda_h.lmoe_cuda_set_device(device), "lmoe_cuda_set_device(" + device + ")");
+    }
+
+    static String statusName(int st) { return dev.latentmoe.bindings.NativeErrors.statusName(st); }
+}

@@ -1,0 +1,599 @@
+// decode.cu - the few-tokens ("decode") forward path and the bandwidth-bound dense GEMVs.
+//
+// For small T the layer is a weight stream: every byte of the router, the latent projections,
+// the shared expert and the K chosen experts of each token is read once and used for at most a
+// handful of tokens. This path skips the sort/permute of the grouped-GEMM path and runs five
+// launches, each a GEMV-style stream over many CTAs:
+//   A  dense:  router logits (f32), z = x W_down^T (bf16), hs = relu2(x S_up^T) (bf16);
+//              also zeroes the FC2 tickets
+//   B  top-K (the router's kernel, unchanged)
+//   C  shared down  so = hs S_down^T (f32)            + expert FC1: h[t,k] = relu2(up_e z_t) (bf16)
+//   D  expert FC2 + combine: acc[t] = sum_k w[t,k] down_e h[t,k], k in order (f32), then
+//      latent: accb = bf16(acc); standard: out = bf16(acc + so)
+//   E  latent only: out = bf16(accb W_up^T + so)
+//
+// The inner loop (warp_rows16) is a tensor-core GEMV: a warp owns 16 weight rows and a slice of
+// the reduction dimension, each lane loads 16 bytes of two rows and 16 bytes of (up to) two
+// tokens per 32-wide k block and feeds mma.m16n8k16 (bf16 in, f32 accumulate). The k order
+// inside the mma fragments is permuted identically for weights and tokens (a dot product does
+// not care), so every load is a plain 16-byte vector load. The 8 warps of a CTA split the
+// reduction dimension and their partial tiles are summed in shared memory in warp order: no
+// atomics, the result depends only on the shapes (deterministic, graph-capturable).
+// f32 weights (the router gate) are split on the fly into three bf16 terms (hi + mid + lo, exact
+// to ~2^-24 relative), so the f32 router keeps f32 accuracy on the tensor cores.
+#include <limits.h>
+#include <stdint.h>
+
+#include "internal.cuh"
+
+namespace lmoe_cuda {
+namespace {
+
+constexpr int kWarps = 8;
+constexpr int kThreads = kWarps * 32;
+constexpr int kTokChunk = 16;  // tokens per dense task (two n8 mma tiles)
+constexpr int kMaxSegs = 3;
+constexpr int kRouterGemvMaxT = 16;
+
+inline int64_t aup(int64_t v) { return (v + 255) / 256 * 256; }
+inline bool al16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+__device__ __forceinline__ float relu2f(float v) {
+  float r = v > 0.f ? v : 0.f;
+  return r * r;
+}
+__device__ __forceinline__ int clamp_expert(int e, int N) { return (e >= 0 && e < N) ? e : 0; }
+
+// 16-byte streaming load of weights (not kept in L1; 256-byte L2 prefetch), zero when !ok.
+__device__ __forceinline__ uint4 ld_weights(const void* p, bool ok) {
+  uint4 v = make_uint4(0u, 0u, 0u, 0u);
+  asm("{\n .reg .pred p;\n setp.ne.b32 p, %5, 0;\n"
+      " @p ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0,%1,%2,%3}, [%4];\n}\n"
+      : "+r"(v.x), "+r"(v.y), "+r"(v.z), "+r"(v.w)
+      : "l"(p), "r"(int(ok)));
+  return v;
+}
+// 16-byte load of activations (small, re-read by many CTAs: cached), zero when !ok.
+__device__ __forceinline__ uint4 ld_act(const void* p, bool ok) {
+  uint4 v = make_uint4(0u, 0u, 0u, 0u);
+  asm("{\n .reg .pred p;\n setp.ne.b32 p, %5, 0;\n"
+      " @p ld.global.nc.v4.u32 {%0,%1,%2,%3}, [%4];\n}\n"
+      : "+r"(v.x), "+r"(v.y), "+r"(v.z), "+r"(v.w)
+      : "l"(p), "r"(int(ok)));
+  return v;
+}
+
+__device__ __forceinline__ void mma16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2,
+                                         uint32_t a3, uint32_t b0, uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t bits(__nv_bfloat162 v) {
+  return uint32_t(__bfloat16_as_ushort(v.x)) | (uint32_t(__bfloat16_as_ushort(v.y)) << 16);
+}
+// (a, b) -> three bf16x2 terms with a == hi + mid + lo up to ~2^-24 |a| (each residual exact).
+__device__ __forceinline__ void split3(float a, float b, uint32_t& hi, uint32_t& mid, uint32_t& lo) {
+  __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
+  float ra = a - __low2float(h), rb = b - __high2float(h);
+  __nv_bfloat162 m = __floats2bfloat162_rn(ra, rb);
+  float sa = ra - __low2float(m), sb = rb - __high2float(m);
+  __nv_bfloat162 l = __floats2bfloat162_rn(sa, sb);
+  hi = bits(h);
+  mid = bits(m);
+  lo = bits(l);
+}
+__device__ __forceinline__ float f_of(uint32_t u) { return __uint_as_float(u); }
+
+// One lane's 8 consecutive weights of one row.
+template <class WT> struct WFrag;
+template <> struct WFrag<bf16> {
+  static constexpr int kUnroll = 4;  // k blocks in flight per warp
+  uint4 v;
+  __device__ __forceinline__ void load(const bf16* p, bool ok) { v = ld_weights(p, ok); }
+};
+template <> struct WFrag<float> {
+  static constexpr int kUnroll = 2;
+  uint4 v0, v1;
+  __device__ __forceinline__ void load(const float* p, bool ok) {
+    v0 = ld_weights(p, ok);
+    v1 = ld_weights(p + 4, ok);
+  }
+};
+
+// acc[j] += rows(a: r, b: r+8) x tokens(j*8 + r) over one 32-wide k block.
+//   mma k slot 2q,2q+1 <-> k q*8+{0,1} (reg .x); slot 2q+8,+9 <-> q*8+{2,3} (.y); second mma .z/.w
+template <int NT>
+__device__ __forceinline__ void mma_block(const WFrag<bf16>& a, const WFrag<bf16>& b,
+                                          const uint4 (&x)[NT], float (&acc)[NT][4]) {
+#pragma unroll
+  for (int j = 0; j < NT; ++j) {
+    mma16816(acc[j], a.v.x, b.v.x, a.v.y, b.v.y, x[j].x, x[j].y);
+    mma16816(acc[j], a.v.z, b.v.z, a.v.w, b.v.w, x[j].z, x[j].w);
+  }
+}
+template <int NT>
+__device__ __forceinline__ void mma_block(const WFrag<float>& a, const WFrag<float>& b,
+                                          const uint4 (&x)[NT], float (&acc)[NT][4]) {
+  uint32_t ta[3][4], tb[3][4];
+  const uint4 a0 = a.v0, a1 = a.v1, b0 = b.v0, b1 = b.v1;
+  split3(f_of(a0.x), f_of(a0.y), ta[0][0], ta[1][0], ta[2][0]);
+  split3(f_of(a0.z), f_of(a0.w), ta[0][1], ta[1][1], ta[2][1]);
+  split3(f_of(a1.x), f_of(a1.y), ta[0][2], ta[1][2], ta[2][2]);
+  split3(f_of(a1.z), f_of(a1.w), ta[0][3], ta[1][3], ta[2][3]);
+  split3(f_of(b0.x), f_of(b0.y), tb[0][0], tb[1][0], tb[2][0]);
+  split3(f_of(b0.z), f_of(b0.w), tb[0][1], tb[1][1], tb[2][1]);
+  split3(f_of(b1.x), f_of(b1.y), tb[0][2], tb[1][2], tb[2][2]);
+  split3(f_of(b1.z), f_of(b1.w), tb[0][3], tb[1][3], tb[2][3]);
+#pragma unroll
+  for (int j = 0; j < NT; ++j) {
+#pragma unroll
+    for (int s = 2; s >= 0; --s) {  // small terms first
+      mma16816(acc[j], ta[s][0], tb[s][0], ta[s][1], tb[s][1], x[j].x, x[j].y);
+      mma16816(acc[j], ta[s][2], tb[s][2], ta[s][3], tb[s][3], x[j].z, x[j].w);
+    }
+  }
+}
+
+// This warp's share of a 16-row x (8*NT)-token tile: k blocks [kb0, kb1) of 32.
+//   w: row 0 of the tile ([rows, K] row-major, leading dim ldw); rows >= rows_valid are zero.
+//   x: token 0 ([ntok, K] bf16, leading dim ldx); tokens >= ntok are zero.
+// K % 8 == 0, w/x 16-byte aligned, ldw/ldx multiples of 8 (16 bytes).
+template <int NT, class WT>
+__device__ __forceinline__ void warp_rows16(const WT* __restrict__ w, int64_t ldw, int rows_valid,
+                                            const bf16* __restrict__ x, int64_t ldx, int ntok,
+                                            int K, int kb0, int kb1, float (&acc)[NT][4]) {
+  constexpr int U = WFrag<WT>::kUnroll;
+  const int lane = threadIdx.x & 31, r = lane >> 2, q = lane & 3;
+  const bool va = r < rows_valid, vb = r + 8 < rows_valid;
+  const WT* pa = w + int64_t(va ? r : 0) * ldw + q * 8;
+  const WT* pb = w + int64_t(vb ? r + 8 : 0) * ldw + q * 8;
+  const bf16* px[NT];
+  bool vx[NT];
+#pragma unroll
+  for (int j = 0; j < NT; ++j) {
+    const int tk = j * 8 + r;
+    vx[j] = tk < ntok;
+    px[j] = x + int64_t(vx[j] ? tk : 0) * ldx + q * 8;
+  }
+  const int kq = K - q * 8;  // this lane's chunk of block kb is in range iff kb*32 < kq
+  for (int kb = kb0; kb < kb1; kb += U) {
+    WFrag<WT> fa[U], fb[U];
+    uint4 xv[U][NT];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int k = (kb + u) * 32;
+      const bool ok = (kb + u < kb1) && (k < kq);
+      fa[u].load(pa + k, ok && va);
+      fb[u].load(pb + k, ok && vb);
+#pragma unroll
+      for (int j = 0; j < NT; ++j) xv[u][j] = ld_act(px[j] + k, ok && vx[j]);
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) mma_block<NT>(fa[u], fb[u], xv[u], acc);
+  }
+}
+
+__device__ __forceinline__ void warp_kblocks(int K, int& kb0, int& kb1) {
+  const int nkb = (K + 31) / 32, warp = threadIdx.x >> 5;
+  kb0 = warp * nkb / kWarps;
+  kb1 = (warp + 1) * nkb / kWarps;
+}
+
+// Sums the warps' tiles in warp order. Thread tid < NT*128 gets one (row, tok) element of the
+// 16 x 8NT tile (row = -1 for the others).
+using RedBuf = float[kWarps][8][32];
+template <int NT>
+__device__ __forceinline__ float block_reduce(const float (&acc)[NT][4], RedBuf& red, int& row,
+                                              int& tok) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, tid = threadIdx.x;
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) red[warp][j * 4 + i][lane] = acc[j][i];
+  __syncthreads();
+  float v = 0.f;
+  row = -1;
+  tok = -1;
+  if (tid < NT * 128) {
+    const int j = tid >> 7, i = (tid >> 5) & 3, l = tid & 31;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) v += red[w][j * 4 + i][l];
+    row = (l >> 2) + ((i & 2) ? 8 : 0);
+    tok = j * 8 + (l & 3) * 2 + (i & 1);
+  }
+  return v;
+}
+
+// ---------------------------------------------------------------- dense segments
+enum DenseEpi { EPI_F32 = 0, EPI_BF16 = 1, EPI_RELU2_BF16 = 2, EPI_ADD_BF16 = 3 };
+
+// out[tok, row] = epi( sum_k W[row, k] x[tok, k] ), rows x ntok, tasks = 16-row blocks x
+// token chunks of 16 (row block fastest).
+struct DenseSeg {
+  const void* w;  // [rows, K], bf16 or f32 (w_f32)
+  int w_f32;
+  int rows;
+  int K;
+  const bf16* x;  // [ntok, ldx]
+  int64_t ldx;
+  int epi;
+  void* out;  // [ntok, ldo]
+  int64_t ldo;
+  const float* add;  // EPI_ADD_BF16: [ntok, ld_add] or NULL
+  int64_t ld_add;
+  int nrb;    // row blocks
+  int task0;  // first block index of this segment
+};
+struct DenseParams {
+  DenseSeg seg[kMaxSegs];
+  int nseg;
+  int ntok;
+  int32_t* zero;  // zeroed by block 0 (FC2 tickets), or NULL
+  int nzero;
+};
+
+__device__ __forceinline__ void dense_store(const DenseSeg& s, int row, int tok, float v) {
+  const int64_t o = int64_t(tok) * s.ldo + row;
+  switch (s.epi) {
+    case EPI_F32: static_cast<float*>(s.out)[o] = v; break;
+    case EPI_BF16: static_cast<bf16*>(s.out)[o] = __float2bfloat16_rn(v); break;
+    case EPI_RELU2_BF16: static_cast<bf16*>(s.out)[o] = __float2bfloat16_rn(relu2f(v)); break;
+    default: {
+      const float a = s.add ? s.add[int64_t(tok) * s.ld_add + row] : 0.f;
+      static_cast<bf16*>(s.out)[o] = __float2bfloat16_rn(v + a);
+    }
+  }
+}
+
+__device__ __forceinline__ void dense_task(const DenseSeg& s, int local, int ntok_total, RedBuf& red) {
+  const int rb = local % s.nrb, tc = local / s.nrb;
+  const int row0 = rb * 16, tok0 = tc * kTokChunk;
+  const int rows_valid = min(16, s.rows - row0), ntok = min(kTokChunk, ntok_total - tok0);
+  int kb0, kb1;
+  warp_kblocks(s.K, kb0, kb1);
+  float acc[2][4] = {};
+  const bf16* x = s.x + int64_t(tok0) * s.ldx;
+  if (s.w_f32)
+    warp_rows16<2, float>(static_cast<const float*>(s.w) + int64_t(row0) * s.K, s.K, rows_valid,
+                          x, s.ldx, ntok, s.K, kb0, kb1, acc);
+  else
+    warp_rows16<2, bf16>(static_cast<const bf16*>(s.w) + int64_t(row0) * s.K, s.K, rows_valid, x,
+                         s.ldx, ntok, s.K, kb0, kb1, acc);
+  int row, tok;
+  const float v = block_reduce<2>(acc, red, row, tok);
+  if (row >= 0 && row < rows_valid && tok < ntok) dense_store(s, row0 + row, tok0 + tok, v);
+}
+
+__global__ void __launch_bounds__(kThreads)
+dense_kernel(const __grid_constant__ DenseParams p) {
+  __shared__ RedBuf red;
+  if (blockIdx.x == 0)
+    for (int i = threadIdx.x; i < p.nzero; i += kThreads) p.zero[i] = 0;
+  if (p.nseg == 0) return;
+  const int b = blockIdx.x;
+  int s = 0;
+  while (s + 1 < p.nseg && b >= p.seg[s + 1].task0) ++s;
+  dense_task(p.seg[s], b - p.seg[s].task0, p.ntok, red);
+}
+
+// ---------------------------------------------------------------- expert FC1 (+ shared down)
+struct Fc1Params {
+  DenseSeg seg;  // shared down, blocks [0, task0) when has_seg
+  int has_seg;
+  int ntok;
+  const bf16* up;  // [N, m, W]
+  int m, W, K, N, slots;
+  const bf16* z;  // [T, ldz]
+  int64_t ldz;
+  const int32_t* ids;  // [T*K]
+  bf16* h;             // [T*K, m]
+  int task0;
+};
+
+// Block (slot, rb), slot fastest (CTAs of slots sharing an expert read the same rows together):
+// h[slot, rb*16 + r] = relu2(up_e[rb*16 + r] . z_t).
+__global__ void __launch_bounds__(kThreads)
+fc1_kernel(const __grid_constant__ Fc1Params p) {
+  __shared__ RedBuf red;
+  const int b = blockIdx.x;
+  if (p.has_seg && b < p.task0) {
+    dense_task(p.seg, b, p.ntok, red);
+    return;
+  }
+  const int local = b - p.task0;
+  const int slot = local % p.slots, rb = local / p.slots;
+  const int t = slot / p.K;
+  const int e = clamp_expert(p.ids[slot], p.N);
+  const int row0 = rb * 16, rows_valid = min(16, p.m - row0);
+  int kb0, kb1;
+  warp_kblocks(p.W, kb0, kb1);
+  float acc[1][4] = {};
+  warp_rows16<1, bf16>(p.up + (int64_t(e) * p.m + row0) * p.W, p.W, rows_valid,
+                       p.z + int64_t(t) * p.ldz, p.ldz, 1, p.W, kb0, kb1, acc);
+  int row, tok;
+  const float v = block_reduce<1>(acc, red, row, tok);
+  if (row >= 0 && tok == 0 && row < rows_valid)
+    p.h[int64_t(slot) * p.m + row0 + row] = __float2bfloat16_rn(relu2f(v));
+}
+
+// ---------------------------------------------------------------- expert FC2 + combine
+struct Fc2Params {
+  const bf16* down;  // [N, W, m]
+  int m, W, K, N, T, KG, nrb;
+  const bf16* h;        // [T*K, m]
+  const int32_t* ids;   // [T*K]
+  const float* wts;     // [T*K]
+  float* part;          // [KG, T, W] when KG > 1
+  int32_t* tickets;     // [T, nrb] when KG > 1, zero on entry
+  bf16* out;            // [T, W]
+  const float* add;     // [T, W] or NULL
+};
+
+// Block (t, kg, cb), t fastest: rows [cb*16, +16) of acc[t] over experts k in
+// [kg*K/KG, (kg+1)*K/KG): sum_k w[t,k] (down_e[rows] . h[t,k]). With KG > 1 the k groups of
+// one (t, cb) land in part[kg] and the last of them to finish (ticket) adds them in kg order.
+__global__ void __launch_bounds__(kThreads)
+fc2_kernel(const __grid_constant__ Fc2Params p) {
+  __shared__ RedBuf red;
+  __shared__ int s_last;
+  const int b = blockIdx.x;
+  const int t = b % p.T, rest = b / p.T;
+  const int kg = rest % p.KG, cb = rest / p.KG;
+  const int k0 = kg * p.K / p.KG, k1 = (kg + 1) * p.K / p.KG;
+  const int row0 = cb * 16, rows_valid = min(16, p.W - row0);
+  int kb0, kb1;
+  warp_kblocks(p.m, kb0, kb1);
+  float tot[1][4] = {};
+  for (int k = k0; k < k1; ++k) {
+    const int slot = t * p.K + k;
+    const int e = clamp_expert(p.ids[slot], p.N);
+    const float wk = p.wts[slot];
+    float acc[1][4] = {};
+    warp_rows16<1, bf16>(p.down + (int64_t(e) * p.W + row0) * p.m, p.m, rows_valid,
+                         p.h + int64_t(slot) * p.m, p.m, 1, p.m, kb0, kb1, acc);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) tot[0][i] = fmaf(wk, acc[0][i], tot[0][i]);
+  }
+  int row, tok;
+  const float v = block_reduce<1>(tot, red, row, tok);
+  const bool mine = row >= 0 && tok == 0 && row < rows_valid;
+  const int c = row0 + row;
+  if (p.KG == 1) {
+    if (mine) {
+      const float a = p.add ? p.add[int64_t(t) * p.W + c] : 0.f;
+      p.out[int64_t(t) * p.W + c] = __float2bfloat16_rn(v + a);
+    }
+    return;
+  }
+  if (mine) p.part[(int64_t(kg) * p.T + t) * p.W + c] = v;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) s_last = atomicAdd(&p.tickets[t * p.nrb + cb], 1) == p.KG - 1;
+  __syncthreads();
+  if (!s_last) return;
+  __threadfence();
+  if (mine) {
+    float s = 0.f;
+    for (int g = 0; g < p.KG; ++g) s += __ldcg(&p.part[(int64_t(g) * p.T + t) * p.W + c]);
+    const float a = p.add ? p.add[int64_t(t) * p.W + c] : 0.f;
+    p.out[int64_t(t) * p.W + c] = __float2bfloat16_rn(s + a);
+  }
+}
+
+// ---------------------------------------------------------------- host side
+inline int expert_width(const lmoe_config* c) {
+  return c->latent_size > 0 ? c->latent_size : c->hidden_size;
+}
+
+int sm_or_default() {
+  int sm = 0, dev = 0;
+  if (current_sm_count(&sm, &dev) != LMOE_OK || sm <= 0) {
+    clear_error();
+    (void)cudaGetLastError();
+    return 256;
+  }
+  return sm;
+}
+
+// FC2 k groups: enough (t, cb, kg) blocks to fill the GPU ~4 times.
+int fc2_groups(const lmoe_config* c, int64_t T, int sm) {
+  const int64_t base = T * ((expert_width(c) + 15) / 16);
+  int64_t kg = (4 * int64_t(sm) + base - 1) / base;
+  if (kg < 1) kg = 1;
+  if (kg > c->top_k) kg = c->top_k;
+  return int(kg);
+}
+
+struct DecLayout {
+  int64_t logits, z, hs, h, so, part, tickets, accb, total;
+  int KG;
+};
+DecLayout dec_layout(const lmoe_config* c, int64_t T, int sm) {
+  const int64_t d = c->hidden_size, W = expert_width(c), m = c->expert_intermediate_size;
+  const int64_t ms = c->shared_intermediate_size, K = c->top_k, N = c->num_experts;
+  const bool latent = c->latent_size > 0, shared = ms > 0;
+  DecLayout L;
+  L.KG = fc2_groups(c, T, sm);
+  int64_t o = 0;
+  L.logits = o; o += aup(T * N * 4);
+  L.z = o; o += latent ? aup(T * W * 2) : 0;
+  L.hs = o; o += shared ? aup(T * ms * 2) : 0;
+  L.h = o; o += aup(T * K * m * 2);
+  L.so = o; o += shared ? aup(T * d * 4) : 0;
+  L.part = o; o += L.KG > 1 ? aup(int64_t(L.KG) * T * W * 4) : 0;
+  L.tickets = o; o += L.KG > 1 ? aup(T * ((W + 15) / 16) * 4) : 0;
+  L.accb = o; o += latent ? aup(T * W * 2) : 0;
+  L.total = o;
+  return L;
+}
+
+void add_seg(DenseParams& p, int& tasks, const void* w, bool w_f32, int rows, int K,
+             const bf16* x, int64_t ldx, int epi, void* out, int64_t ldo, const float* add,
+             int64_t ld_add, int64_t T) {
+  DenseSeg& s = p.seg[p.nseg++];
+  s.w = w;
+  s.w_f32 = w_f32 ? 1 : 0;
+  s.rows = rows;
+  s.K = K;
+  s.x = x;
+  s.ldx = ldx;
+  s.epi = epi;
+  s.out = out;
+  s.ldo = ldo;
+  s.add = add;
+  s.ld_add = ld_add;
+  s.nrb = (rows + 15) / 16;
+  s.task0 = tasks;
+  tasks += s.nrb * int((T + kTokChunk - 1) / kTokChunk);
+}
+
+lmoe_status launch_dense(const DenseParams& p, int tasks, cudaStream_t s) {
+  if (tasks <= 0 && p.nzero <= 0) return LMOE_OK;
+  dense_kernel<<<unsigned(tasks > 0 ? tasks : 1), kThreads, 0, s>>>(p);
+  LMOE_CU_LAUNCH("decode dense");
+  return LMOE_OK;
+}
+
+}  // namespace
+
+// ================================================================ internal API
+bool gemv_router_ok(const lmoe_config* c, const lmoe_cuda_weights* w, const void* x, int64_t T) {
+  return T >= 1 && T <= kRouterGemvMaxT && c->hidden_size % 8 == 0 && al16(x) && w->gate &&
+         al16(w->gate);
+}
+
+lmoe_status gemv_router_logits(const lmoe_config* c, const lmoe_cuda_weights* w, const bf16* x,
+                               int64_t T, float* logits, cudaStream_t s) {
+  DenseParams p{};
+  int tasks = 0;
+  const int d = c->hidden_size, N = c->num_experts;
+  add_seg(p, tasks, w->gate, w->gate_dtype == LMOE_DTYPE_F32, N, d, x, d, EPI_F32, logits, N,
+          nullptr, 0, T);
+  p.ntok = int(T);
+  return launch_dense(p, tasks, s);
+}
+
+bool decode_supported(const lmoe_config* c, const lmoe_cuda_weights* w, const void* x, int64_t T) {
+  if (c->activation != LMOE_ACT_RELU2) return false;  // SwiGLU: grouped path
+  const int64_t d = c->hidden_size, W = expert_width(c), m = c->expert_intermediate_size;
+  const int64_t ms = c->shared_intermediate_size;
+  if (d % 8 || W % 8 || m % 8 || ms % 8) return false;
+  if (!al16(x) || !al16(w->gate) || !al16(w->expert_up) || !al16(w->expert_down)) return false;
+  if (c->latent_size > 0 && (!al16(w->latent_down) || !al16(w->latent_up))) return false;
+  if (ms > 0 && (!al16(w->shared_up) || !al16(w->shared_down))) return false;
+  // grid sizes (int32 block indices)
+  const int64_t fc1 = T * c->top_k * ((m + 15) / 16) + ((d + 15) / 16) * ((T + 15) / 16);
+  const int64_t fc2 = T * c->top_k * ((W + 15) / 16);
+  const int64_t dense = ((T + 15) / 16) * ((c->num_experts + W + ms + d + 63) / 16 + 4);
+  return fc1 < INT_MAX && fc2 < INT_MAX && dense < INT_MAX;
+}
+
+int64_t decode_workspace_bytes(const lmoe_config* c, int64_t T) {
+  return dec_layout(c, T, sm_or_default()).total;
+}
+
+lmoe_status decode_forward(const lmoe_config* c, const lmoe_cuda_weights* w, const bf16* x,
+                           int64_t T, int32_t* ids, float* wts, void* ws, int64_t ws_bytes,
+                           bf16* out, cudaStream_t s) {
+  if (T == 0) return LMOE_OK;
+  const int d = c->hidden_size, W = expert_width(c), m = c->expert_intermediate_size;
+  const int ms = c->shared_intermediate_size, K = c->top_k, N = c->num_experts;
+  const bool latent = c->latent_size > 0, shared = ms > 0;
+  const DecLayout L = dec_layout(c, T, sm_or_default());
+  if (ws_bytes < L.total)
+    return set_error(LMOE_ERR_INVALID_ARGUMENT, "decode forward: workspace_bytes %lld < %lld",
+                     (long long)ws_bytes, (long long)L.total);
+  char* b = static_cast<char*>(ws);
+  float* logits = reinterpret_cast<float*>(b + L.logits);
+  bf16* z = latent ? reinterpret_cast<bf16*>(b + L.z) : nullptr;
+  bf16* hs = shared ? reinterpret_cast<bf16*>(b + L.hs) : nullptr;
+  bf16* h = reinterpret_cast<bf16*>(b + L.h);
+  float* so = shared ? reinterpret_cast<float*>(b + L.so) : nullptr;
+  float* part = L.KG > 1 ? reinterpret_cast<float*>(b + L.part) : nullptr;
+  int32_t* tickets = L.KG > 1 ? reinterpret_cast<int32_t*>(b + L.tickets) : nullptr;
+  bf16* accb = latent ? reinterpret_cast<bf16*>(b + L.accb) : nullptr;
+  const int nrb_w = (W + 15) / 16;
+
+  // A: router (when the GEMV router applies), latent down, shared up; zero the FC2 tickets.
+  const bool router_fused = gemv_router_ok(c, w, x, T);
+  {
+    DenseParams p{};
+    int tasks = 0;
+    if (router_fused)
+      add_seg(p, tasks, w->gate, w->gate_dtype == LMOE_DTYPE_F32, N, d, x, d, EPI_F32, logits, N,
+              nullptr, 0, T);
+    if (latent)
+      add_seg(p, tasks, w->latent_down, false, W, d, x, d, EPI_BF16, z, W, nullptr, 0, T);
+    if (shared)
+      add_seg(p, tasks, w->shared_up, false, ms, d, x, d, EPI_RELU2_BF16, hs, ms, nullptr, 0, T);
+    p.ntok = int(T);
+    p.zero = tickets;
+    p.nzero = tickets ? int(T) * nrb_w : 0;
+    LMOE_TRY(launch_dense(p, tasks, s));
+  }
+  // B: top-K (router logits first when not fused)
+  LMOE_TRY(router_topk_stage(c, w, x, T, router_fused, logits, ids, wts, s));
+
+  // C: shared down + expert FC1
+  {
+    Fc1Params p{};
+    int tasks = 0;
+    if (shared) {
+      DenseParams dp{};
+      add_seg(dp, tasks, w->shared_down, false, d, ms, hs, ms, EPI_F32, so, d, nullptr, 0, T);
+      p.seg = dp.seg[0];
+      p.has_seg = 1;
+    }
+    p.ntok = int(T);
+    p.up = static_cast<const bf16*>(w->expert_up);
+    p.m = m;
+    p.W = W;
+    p.K = K;
+    p.N = N;
+    p.slots = int(T) * K;
+    p.z = latent ? z : x;
+    p.ldz = W;
+    p.ids = ids;
+    p.h = h;
+    p.task0 = tasks;
+    const int64_t total = int64_t(tasks) + int64_t(p.slots) * ((m + 15) / 16);
+    fc1_kernel<<<unsigned(total), kThreads, 0, s>>>(p);
+    LMOE_CU_LAUNCH("decode fc1");
+  }
+  // D: expert FC2 + weighted combine
+  {
+    Fc2Params p{};
+    p.down = static_cast<const bf16*>(w->expert_down);
+    p.m = m;
+    p.W = W;
+    p.K = K;
+    p.N = N;
+    p.T = int(T);
+    p.KG = L.KG;
+    p.nrb = nrb_w;
+    p.h = h;
+    p.ids = ids;
+    p.wts = wts;
+    p.part = part;
+    p.tickets = tickets;
+    p.out = latent ? accb : out;
+    p.add = latent ? nullptr : so;
+    const int64_t total = T * int64_t(L.KG) * nrb_w;
+    fc2_kernel<<<unsigned(total), kThreads, 0, s>>>(p);
+    LMOE_CU_LAUNCH("decode fc2");
+  }
+  // E: latent up (+ shared)
+  if (latent) {
+    DenseParams p{};
+    int tasks = 0;
+    add_seg(p, tasks, w->latent_up, false, d, W, accb, W, EPI_ADD_BF16, out, d, so, d, T);
+    p.ntok = int(T);
+    LMOE_TRY(launch_dense(p, tasks, s));
+  }
+  return LMOE_OK;
+}
+
+}  // namespace lmoe_cuda
