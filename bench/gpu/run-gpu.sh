@@ -7,7 +7,9 @@
 #   2. lmoe_cuda_test quick         (every kernel + forward vs liblatentmoe.so, graphs, determinism)
 #   3. lmoe_cuda_test super         (one full Super-shape layer, CPU vs CUDA)
 #   4. lmoe_cuda_bench              (Super shapes, T=1..8192, JSON lines -> OUTDIR/bench.jsonl)
-#   5. compute-sanitizer memcheck + racecheck on `lmoe_cuda_test sanitize` (Super-shape forwards)
+#   5. compute-sanitizer memcheck on `lmoe_cuda_test sanitize` (Super-shape forwards, T=1 and 33,
+#      decode + sorted paths) and racecheck on `lmoe_cuda_test sanitize-small` (T=1 and 4 only:
+#      racecheck is far slower, T=33 did not finish in 80 s)
 # Options (environment):
 #   LMOE_REBUILD=1     rebuild with the machine's nvcc first (also done automatically when the
 #                      prebuilt test cannot start). Needs CUTLASS headers: carry
@@ -95,7 +97,8 @@ for s in $steps; do
       grep '^{' "$out/bench.log" > "$out/bench.jsonl" || true ;;
     memcheck|racecheck)
       if [[ -z "$sanitizer" ]]; then say "no compute-sanitizer: $s skipped"; failed+=("$s(no sanitizer)"); continue; fi
-      run_step "$s" "$sanitizer" --tool "$s" --error-exitcode 9 --print-limit 50 "$test_bin" sanitize ;;
+      smode=sanitize; [[ "$s" == racecheck ]] && smode=sanitize-small
+      run_step "$s" "$sanitizer" --tool "$s" --error-exitcode 9 --print-limit 50 "$test_bin" "$smode" ;;
     *) say "unknown step $s" ;;
   esac
 done

@@ -1,6 +1,8 @@
 // lmoe_cuda_bench - Super-shape forward timings on the GPU, JSON lines on stdout.
-// Usage: lmoe_cuda_bench [--tokens 1,4,16,64,256,4096,8192] [--reps 20] [--backend auto|simt]
-//                        [--shape super|nano]
+// Usage: lmoe_cuda_bench [--tokens 1,2,4,8,16,32,64,256,4096,8192] [--reps 20] [--backend auto|simt]
+//                        [--shape super|nano] [--decode auto|on|off|compare] [--decode-max 16]
+//   --decode compare (default): auto for every T, plus the forced other path for T <= 64, so
+//   the decode/sorted crossover can be read off one run. Each line says which path ran.
 // Each line: {"kind":"forward"|"stage"|"d2d_copy", ...} with median ms over reps (CUDA events),
 // bytes needed (weights actually touched + activations), GB/s and TFLOP/s.
 #include <inttypes.h>
@@ -17,7 +19,9 @@ static double median(std::vector<float> v) {
 }
 
 int main(int argc, char** argv) {
-  std::vector<int64_t> tokens = {1, 4, 16, 64, 256, 4096, 8192};
+  std::vector<int64_t> tokens = {1, 2, 4, 8, 16, 32, 64, 256, 4096, 8192};
+  std::string decode = "compare";
+  int decode_max = 16;
   int reps = 20;
   int backend = LMOE_CUDA_EXPERTS_AUTO;
   std::string shape = "super";
@@ -34,6 +38,10 @@ int main(int argc, char** argv) {
       backend = std::string(argv[++i]) == "simt" ? LMOE_CUDA_EXPERTS_SIMT : LMOE_CUDA_EXPERTS_AUTO;
     } else if (a == "--shape" && i + 1 < argc) {
       shape = argv[++i];
+    } else if (a == "--decode" && i + 1 < argc) {
+      decode = argv[++i];
+    } else if (a == "--decode-max" && i + 1 < argc) {
+      decode_max = atoi(argv[++i]);
     }
   }
   std::string why = gpu_unavailable_reason();
@@ -107,38 +115,54 @@ int main(int argc, char** argv) {
     int64_t fws = lmoe_cuda_forward_workspace_bytes(&c, T);
     if (fws < 0) { fprintf(stderr, "ws query failed: %s\n", lmoe_cuda_last_error()); return 1; }
     DBuf ws(fws, s);
-    auto fwd = [&] {
-      CK(lmoe_cuda_forward(&c, &w, x.p, T, ids.as<int32_t>(), wt.as<float>(), ws.p, fws, out.p, s));
-    };
-    for (int i = 0; i < 3; ++i) fwd();
-    std::vector<float> t;
-    for (int r = 0; r < reps; ++r) {
-      CK(lmoe_cuda_event_record(e0, s));
-      fwd();
-      CK(lmoe_cuda_event_record(e1, s));
-      CK(lmoe_cuda_event_synchronize(e1));
-      float v = 0;
-      CK(lmoe_cuda_event_elapsed_ms(e0, e1, &v));
-      t.push_back(v);
+    std::vector<int> modes;
+    if (decode == "on") modes = {LMOE_CUDA_DECODE_ON};
+    else if (decode == "off") modes = {LMOE_CUDA_DECODE_OFF};
+    else if (decode == "auto") modes = {LMOE_CUDA_DECODE_AUTO};
+    else {
+      modes = {LMOE_CUDA_DECODE_AUTO};
+      if (T <= 64) modes.push_back(T <= decode_max ? LMOE_CUDA_DECODE_OFF : LMOE_CUDA_DECODE_ON);
     }
-    double med = median(t);
-    // experts actually used
-    std::vector<int32_t> hid = ids.download<int32_t>(T * K);
-    std::vector<char> used(N, 0);
-    for (int32_t e : hid) if (e >= 0 && e < N) used[e] = 1;
-    int64_t nused = 0;
-    for (char u : used) nused += u;
-    const double wbytes = double(N * d * 4) + double(2 * l * d * 2) + double(nused) * (2.0 * m * W * 2) +
-                          double(2 * ms * d * 2);
-    const double abytes = double(T * d * 2) * 2 + double(T * K * W * 2) * 4 + double(T * K * m * 2) * 2;
-    const double flops = 2.0 * T * (double(N * d) + 2.0 * l * d + double(K) * 2.0 * m * W + 2.0 * ms * d);
-    printf("{\"kind\":\"forward\",\"device\":\"%s\",\"shape\":\"%s\",\"backend\":\"%s\",\"T\":%" PRId64
-           ",\"reps\":%d,\"median_ms\":%.4f,\"min_ms\":%.4f,\"experts_used\":%" PRId64
-           ",\"bytes_needed\":%.0f,\"gbps\":%.1f,\"tflops\":%.2f,\"workspace_bytes\":%" PRId64 "}\n",
-           name, shape.c_str(), backend == LMOE_CUDA_EXPERTS_SIMT ? "simt" : "auto", T, reps, med,
-           double(*std::min_element(t.begin(), t.end())), nused, wbytes + abytes,
-           (wbytes + abytes) / (med * 1e-3) / 1e9, flops / (med * 1e-3) / 1e12, fws);
-    fflush(stdout);
+    for (int mode : modes) {
+      CK(lmoe_cuda_set_decode_policy(mode, decode_max));
+      const int path = lmoe_cuda_forward_path(&c, &w, x.p, T);
+      auto fwd = [&] {
+        CK(lmoe_cuda_forward(&c, &w, x.p, T, ids.as<int32_t>(), wt.as<float>(), ws.p, fws, out.p, s));
+      };
+      for (int i = 0; i < 3; ++i) fwd();
+      std::vector<float> t;
+      for (int r = 0; r < reps; ++r) {
+        CK(lmoe_cuda_event_record(e0, s));
+        fwd();
+        CK(lmoe_cuda_event_record(e1, s));
+        CK(lmoe_cuda_event_synchronize(e1));
+        float v = 0;
+        CK(lmoe_cuda_event_elapsed_ms(e0, e1, &v));
+        t.push_back(v);
+      }
+      double med = median(t);
+      // experts actually used
+      std::vector<int32_t> hid = ids.download<int32_t>(T * K);
+      std::vector<char> used(N, 0);
+      for (int32_t e : hid) if (e >= 0 && e < N) used[e] = 1;
+      int64_t nused = 0;
+      for (char u : used) nused += u;
+      const double wbytes = double(N * d * 4) + double(2 * l * d * 2) + double(nused) * (2.0 * m * W * 2) +
+                            double(2 * ms * d * 2);
+      const double abytes = double(T * d * 2) * 2 + double(T * K * W * 2) * 4 + double(T * K * m * 2) * 2;
+      const double flops = 2.0 * T * (double(N * d) + 2.0 * l * d + double(K) * 2.0 * m * W + 2.0 * ms * d);
+      const char* mname = mode == LMOE_CUDA_DECODE_AUTO ? "auto" : mode == LMOE_CUDA_DECODE_ON ? "on" : "off";
+      printf("{\"kind\":\"forward\",\"device\":\"%s\",\"shape\":\"%s\",\"backend\":\"%s\",\"decode_mode\":\"%s\","
+             "\"path\":\"%s\",\"T\":%" PRId64
+             ",\"reps\":%d,\"median_ms\":%.4f,\"min_ms\":%.4f,\"experts_used\":%" PRId64
+             ",\"bytes_needed\":%.0f,\"gbps\":%.1f,\"tflops\":%.2f,\"workspace_bytes\":%" PRId64 "}\n",
+             name, shape.c_str(), backend == LMOE_CUDA_EXPERTS_SIMT ? "simt" : "auto", mname,
+             path == LMOE_CUDA_PATH_DECODE ? "decode" : "sorted", T, reps, med,
+             double(*std::min_element(t.begin(), t.end())), nused, wbytes + abytes,
+             (wbytes + abytes) / (med * 1e-3) / 1e9, flops / (med * 1e-3) / 1e12, fws);
+      fflush(stdout);
+    }
+    CK(lmoe_cuda_set_decode_policy(LMOE_CUDA_DECODE_AUTO, decode_max));
   }
   CK(lmoe_cuda_stream_synchronize(s));
   return 0;

@@ -1,10 +1,12 @@
 // lmoe_cuda_test - CUDA backend vs the CPU library (liblatentmoe.so) and a float64 reference.
-// Usage: lmoe_cuda_test [all|quick|super|sanitize] [seed]
+// Usage: lmoe_cuda_test [all|quick|super|sanitize|sanitize-small] [seed]
 //   quick:    scaled-down shapes, every kernel + forward + graph replay + determinism
 //   super:    one full Super-shape layer, CPU vs CUDA (needs ~12 GB host RAM, ~6 GB GPU)
 //   all:      quick + super
 //   sanitize: Super-shape forwards with device-filled weights, no CPU reference (for
-//             compute-sanitizer: few launches, checks outputs finite)
+//             compute-sanitizer: few launches, checks outputs finite): T=1 and 33, decode and
+//             sorted paths, CUTLASS and SIMT experts
+//   sanitize-small: T=1 (decode, sorted) and T=4 (decode) only - sized for racecheck
 // Prints "SKIPPED: <reason>" and exits 0 when there is no usable GPU.
 // Closing line: "N passed, N failed".
 #include <inttypes.h>
@@ -142,6 +144,13 @@ static void ref_scores(const Model& M, const std::vector<float>& x, int64_t t, s
     for (int e = 0; e < N; ++e) s[e] /= sum;
   }
   for (int e = 0; e < N; ++e) biased[e] = s[e] + (M.has_bias ? M.bias[e] : 0.0);
+}
+
+// Shapes the decode path takes (ReLU^2, dims multiples of 8; the test's buffers are aligned).
+static bool decode_capable(const lmoe_config& c) {
+  const int W = width(c);
+  return c.activation == LMOE_ACT_RELU2 && c.hidden_size % 8 == 0 && W % 8 == 0 &&
+         c.expert_intermediate_size % 8 == 0 && c.shared_intermediate_size % 8 == 0;
 }
 
 static void run_case(const char* name, const lmoe_config& cfg, int gate_f32, bool bias_on,
@@ -295,12 +304,6 @@ static void run_case(const char* name, const lmoe_config& cfg, int gate_f32, boo
                              scratch.data(), rout.data()));
       int64_t fws = lmoe_cuda_forward_workspace_bytes(&cfg, T);
       DBuf ws5(fws, stream), out(T * d * 2, stream), fid(TK * 4, stream), fw(TK * 4, stream);
-      out.poison(); fid.poison(); fw.poison();
-      CK(lmoe_cuda_forward(&cfg, &M.gpu, dx.p, T, fid.as<int32_t>(), fw.as<float>(), ws5.p, fws, out.p, stream));
-      std::vector<uint16_t> o1 = out.download<uint16_t>(T * d);
-      std::vector<float> gout = bf_to_f(o1);
-      bool same_route = fid.download<int32_t>(TK) == gid && fw.download<float>(TK) == gw;
-      double r = rel_frob(gout, rout);
       // CPU's own forward (its own routing), informative
       std::vector<int32_t> cfid(TK);
       std::vector<float> cfw(TK), cfo(T * d);
@@ -308,34 +311,56 @@ static void run_case(const char* name, const lmoe_config& cfg, int gate_f32, boo
       std::vector<uint8_t> cws_mem(size_t(cwsb) + 64);
       void* cws_p = cws_mem.data() + (64 - (reinterpret_cast<uintptr_t>(cws_mem.data()) % 64)) % 64;
       CKCPU(lmoe_cpu_forward(&M.c, &M.cpu, xf.data(), T, cfid.data(), cfw.data(), cws_p, cwsb, cfo.data()));
-      double r_cpu = rel_frob(gout, cfo);
-      snprintf(buf, sizeof buf, "T=%" PRId64 " rel(vs CPU chain on GPU routing)=%.3g rel(vs lmoe_cpu_forward)=%.3g routing %s",
-               T, r, r_cpu, same_route ? "same as router_topk" : "DIFFERS from router_topk");
-      printf("  forward   %s\n", buf);
-      check(r <= 1e-2 && same_route, "forward", buf);
+      // every forward path: auto, decode forced on, decode off (sorted grouped GEMMs)
+      for (int mode : {LMOE_CUDA_DECODE_AUTO, LMOE_CUDA_DECODE_ON, LMOE_CUDA_DECODE_OFF}) {
+        CK(lmoe_cuda_set_decode_policy(mode, 16));
+        const int path = lmoe_cuda_forward_path(&cfg, &M.gpu, dx.p, T);
+        const char* mname = mode == LMOE_CUDA_DECODE_AUTO ? "auto" : mode == LMOE_CUDA_DECODE_ON ? "on" : "off";
+        const char* pname = path == LMOE_CUDA_PATH_DECODE ? "decode" : path == LMOE_CUDA_PATH_SORTED ? "sorted" : "INVALID";
+        check(path == LMOE_CUDA_PATH_DECODE || path == LMOE_CUDA_PATH_SORTED, "forward_path");
+        if (mode == LMOE_CUDA_DECODE_OFF) check(path == LMOE_CUDA_PATH_SORTED, "forward_path off -> sorted");
+        if (mode == LMOE_CUDA_DECODE_AUTO && T > 16) check(path == LMOE_CUDA_PATH_SORTED, "forward_path auto T>16 -> sorted");
+        if (mode == LMOE_CUDA_DECODE_ON && decode_capable(cfg))
+          check(path == LMOE_CUDA_PATH_DECODE, "forward_path on -> decode");
+        if (mode == LMOE_CUDA_DECODE_AUTO && T <= 16 && decode_capable(cfg))
+          check(path == LMOE_CUDA_PATH_DECODE, "forward_path auto T<=16 -> decode");
+        out.poison(); fid.poison(); fw.poison();
+        CK(lmoe_cuda_forward(&cfg, &M.gpu, dx.p, T, fid.as<int32_t>(), fw.as<float>(), ws5.p, fws, out.p, stream));
+        std::vector<uint16_t> o1 = out.download<uint16_t>(T * d);
+        std::vector<float> gout = bf_to_f(o1);
+        bool same_route = fid.download<int32_t>(TK) == gid && fw.download<float>(TK) == gw;
+        double r = rel_frob(gout, rout);
+        double r_cpu = rel_frob(gout, cfo);
+        snprintf(buf, sizeof buf, "T=%" PRId64 " mode=%s path=%s rel(vs CPU chain on GPU routing)=%.3g rel(vs lmoe_cpu_forward)=%.3g routing %s",
+                 T, mname, pname, r, r_cpu, same_route ? "same as router_topk" : "DIFFERS from router_topk");
+        printf("  forward   %s\n", buf);
+        check(r <= 1e-2 && same_route, "forward", buf);
 
-      // determinism + graph replay
-      out.poison();
-      CK(lmoe_cuda_forward(&cfg, &M.gpu, dx.p, T, fid.as<int32_t>(), fw.as<float>(), ws5.p, fws, out.p, stream));
-      bool det = out.download<uint16_t>(T * d) == o1;
-      check(det, "determinism", "second forward differs bitwise");
-      void* gexec = nullptr;
-      out.poison();
-      CK(lmoe_cuda_stream_synchronize(stream));
-      CK(lmoe_cuda_graph_begin_capture(stream));
-      lmoe_status fs = lmoe_cuda_forward(&cfg, &M.gpu, dx.p, T, fid.as<int32_t>(), fw.as<float>(), ws5.p, fws, out.p, stream);
-      std::string ferr = lmoe_cuda_last_error();
-      lmoe_status es = lmoe_cuda_graph_end_capture(stream, &gexec);
-      std::string eerr = lmoe_cuda_last_error();
-      bool gok = fs == LMOE_OK && es == LMOE_OK;
-      if (gok) {
-        CK(lmoe_cuda_graph_launch(gexec, stream));
-        CK(lmoe_cuda_graph_launch(gexec, stream));
-        gok = out.download<uint16_t>(T * d) == o1;
-        CK(lmoe_cuda_graph_destroy(gexec));
+        // determinism + graph replay
+        out.poison();
+        CK(lmoe_cuda_forward(&cfg, &M.gpu, dx.p, T, fid.as<int32_t>(), fw.as<float>(), ws5.p, fws, out.p, stream));
+        bool det = out.download<uint16_t>(T * d) == o1;
+        snprintf(buf, sizeof buf, "T=%" PRId64 " mode=%s: second forward differs bitwise", T, mname);
+        check(det, "determinism", buf);
+        void* gexec = nullptr;
+        out.poison();
+        CK(lmoe_cuda_stream_synchronize(stream));
+        CK(lmoe_cuda_graph_begin_capture(stream));
+        lmoe_status fs = lmoe_cuda_forward(&cfg, &M.gpu, dx.p, T, fid.as<int32_t>(), fw.as<float>(), ws5.p, fws, out.p, stream);
+        std::string ferr = lmoe_cuda_last_error();
+        lmoe_status es = lmoe_cuda_graph_end_capture(stream, &gexec);
+        std::string eerr = lmoe_cuda_last_error();
+        bool gok = fs == LMOE_OK && es == LMOE_OK;
+        if (gok) {
+          CK(lmoe_cuda_graph_launch(gexec, stream));
+          CK(lmoe_cuda_graph_launch(gexec, stream));
+          gok = out.download<uint16_t>(T * d) == o1;
+          CK(lmoe_cuda_graph_destroy(gexec));
+        }
+        snprintf(buf, sizeof buf, "T=%" PRId64 " mode=%s capture=%d/%d %s %s", T, mname, int(fs), int(es), ferr.c_str(), eerr.c_str());
+        check(gok, "graph", buf);
       }
-      snprintf(buf, sizeof buf, "T=%" PRId64 " capture=%d/%d %s %s", T, int(fs), int(es), ferr.c_str(), eerr.c_str());
-      check(gok, "graph", buf);
+      CK(lmoe_cuda_set_decode_policy(LMOE_CUDA_DECODE_AUTO, 16));
     }
   }
   printf("  (%.1f s)\n", now_s() - t0);
@@ -359,10 +384,15 @@ static void test_errors(void* stream) {
   check(lmoe_cuda_forward_workspace_bytes(&bad, 4) < 0, "errors: bad top_k ws query");
   w.weight_dtype = LMOE_DTYPE_F32;
   check(lmoe_cuda_validate(&c, &w) == LMOE_ERR_UNSUPPORTED, "errors: f32 weights unsupported");
+  check(lmoe_cuda_set_decode_policy(7, 16) == LMOE_ERR_INVALID_ARGUMENT, "errors: bad decode mode");
+  check(lmoe_cuda_set_decode_policy(LMOE_CUDA_DECODE_AUTO, -1) == LMOE_ERR_INVALID_ARGUMENT, "errors: bad decode max tokens");
+  check(lmoe_cuda_decode_mode() == LMOE_CUDA_DECODE_AUTO && lmoe_cuda_decode_max_tokens() == 16, "errors: decode policy default");
+  check(lmoe_cuda_forward_path(&c, &w, nullptr, 1) == -1, "errors: forward_path invalid -> -1");
   (void)stream;
 }
 
-static void run_sanitize(void* stream, uint64_t seed) {
+// small: racecheck-sized (T=1 on both paths, T=4 decode); full: T=1 and 33, every path.
+static void run_sanitize(void* stream, uint64_t seed, bool small) {
   lmoe_config c = super_config();
   const int64_t d = c.hidden_size, l = c.latent_size, N = c.num_experts, m = c.expert_intermediate_size;
   const int64_t ms = c.shared_intermediate_size, W = width(c);
@@ -384,10 +414,26 @@ static void run_sanitize(void* stream, uint64_t seed) {
   w.weight_dtype = LMOE_DTYPE_BF16; w.gate_dtype = LMOE_DTYPE_F32;
   w.gate = gate.p; w.gate_bias = bias.as<float>(); w.latent_down = ld.p; w.latent_up = lu.p;
   w.expert_up = eu.p; w.expert_down = ed.p; w.shared_up = su.p; w.shared_down = sd.p;
-  for (int64_t T : {int64_t(1), int64_t(33)}) {
-    for (int backend : {LMOE_CUDA_EXPERTS_AUTO, LMOE_CUDA_EXPERTS_SIMT}) {
+  struct Run { int64_t T; int backend; int decode; };
+  std::vector<Run> runs;
+  if (small) {
+    runs = {{1, LMOE_CUDA_EXPERTS_AUTO, LMOE_CUDA_DECODE_ON}, {1, LMOE_CUDA_EXPERTS_AUTO, LMOE_CUDA_DECODE_OFF},
+            {4, LMOE_CUDA_EXPERTS_AUTO, LMOE_CUDA_DECODE_ON}};
+  } else {
+    for (int64_t T : {int64_t(1), int64_t(33)}) {
+      runs.push_back({T, LMOE_CUDA_EXPERTS_AUTO, LMOE_CUDA_DECODE_ON});
+      runs.push_back({T, LMOE_CUDA_EXPERTS_AUTO, LMOE_CUDA_DECODE_OFF});
+      runs.push_back({T, LMOE_CUDA_EXPERTS_SIMT, LMOE_CUDA_DECODE_OFF});
+    }
+  }
+  for (const Run& run : runs) {
+    {
+      const int64_t T = run.T;
+      const int backend = run.backend;
       CK(lmoe_cuda_set_experts_backend(backend));
+      CK(lmoe_cuda_set_decode_policy(run.decode, 16));
       DBuf x(T * d * 2, stream), out(T * d * 2, stream), ids(T * c.top_k * 4, stream), wt(T * c.top_k * 4, stream);
+      const int path = lmoe_cuda_forward_path(&c, &w, x.p, T);
       fill(x, LMOE_DTYPE_BF16, T * d, seed + 100 + T, 1.0f);
       out.poison();
       int64_t fws = lmoe_cuda_forward_workspace_bytes(&c, T);
@@ -398,12 +444,14 @@ static void run_sanitize(void* stream, uint64_t seed) {
       double ss = 0;
       for (uint16_t v : o) { float f = bf2f(v); if (!std::isfinite(f)) ++nonfinite; else ss += double(f) * f; }
       char buf[200];
-      snprintf(buf, sizeof buf, "T=%" PRId64 " backend=%d nonfinite=%" PRId64 " rms=%.4g", T, backend, nonfinite, sqrt(ss / double(o.size())));
+      snprintf(buf, sizeof buf, "T=%" PRId64 " backend=%d path=%s nonfinite=%" PRId64 " rms=%.4g", T, backend,
+               path == LMOE_CUDA_PATH_DECODE ? "decode" : "sorted", nonfinite, sqrt(ss / double(o.size())));
       printf("  forward %s\n", buf);
       check(nonfinite == 0 && ss > 0, "sanitize forward", buf);
     }
   }
   CK(lmoe_cuda_set_experts_backend(LMOE_CUDA_EXPERTS_AUTO));
+  CK(lmoe_cuda_set_decode_policy(LMOE_CUDA_DECODE_AUTO, 16));
 }
 
 int main(int argc, char** argv) {
@@ -425,15 +473,21 @@ int main(int argc, char** argv) {
   void* stream = nullptr;
   CK(lmoe_cuda_stream_create(&stream));
 
-  if (mode == "sanitize") {
-    run_sanitize(stream, seed);
+  if (mode == "sanitize" || mode == "sanitize-small") {
+    run_sanitize(stream, seed, mode == "sanitize-small");
   } else {
     if (mode == "quick" || mode == "all") {
       test_errors(stream);
       run_case("latent-small", mk(256, 64, 64, 8, 128, 256), 1, true, {1, 5, 64, 300}, seed, stream);
-      run_case("latent-K22-N512", mk(512, 128, 512, 22, 192, 384), 1, true, {1, 37, 1024}, seed + 11, stream);
-      run_case("latent-K32-oddN", mk(384, 96, 127, 32, 160, 0), 0, true, {3, 257}, seed + 22, stream);
+      run_case("latent-K22-N512", mk(512, 128, 512, 22, 192, 384), 1, true, {1, 2, 3, 7, 16, 37, 1024}, seed + 11, stream);
+      run_case("latent-K32-oddN", mk(384, 96, 127, 32, 160, 0), 0, true, {1, 2, 3, 7, 16, 257}, seed + 22, stream);
       run_case("standard-shared", mk(256, 0, 32, 4, 96, 128), 0, false, {1, 200}, seed + 33, stream);
+      // decode path: standard MoE, K=22 N=512, no shared, bf16 gate; latent + shared, K=32 odd N,
+      // f32 gate, dims not multiples of 16/32 (row/k tails)
+      run_case("decode-std-K22-N512", mk(512, 0, 512, 22, 192, 0), 0, true, {1, 2, 3, 7, 16, 17}, seed + 111, stream);
+      run_case("decode-latent-K32-N127", mk(392, 104, 127, 32, 168, 232), 1, true, {1, 2, 3, 7, 16}, seed + 122, stream);
+      run_case("decode-std-shared-K22-N513", mk(264, 0, 513, 22, 200, 136, LMOE_ACT_RELU2, LMOE_SCORING_SOFTMAX, 0, 1.0f),
+               1, false, {1, 3, 16}, seed + 133, stream);
       run_case("swiglu-softmax", mk(256, 128, 16, 2, 64, 128, LMOE_ACT_SWIGLU, LMOE_SCORING_SOFTMAX, 0, 1.0f),
                1, false, {1, 100}, seed + 44, stream);
       run_case("odd-shapes-simt", mk(200, 60, 33, 5, 100, 72), 1, true, {7, 129}, seed + 55, stream);
@@ -441,7 +495,7 @@ int main(int argc, char** argv) {
       run_case("T4096-K22-N512", mk(256, 64, 512, 22, 64, 0), 1, true, {4096}, seed + 77, stream);
     }
     if (mode == "super" || mode == "all") {
-      run_case("super-full", super_config(), 1, true, {1, 32}, seed + 99, stream);
+      run_case("super-full", super_config(), 1, true, {1, 4, 16, 32}, seed + 99, stream);
     }
   }
   CK(lmoe_cuda_stream_synchronize(stream));

@@ -107,7 +107,7 @@ void dot_block_t(const float* X, int64_t ldx, int ntok, const void* W, int64_t l
                                     micro<7, 1, BF16, false>};
     int r = 0;
     for (; r + 8 <= nrows; r += 8)
-      micro<8, 1, BF16, true>(X, ldx, Wc + (int64_t)r * ldw * esz, ldw, n, out + r, ldo);
+      micro<8, 1, BF16, false>(X, ldx, Wc + (int64_t)r * ldw * esz, ldw, n, out + r, ldo);
     if (r < nrows) rem1[nrows - r](X, ldx, Wc + (int64_t)r * ldw * esz, ldw, n, out + r, ldo);
     return;
   }

@@ -24,6 +24,7 @@
 #include <limits.h>
 #include <stdint.h>
 
+#include "decode.cuh"
 #include "internal.cuh"
 
 namespace lmoe_cuda {
@@ -47,7 +48,7 @@ __device__ __forceinline__ int clamp_expert(int e, int N) { return (e >= 0 && e 
 // 16-byte streaming load of weights (not kept in L1; 256-byte L2 prefetch), zero when !ok.
 __device__ __forceinline__ uint4 ld_weights(const void* p, bool ok) {
   uint4 v = make_uint4(0u, 0u, 0u, 0u);
-  asm("{\n .reg .pred p;\n setp.ne.b32 p, %5, 0;\n"
+  asm volatile("{\n .reg .pred p;\n setp.ne.b32 p, %5, 0;\n"
       " @p ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0,%1,%2,%3}, [%4];\n}\n"
       : "+r"(v.x), "+r"(v.y), "+r"(v.z), "+r"(v.w)
       : "l"(p), "r"(int(ok)));
@@ -56,7 +57,7 @@ __device__ __forceinline__ uint4 ld_weights(const void* p, bool ok) {
 // 16-byte load of activations (small, re-read by many CTAs: cached), zero when !ok.
 __device__ __forceinline__ uint4 ld_act(const void* p, bool ok) {
   uint4 v = make_uint4(0u, 0u, 0u, 0u);
-  asm("{\n .reg .pred p;\n setp.ne.b32 p, %5, 0;\n"
+  asm volatile("{\n .reg .pred p;\n setp.ne.b32 p, %5, 0;\n"
       " @p ld.global.nc.v4.u32 {%0,%1,%2,%3}, [%4];\n}\n"
       : "+r"(v.x), "+r"(v.y), "+r"(v.z), "+r"(v.w)
       : "l"(p), "r"(int(ok)));
@@ -267,7 +268,7 @@ __device__ __forceinline__ void dense_task(const DenseSeg& s, int local, int nto
   if (row >= 0 && row < rows_valid && tok < ntok) dense_store(s, row0 + row, tok0 + tok, v);
 }
 
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, 2)
 dense_kernel(const __grid_constant__ DenseParams p) {
   __shared__ RedBuf red;
   if (blockIdx.x == 0)
@@ -295,7 +296,7 @@ struct Fc1Params {
 
 // Block (slot, rb), slot fastest (CTAs of slots sharing an expert read the same rows together):
 // h[slot, rb*16 + r] = relu2(up_e[rb*16 + r] . z_t).
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, 2)
 fc1_kernel(const __grid_constant__ Fc1Params p) {
   __shared__ RedBuf red;
   const int b = blockIdx.x;
@@ -335,7 +336,7 @@ struct Fc2Params {
 // Block (t, kg, cb), t fastest: rows [cb*16, +16) of acc[t] over experts k in
 // [kg*K/KG, (kg+1)*K/KG): sum_k w[t,k] (down_e[rows] . h[t,k]). With KG > 1 the k groups of
 // one (t, cb) land in part[kg] and the last of them to finish (ticket) adds them in kg order.
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, 2)
 fc2_kernel(const __grid_constant__ Fc2Params p) {
   __shared__ RedBuf red;
   __shared__ int s_last;
@@ -401,6 +402,7 @@ int sm_or_default() {
 // FC2 k groups: enough (t, cb, kg) blocks to fill the GPU ~4 times.
 int fc2_groups(const lmoe_config* c, int64_t T, int sm) {
   const int64_t base = T * ((expert_width(c) + 15) / 16);
+  if (base <= 0) return 1;
   int64_t kg = (4 * int64_t(sm) + base - 1) / base;
   if (kg < 1) kg = 1;
   if (kg > c->top_k) kg = c->top_k;

@@ -5,9 +5,11 @@
 #include <stdint.h>
 
 #include <atomic>
+#include <initializer_list>
 #include <climits>
 #include <mutex>
 
+#include "decode.cuh"
 #include "internal.cuh"
 #include "simt.cuh"
 
@@ -122,6 +124,116 @@ static lmoe_status check_ws(const void* ws, int64_t have, int64_t need, const ch
     return set_error(LMOE_ERR_INVALID_ARGUMENT, "%s: workspace not %d-byte aligned", what,
                      LMOE_CUDA_WORKSPACE_ALIGN);
   return LMOE_OK;
+}
+
+// ================================================================ dense GEMMs on the tensor cores
+// For T >= kDenseTcMinT the dense projections (latent down/up, shared expert) are real GEMMs:
+// they run on the CUTLASS sm90 kernels of the experts with a single group (rows [0, T)), i.e. no
+// extra CUTLASS instantiation. bf16 in/out, f32 accumulation. Below that size, and whenever the
+// experts backend is SIMT or shapes/pointers do not fit TMA, the SIMT/GEMV kernels run.
+constexpr int64_t kDenseTcMinT = 16;
+
+static bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+static bool device_is_sm90() {
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) { (void)cudaGetLastError(); return false; }
+  static std::mutex mu;
+  static int8_t ok_cache[64];  // 0 unknown, 1 yes, -1 no
+  if (dev < 0 || dev >= 64) return false;
+  std::lock_guard<std::mutex> lock(mu);
+  if (ok_cache[dev] == 0) {
+    int major = 0, minor = 0;
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
+    (void)cudaGetLastError();
+    ok_cache[dev] = (major == 9 && minor == 0) ? 1 : -1;
+  }
+  return ok_cache[dev] == 1;
+}
+
+static int dense_tc_sm() {
+  int sm = 0, dev = 0;
+  if (current_sm_count(&sm, &dev) != LMOE_OK || sm <= 0) {
+    clear_error();
+    (void)cudaGetLastError();
+    return 256;
+  }
+  return sm;
+}
+// offsets {0, T} + one-group CUTLASS workspace
+static int64_t dense_tc_ws() {
+  const int sm = dense_tc_sm();
+  const size_t a = grouped_gemm_relu2_workspace_bytes(1, sm), b = grouped_gemm_identity_workspace_bytes(1, sm);
+  return aup(2 * 4) + aup(int64_t(a > b ? a : b));
+}
+static bool dense_tc_ok(int64_t T, std::initializer_list<const void*> ptrs,
+                        std::initializer_list<int64_t> dims) {
+  if (T < kDenseTcMinT || T > INT_MAX || g_experts_backend.load() == LMOE_CUDA_EXPERTS_SIMT) return false;
+  for (const void* p : ptrs)
+    if (!p || !aligned16(p)) return false;
+  for (int64_t d : dims)
+    if (d % 8) return false;
+  return device_is_sm90();
+}
+
+__global__ void set_offsets2_kernel(int32_t* o, int rows) {
+  o[0] = 0;
+  o[1] = rows;
+}
+
+struct DenseTc {
+  int32_t* offs;
+  void* gws;
+  size_t gws_bytes;
+  int sm, dev;
+};
+// region: dense_tc_ws() bytes, 256-aligned
+static lmoe_status dense_tc_setup(DenseTc& d, void* region, int64_t T, cudaStream_t s) {
+  LMOE_TRY(current_sm_count(&d.sm, &d.dev));
+  d.offs = static_cast<int32_t*>(region);
+  d.gws = static_cast<char*>(region) + aup(2 * 4);
+  d.gws_bytes = size_t(dense_tc_ws() - aup(2 * 4));
+  set_offsets2_kernel<<<1, 1, 0, s>>>(d.offs, int(T));
+  LMOE_CU_LAUNCH("set_offsets2");
+  return LMOE_OK;
+}
+// D[T, n] = act(A[T, k] . B[n, k]^T)
+static lmoe_status dense_tc_gemm(const DenseTc& d, bool relu2_act, const bf16* A, const bf16* B,
+                                 bf16* D, int n, int k, cudaStream_t s) {
+  GroupedGemmArgs a{};
+  a.num_groups = 1;
+  a.offsets = d.offs;
+  a.A = A;
+  a.B = B;
+  a.D = D;
+  a.n = n;
+  a.k = k;
+  a.sm_count = d.sm;
+  a.device = d.dev;
+  a.workspace = d.gws;
+  a.workspace_bytes = d.gws_bytes;
+  a.stream = s;
+  return relu2_act ? grouped_gemm_relu2(a) : grouped_gemm_identity(a);
+}
+
+// out[t*K + k -> row] = z[t], 16-byte vectors (W % 8 == 0, 16-byte aligned rows).
+__global__ void scatter_rows_kernel(const bf16* __restrict__ z, int64_t slots, int K, int W,
+                                    const int32_t* __restrict__ sorted_row_of_slot, bf16* __restrict__ out) {
+  const int64_t slot = blockIdx.x;
+  if (slot >= slots) return;
+  const uint4* src = reinterpret_cast<const uint4*>(z + (slot / K) * int64_t(W));
+  uint4* dst = reinterpret_cast<uint4*>(out + int64_t(sorted_row_of_slot[slot]) * W);
+  for (int c = threadIdx.x; c < W / 8; c += blockDim.x) dst[c] = src[c];
+}
+
+// out = bf16(routed + so)
+template <class RT>
+__global__ void add_out_kernel(const RT* __restrict__ routed, const bf16* __restrict__ so, int64_t count,
+                               bf16* __restrict__ out) {
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride)
+    out[i] = __float2bfloat16_rn(to_f(routed[i]) + __bfloat162float(so[i]));
 }
 
 // ================================================================ router + top-K
@@ -370,7 +482,10 @@ __global__ void gather_rows_kernel(const bf16* __restrict__ x, int64_t slots, in
 
 static int64_t dispatch_ws(const lmoe_config* c, int64_t T) {
   int64_t nch = nchunks(T * c->top_k);
-  return 2 * aup(nch * c->num_experts * 4);
+  int64_t b = 2 * aup(nch * c->num_experts * 4);
+  if (c->latent_size > 0 && T >= kDenseTcMinT)  // z [T, w] + tensor-core GEMM
+    b += aup(T * expert_width(c) * 2) + dense_tc_ws();
+  return b;
 }
 
 static lmoe_status dispatch_impl(const lmoe_config* c, const lmoe_cuda_weights* w, const bf16* x,
@@ -393,7 +508,16 @@ static lmoe_status dispatch_impl(const lmoe_config* c, const lmoe_cuda_weights* 
   LMOE_CU_LAUNCH("dispatch_scan");
   dispatch_place_kernel<<<unsigned(nch), 256, 0, s>>>(ids, slots, N, base, sorted_row_of_slot);
   LMOE_CU_LAUNCH("dispatch_place");
-  if (c->latent_size > 0) {
+  if (c->latent_size > 0 &&
+      dense_tc_ok(T, {x, w->latent_down, latent_sorted}, {int64_t(d), int64_t(W)})) {
+    // z = x W_down^T on the tensor cores, then each row copied to its K sorted rows.
+    bf16* z = cv.take<bf16>(T * W);
+    DenseTc tc;
+    LMOE_TRY(dense_tc_setup(tc, cv.take<char>(dense_tc_ws()), T, s));
+    LMOE_TRY(dense_tc_gemm(tc, false, x, static_cast<const bf16*>(w->latent_down), z, W, d, s));
+    scatter_rows_kernel<<<unsigned(slots), 128, 0, s>>>(z, slots, K, W, sorted_row_of_slot, latent_sorted);
+    LMOE_CU_LAUNCH("scatter_rows");
+  } else if (c->latent_size > 0) {
     // z = x W_down^T once per token, each row written to its K sorted rows.
     EpiScatter epi{latent_sorted, W, sorted_row_of_slot, K};
     LMOE_TRY(gemm_nt(x, d, static_cast<const bf16*>(w->latent_down), d, int(T), W, d, epi, s));
@@ -508,8 +632,6 @@ static int64_t experts_ws(const lmoe_config* c, int64_t T) {
   return b;
 }
 
-static bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
-
 // Can the CUTLASS sm90 kernels run here with these shapes/pointers?
 static bool use_cutlass(const lmoe_config* c, const lmoe_cuda_weights* w, const void* a,
                         const void* o, const void* h) {
@@ -519,20 +641,7 @@ static bool use_cutlass(const lmoe_config* c, const lmoe_cuda_weights* w, const 
   if (!aligned16(a) || !aligned16(o) || !aligned16(h) || !aligned16(w->expert_up) ||
       !aligned16(w->expert_down) || (w->expert_gate && !aligned16(w->expert_gate)))
     return false;
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) { (void)cudaGetLastError(); return false; }
-  static std::mutex mu;
-  static int8_t ok_cache[64];  // 0 unknown, 1 yes, -1 no
-  if (dev < 0 || dev >= 64) return false;
-  std::lock_guard<std::mutex> lock(mu);
-  if (ok_cache[dev] == 0) {
-    int major = 0, minor = 0;
-    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
-    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
-    (void)cudaGetLastError();
-    ok_cache[dev] = (major == 9 && minor == 0) ? 1 : -1;
-  }
-  return ok_cache[dev] == 1;
+  return device_is_sm90();
 }
 
 static lmoe_status experts_impl(const lmoe_config* c, const lmoe_cuda_weights* w, int64_t T,
@@ -630,7 +739,63 @@ static int64_t combine_ws(const lmoe_config* c, int64_t T) {
   int64_t b = aup(T * W * 4);                    // acc
   if (latent && shared) b += aup(T * d * 4);     // routed
   if (shared) b += aup(T * ms * 4) * (swiglu_act ? 2 : 1);
+  if (T >= kDenseTcMinT && (latent || shared)) {  // tensor-core layout (combine_tc)
+    int64_t t = aup(T * W * 4) + aup(T * d * 2) + dense_tc_ws();
+    if (shared) t += aup(T * ms * 2) * (swiglu_act ? 2 : 1) + aup(T * d * 2);
+    if (t > b) b = t;
+  }
   return b;
+}
+
+// Combine for T >= kDenseTcMinT with the projections on the tensor cores. acc (f32 for the
+// standard MoE, bf16 as the latent GEMM input), routed / shared out bf16, out = bf16(sum).
+static lmoe_status combine_tc(const lmoe_config* c, const lmoe_cuda_weights* w, const bf16* x,
+                              int64_t T, const float* wts, const int32_t* sorted_row_of_slot,
+                              const bf16* y, void* ws, bf16* out, cudaStream_t s) {
+  const int K = c->top_k, W = expert_width(c), d = c->hidden_size;
+  const int ms = c->shared_intermediate_size;
+  const bool latent = c->latent_size > 0, shared = ms > 0;
+  const bool swiglu_act = c->activation == LMOE_ACT_SWIGLU;
+  Carver cv{static_cast<char*>(ws), combine_ws(c, T)};
+  void* accp = cv.take<float>(T * W);
+  bf16* routed = cv.take<bf16>(T * d);
+  DenseTc tc;
+  LMOE_TRY(dense_tc_setup(tc, cv.take<char>(dense_tc_ws()), T, s));
+  const int threads = 256;
+  const int ytiles = (W + threads - 1) / threads;
+  dim3 grid(unsigned(T), unsigned(ytiles < 16 ? ytiles : 16));
+  if (latent) {
+    bf16* accb = static_cast<bf16*>(accp);
+    weighted_sum_kernel<bf16><<<grid, threads, 0, s>>>(y, wts, sorted_row_of_slot, K, W, accb);
+    LMOE_CU_LAUNCH("weighted_sum");
+    LMOE_TRY(dense_tc_gemm(tc, false, accb, static_cast<const bf16*>(w->latent_up),
+                           shared ? routed : out, d, W, s));
+    if (!shared) return LMOE_OK;
+  } else {
+    weighted_sum_kernel<float><<<grid, threads, 0, s>>>(y, wts, sorted_row_of_slot, K, W,
+                                                         static_cast<float*>(accp));
+    LMOE_CU_LAUNCH("weighted_sum");
+  }
+  bf16* sh = cv.take<bf16>(T * ms);
+  bf16* shu = swiglu_act ? cv.take<bf16>(T * ms) : nullptr;
+  bf16* so = cv.take<bf16>(T * d);
+  if (!swiglu_act) {
+    LMOE_TRY(dense_tc_gemm(tc, true, x, static_cast<const bf16*>(w->shared_up), sh, ms, d, s));
+  } else {
+    LMOE_TRY(dense_tc_gemm(tc, false, x, static_cast<const bf16*>(w->shared_gate), sh, ms, d, s));
+    LMOE_TRY(dense_tc_gemm(tc, false, x, static_cast<const bf16*>(w->shared_up), shu, ms, d, s));
+    LMOE_TRY(swiglu(sh, shu, T * ms, s));
+  }
+  LMOE_TRY(dense_tc_gemm(tc, false, sh, static_cast<const bf16*>(w->shared_down), so, d, ms, s));
+  const int64_t count = T * d;
+  const int64_t blocks = (count + 255) / 256;
+  const unsigned nb = unsigned(blocks < 65536 ? blocks : 65536);
+  if (latent)
+    add_out_kernel<bf16><<<nb, 256, 0, s>>>(routed, so, count, out);
+  else
+    add_out_kernel<float><<<nb, 256, 0, s>>>(static_cast<const float*>(accp), so, count, out);
+  LMOE_CU_LAUNCH("add_out");
+  return LMOE_OK;
 }
 
 static lmoe_status combine_impl(const lmoe_config* c, const lmoe_cuda_weights* w, const bf16* x,
@@ -641,6 +806,11 @@ static lmoe_status combine_impl(const lmoe_config* c, const lmoe_cuda_weights* w
   const int ms = c->shared_intermediate_size;
   const bool latent = c->latent_size > 0, shared = ms > 0;
   const bool swiglu_act = c->activation == LMOE_ACT_SWIGLU;
+  if ((latent || shared) &&
+      dense_tc_ok(T, {x, out, latent ? w->latent_up : x, shared ? w->shared_up : x,
+                      shared ? w->shared_down : x, (shared && swiglu_act) ? w->shared_gate : x},
+                  {int64_t(d), int64_t(W), int64_t(ms)}))
+    return combine_tc(c, w, x, T, wts, sorted_row_of_slot, y, ws, out, s);
   Carver cv{static_cast<char*>(ws), combine_ws(c, T)};
   float* acc = cv.take<float>(T * W);
   float* routed = (latent && shared) ? cv.take<float>(T * d) : nullptr;

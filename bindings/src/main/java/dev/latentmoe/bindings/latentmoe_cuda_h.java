@@ -37,6 +37,11 @@ public final class latentmoe_cuda_h {
   public static final int LMOE_CUDA_WORKSPACE_ALIGN = 256;
   public static final int LMOE_CUDA_EXPERTS_AUTO = 0;
   public static final int LMOE_CUDA_EXPERTS_SIMT = 1;
+  public static final int LMOE_CUDA_DECODE_AUTO = 0;
+  public static final int LMOE_CUDA_DECODE_ON = 1;
+  public static final int LMOE_CUDA_DECODE_OFF = 2;
+  public static final int LMOE_CUDA_PATH_SORTED = 0;
+  public static final int LMOE_CUDA_PATH_DECODE = 1;
 
   // ---- library ----
   private static final SymbolLookup LOOKUP;
@@ -542,6 +547,62 @@ public final class latentmoe_cuda_h {
   public static int lmoe_cuda_experts_backend() {
     try {
       return (int) lmoe_cuda_experts_backend$MH.invokeExact();
+    } catch (Error | RuntimeException e) {
+      throw e;
+    } catch (Throwable t) {
+      throw Downcalls.unexpected(t);
+    }
+  }
+
+  /** {@code lmoe_status lmoe_cuda_set_decode_policy(int32_t mode, int32_t auto_max_tokens)} */
+  public static final MethodHandle lmoe_cuda_set_decode_policy$MH =
+      downcall("lmoe_cuda_set_decode_policy", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+
+  public static int lmoe_cuda_set_decode_policy(int mode, int auto_max_tokens) {
+    try {
+      return (int) lmoe_cuda_set_decode_policy$MH.invokeExact(mode, auto_max_tokens);
+    } catch (Error | RuntimeException e) {
+      throw e;
+    } catch (Throwable t) {
+      throw Downcalls.unexpected(t);
+    }
+  }
+
+  /** {@code int32_t lmoe_cuda_decode_mode(void)} */
+  public static final MethodHandle lmoe_cuda_decode_mode$MH =
+      downcall("lmoe_cuda_decode_mode", FunctionDescriptor.of(JAVA_INT));
+
+  public static int lmoe_cuda_decode_mode() {
+    try {
+      return (int) lmoe_cuda_decode_mode$MH.invokeExact();
+    } catch (Error | RuntimeException e) {
+      throw e;
+    } catch (Throwable t) {
+      throw Downcalls.unexpected(t);
+    }
+  }
+
+  /** {@code int32_t lmoe_cuda_decode_max_tokens(void)} */
+  public static final MethodHandle lmoe_cuda_decode_max_tokens$MH =
+      downcall("lmoe_cuda_decode_max_tokens", FunctionDescriptor.of(JAVA_INT));
+
+  public static int lmoe_cuda_decode_max_tokens() {
+    try {
+      return (int) lmoe_cuda_decode_max_tokens$MH.invokeExact();
+    } catch (Error | RuntimeException e) {
+      throw e;
+    } catch (Throwable t) {
+      throw Downcalls.unexpected(t);
+    }
+  }
+
+  /** {@code int32_t lmoe_cuda_forward_path(const lmoe_config* cfg, const lmoe_cuda_weights* weights, const void* x, int64_t num_tokens)} */
+  public static final MethodHandle lmoe_cuda_forward_path$MH =
+      downcall("lmoe_cuda_forward_path", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG));
+
+  public static int lmoe_cuda_forward_path(MemorySegment cfg, MemorySegment weights, MemorySegment x, long num_tokens) {
+    try {
+      return (int) lmoe_cuda_forward_path$MH.invokeExact(cfg, weights, x, num_tokens);
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {

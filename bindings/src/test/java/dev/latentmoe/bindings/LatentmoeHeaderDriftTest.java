@@ -48,6 +48,13 @@ class LatentmoeHeaderDriftTest {
             name -> true),
         new Spec("native/include/latentmoe_cuda.h", List.of("native/include"),
             latentmoe_cuda_h.class, name -> true),
+        // The engine ABI: its lmoe_* functions and LMOE_* macros, plus the DLPack / Arrow enum
+        // values and integer macros it declares; the DLPack / Arrow structs are passed as
+        // addresses from Java and not mirrored.
+        new Spec("native/include/latentmoe_engine.h", List.of("native/include"),
+            latentmoe_engine_h.class,
+            name -> name.startsWith("lmoe_") || name.startsWith("LMOE_") || name.startsWith("kDL")
+                || name.startsWith("DLPACK_") || name.startsWith("ARROW_FLAG_")),
         // Only what cuda_runtime_h binds; its enum constants live in driver_types.h
         // (CudaHeaderConstantsTest checks those).
         new Spec(cudaInc + "/cuda_runtime_api.h", List.of(cudaInc), cuda_runtime_h.class,

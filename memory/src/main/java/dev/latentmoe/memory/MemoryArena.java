@@ -8,6 +8,21 @@ import java.util.concurrent.atomic.AtomicLong;
  * bytes (Arrow's buffer rules), keeps a count of the bytes it holds, and frees them all at
  * {@link #close()}. Any use after close, or from another thread when the arena is confined, raises
  * a Java exception before memory is touched.
+ *
+ * <p><b>Holds (zero-copy exports).</b> Code that hands this arena's memory to a foreign consumer
+ * (an Arrow C Data array, a DLPack tensor: see {@code dev.latentmoe.memory.interop}) takes a hold
+ * with {@link #retain()} and drops it with {@link #release()}, possibly on another thread (the
+ * consumer's release callback). While holds are outstanding:
+ * <ul>
+ *   <li>a <em>shared</em> arena's {@link #close()} ends Java access at once ({@link #isOpen()} is
+ *       false, allocation and tensor access raise) but <em>defers the free</em>: the memory, its
+ *       byte accounting and its open-arena count stay until the last {@link #release()}, which
+ *       frees on the releasing thread;</li>
+ *   <li>a <em>confined</em> arena can only be freed by its owner thread, so its {@link #close()}
+ *       <em>refuses</em> with an {@link IllegalStateException} naming the outstanding holds and
+ *       leaves the arena open; release the exports and close again.</li>
+ * </ul>
+ * Either way the accounting is back to zero once the arena is closed and every hold released.
  */
 public abstract class MemoryArena implements AutoCloseable {
     /** What kind of memory an arena holds; decides which global counter it is accounted to. */
@@ -21,6 +36,11 @@ public abstract class MemoryArena implements AutoCloseable {
     private final Thread owner;
     private final AtomicLong bytesHeld = new AtomicLong();
     private volatile boolean closed;
+    /** Guards holds / closeDeferred / freed. */
+    private final Object holdLock = new Object();
+    private int holds;
+    private boolean closeDeferred;
+    private boolean freed;
 
     /** @param owner the only thread allowed to use the arena, or null when any thread may */
     protected MemoryArena(String name, Kind kind, Device device, Thread owner) {
@@ -91,14 +111,77 @@ public abstract class MemoryArena implements AutoCloseable {
     /** Frees everything this arena handed out. */
     protected abstract void doClose();
 
-    /** Frees everything; idempotent. Must be called from the owner thread when confined. */
+    /**
+     * Takes a hold on this arena's memory for a zero-copy export: the memory is not freed before a
+     * matching {@link #release()}, even when {@link #close()} comes first (see the class comment).
+     * Any thread may call it.
+     *
+     * @throws IllegalStateException when the arena is closed (or its close is deferred)
+     */
+    public final void retain() {
+        synchronized (holdLock) {
+            if (closed || freed) throw new IllegalStateException("arena '" + name + "' is closed; cannot export its memory");
+            if (holds == Integer.MAX_VALUE) throw new IllegalStateException("arena '" + name + "' has too many holds");
+            holds++;
+        }
+    }
+
+    /**
+     * Drops a hold taken by {@link #retain()}; any thread may call it. The last release after a
+     * deferred {@link #close()} frees the memory on the calling thread.
+     *
+     * @throws IllegalStateException when no hold is outstanding
+     */
+    public final void release() {
+        boolean freeNow;
+        synchronized (holdLock) {
+            if (holds == 0) throw new IllegalStateException("arena '" + name + "': release() without a matching retain()");
+            holds--;
+            freeNow = holds == 0 && closeDeferred && !freed;
+            if (freeNow) freed = true;
+        }
+        if (freeNow) free();
+    }
+
+    /** Holds currently outstanding (exports not yet released by their consumers). */
+    public final int holds() {
+        synchronized (holdLock) {
+            return holds;
+        }
+    }
+
+    /**
+     * Ends Java access and frees everything; idempotent. Must be called from the owner thread when
+     * confined. With holds outstanding, a shared arena defers the free to the last
+     * {@link #release()}; a confined one refuses (see the class comment).
+     *
+     * @throws IllegalStateException when this is a confined arena with holds outstanding
+     */
     @Override
     public final void close() {
         if (closed) return;
         if (owner != null && owner != Thread.currentThread()) {
             throw new WrongThreadException("arena '" + name + "' must be closed by thread '" + owner.getName() + "'");
         }
-        closed = true;
+        synchronized (holdLock) {
+            if (closed) return;
+            if (holds > 0) {
+                if (owner != null) {
+                    throw new IllegalStateException("arena '" + name + "' is confined and has " + holds
+                            + " outstanding export hold(s) (Arrow/DLPack consumers that have not released); "
+                            + "release them before closing, or export from a shared arena");
+                }
+                closed = true;
+                closeDeferred = true;
+                return;
+            }
+            closed = true;
+            freed = true;
+        }
+        free();
+    }
+
+    private void free() {
         try {
             doClose();
         } finally {

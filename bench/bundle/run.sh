@@ -1,0 +1,247 @@
+#!/usr/bin/env bash
+# run.sh OUTDIR - the GPU checks of the LatentMoE bundle (made by bench/bundle/make-bundle.sh).
+# Needs only an NVIDIA driver (Hopper GPU, sm_90) and coreutils: Java comes with the bundle.
+#
+# Steps (LMOE_BUNDLE_STEPS, default all, in this order):
+#   smi        nvidia-smi, OS, glibc, library dependencies            -> native.log
+#   quick      bin/lmoe_cuda_test quick (every kernel vs liblatentmoe.so, graphs, determinism)
+#   super      bin/lmoe_cuda_test super (one full Super-shape layer, CPU vs CUDA)
+#   bench      bin/lmoe_cuda_bench --reps 20 (Super, T=1..8192)    -> native.log, bench-native.jsonl
+#   memcheck   compute-sanitizer memcheck on `lmoe_cuda_test sanitize`                 -> sanitizer.log
+#   racecheck  compute-sanitizer racecheck on `lmoe_cuda_test sanitize-small` (skipped, with a
+#              note, when the executable has no such mode: the full `sanitize` takes minutes)
+#   java-tests the Java GPU tests (JUnit console, -Dlatentmoe.test.backend=cuda,
+#              -Dlatentmoe.test.require=true: a missing GPU fails them, never skips) -> java-tests.log
+#   java-bench latentmoe bench --backend cuda --json OUTDIR/bench-cuda.json       -> bench.log
+#   peers      python3 peers/peers_gpu.py --json OUTDIR/peers.json, when the bundle has that
+#              script and python3 can import torch; skipped otherwise              -> bench.log
+# OUTDIR gets at most 8 files: summary.txt, native.log, bench-native.jsonl, sanitizer.log,
+# java-tests.log, bench.log, bench-cuda.json, peers.json. summary.txt has one line per step
+# (PASS / FAIL / TIMEOUT / SKIP / NO-GPU, seconds, note) and a final RESULT line.
+#
+# Environment: LMOE_BUNDLE_BUDGET (seconds for the whole run, default 330: a step that would start
+# with less than 15 s left is skipped), per-step limits LMOE_T_QUICK (60) LMOE_T_SUPER (90)
+# LMOE_T_BENCH (60) LMOE_T_MEMCHECK (90) LMOE_T_RACECHECK (90) LMOE_T_JAVA_TESTS (180)
+# LMOE_T_JAVA_BENCH (150) LMOE_T_PEERS (120); LMOE_BENCH_ARGS (extra arguments for the Java
+# bench, e.g. "--tokens 1,64"); LMOE_JAVA_OPTS (extra JVM options); COMPUTE_SANITIZER (path).
+# Exit status: 0 when every step passed (or was skipped for a reason that is not a failure),
+# 1 when a step failed or timed out, 2 when there is no usable GPU here.
+set -uo pipefail
+
+B="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+out="${1:?usage: run.sh OUTDIR}"
+mkdir -p "$out" || { echo "run.sh: cannot create $out" >&2; exit 1; }
+out="$(cd "$out" && pwd)"
+steps="${LMOE_BUNDLE_STEPS:-smi quick super bench memcheck racecheck java-tests java-bench peers}"
+budget="${LMOE_BUNDLE_BUDGET:-330}"
+summary="$out/summary.txt"
+native_log="$out/native.log"
+san_log="$out/sanitizer.log"
+jt_log="$out/java-tests.log"
+bench_log="$out/bench.log"
+: > "$summary"; : > "$native_log"; : > "$san_log"; : > "$jt_log"; : > "$bench_log"
+t0=$SECONDS
+JAVA="$B/jre/bin/java"
+JUNIT="$B/jars/junit-platform-console-standalone-1.14.1.jar"
+CP=""
+for j in "$B"/jars/latentmoe-*.jar; do CP="${CP:+$CP:}$j"; done
+JOPTS=(--enable-native-access=ALL-UNNAMED "-Dlatentmoe.native.dir=$B/lib")
+# shellcheck disable=SC2206
+[[ -n "${LMOE_JAVA_OPTS:-}" ]] && JOPTS+=(${LMOE_JAVA_OPTS})
+
+say() { echo "[bundle $(date +%H:%M:%S) +$((SECONDS - t0))s] $*"; }
+results=()
+failed=0
+record() { # step status seconds note
+  local line
+  line="$(printf '%-11s %-8s %5s s  %s' "$1" "$2" "$3" "$4")"
+  results+=("$line")
+  echo "$line" >> "$summary"
+  say "step $1: $2 ($3 s) $4"
+  case "$2" in FAIL|TIMEOUT) failed=1 ;; esac
+}
+
+# GPU present? (decides NO-GPU vs FAIL wording; every step still runs, to show what it says)
+gpu=0
+gpu_note="nvidia-smi not found"
+if command -v nvidia-smi >/dev/null 2>&1; then
+  if nvidia-smi -L 2>/dev/null | grep -q '^GPU '; then
+    gpu=1; gpu_note="$(nvidia-smi -L 2>/dev/null | head -n1)"
+  else
+    gpu_note="nvidia-smi lists no GPU"
+  fi
+fi
+if [[ $gpu == 0 ]]; then
+  say "NO GPU here ($gpu_note): every GPU step below will report no GPU / fail; this run only shows that the bundle starts"
+fi
+
+last_rc=0
+last_secs=0
+last_status=""
+run_step() { # name log timeout cmd...  (sets last_rc, last_secs, last_status)
+  local name="$1" log="$2" lim="$3"; shift 3
+  local left=$((budget - (SECONDS - t0)))
+  if (( left < 15 )); then
+    last_status="SKIP"; last_rc=0; last_secs=0
+    echo "==== step $name skipped: the run's budget (${budget}s) is spent" >> "$log"
+    return 0
+  fi
+  (( lim > left )) && lim=$left
+  say "step $name (limit ${lim}s): $*"
+  echo "==== step $name $(date -u +%H:%M:%S) (limit ${lim}s): $*" >> "$log"
+  local s=$SECONDS
+  timeout --signal=INT --kill-after=20 "$lim" "$@" 2>&1 | tee -a "$log"
+  last_rc=${PIPESTATUS[0]}
+  last_secs=$((SECONDS - s))
+  echo "==== step $name: rc=$last_rc in ${last_secs}s" >> "$log"
+  if [[ $last_rc == 0 ]]; then last_status=PASS
+  elif [[ $last_rc == 124 || $last_rc == 137 ]]; then last_status=TIMEOUT
+  else last_status=FAIL; fi
+}
+sanitizer="${COMPUTE_SANITIZER:-}"
+if [[ -z "$sanitizer" ]]; then
+  sanitizer="$(command -v compute-sanitizer || true)"
+  for c in "${CUDA_HOME:-/nonexistent}/bin/compute-sanitizer" /usr/local/cuda/bin/compute-sanitizer; do
+    [[ -z "$sanitizer" && -x "$c" ]] && sanitizer="$c"
+  done
+fi
+
+for s in $steps; do
+  case "$s" in
+    smi)
+      {
+        echo "==== smi"
+        nvidia-smi 2>&1 || echo "nvidia-smi: not available"
+        echo "os: $(uname -srm); $(ldd --version 2>&1 | head -n1)"
+        echo "bundle: $(sed -n '2,4p' "$B/BUNDLE.txt" 2>/dev/null | tr '\n' ' ')"
+        echo "ldd lib/liblatentmoe_cuda.so:"; ldd "$B/lib/liblatentmoe_cuda.so" 2>&1
+        echo "ldd bin/lmoe_cuda_test:"; ldd "$B/bin/lmoe_cuda_test" 2>&1
+        echo "java: $("$JAVA" -version 2>&1 | tr '\n' ' ')"
+      } >> "$native_log" 2>&1
+      head -n 20 "$native_log"
+      if ldd "$B/bin/lmoe_cuda_test" 2>&1 | grep -q "not found"; then
+        record smi FAIL 0 "a shared library of bin/lmoe_cuda_test is missing (see native.log)"
+      elif [[ $gpu == 1 ]]; then record smi PASS 0 "$gpu_note"
+      else record smi NO-GPU 0 "$gpu_note"; fi
+      ;;
+    quick|super)
+      if [[ $s == quick ]]; then lim="${LMOE_T_QUICK:-60}"; else lim="${LMOE_T_SUPER:-90}"; fi
+      run_step "$s" "$native_log" "$lim" "$B/bin/lmoe_cuda_test" "$s"
+      st="$last_status"
+      # a native test that finds no GPU prints SKIPPED and exits 0: not a pass
+      if [[ $st == PASS ]] && tail -n 30 "$native_log" | grep -q "SKIPPED"; then st=NO-GPU; fi
+      [[ $gpu == 0 && $st == FAIL ]] && st=NO-GPU
+      note="$(tail -n 40 "$native_log" | grep -E '[0-9]+ passed, [0-9]+ failed|SKIPPED' | tail -n1)"
+      [[ $st == NO-GPU ]] && note="${note:-no GPU}"
+      record "$s" "$st" "$last_secs" "${note:-rc=$last_rc}"
+      ;;
+    bench)
+      run_step bench "$native_log" "${LMOE_T_BENCH:-60}" "$B/bin/lmoe_cuda_bench" --reps 20
+      st="$last_status"
+      sed -n '/^==== step bench /,$p' "$native_log" | grep '^{' > "$out/bench-native.jsonl" || true
+      n="$(grep -vc '"kind":"skipped"' "$out/bench-native.jsonl" || true)"
+      note="$n JSON lines in bench-native.jsonl"
+      if [[ $st == PASS && $n == 0 ]]; then
+        st=FAIL; note="no measurements: $(grep -m1 -o '"reason":"[^"]*"' "$out/bench-native.jsonl" || echo 'no JSON lines')"
+      fi
+      [[ $gpu == 0 && $st == FAIL ]] && st=NO-GPU
+      record bench "$st" "$last_secs" "$note"
+      ;;
+    memcheck|racecheck)
+      mode=sanitize
+      if [[ $s == racecheck ]]; then
+        if grep -qa 'sanitize-small' "$B/bin/lmoe_cuda_test"; then
+          mode=sanitize-small
+        else
+          echo "==== step racecheck skipped: bin/lmoe_cuda_test has no sanitize-small mode (racecheck of the full sanitize mode needs minutes)" >> "$san_log"
+          record racecheck SKIP 0 "lmoe_cuda_test has no sanitize-small mode; racecheck of 'sanitize' takes minutes"
+          continue
+        fi
+      fi
+      if [[ -z "$sanitizer" ]]; then
+        echo "==== step $s skipped: no compute-sanitizer (PATH, \$CUDA_HOME/bin, /usr/local/cuda/bin)" >> "$san_log"
+        record "$s" SKIP 0 "no compute-sanitizer on this machine (set COMPUTE_SANITIZER)"
+        continue
+      fi
+      lim_var="LMOE_T_${s^^}"
+      run_step "$s" "$san_log" "${!lim_var:-90}" "$sanitizer" --tool "$s" --error-exitcode 9 --print-limit 50 \
+        "$B/bin/lmoe_cuda_test" "$mode"
+      st="$last_status"
+      if [[ $st == PASS ]] && tail -n 30 "$san_log" | grep -q "SKIPPED"; then st=NO-GPU; fi
+      [[ $gpu == 0 && $st == FAIL ]] && st=NO-GPU
+      note="$(tail -n 20 "$san_log" | grep -E 'ERROR SUMMARY' | tail -n1)"
+      record "$s" "$st" "$last_secs" "$mode: ${note:-rc=$last_rc}"
+      ;;
+    java-tests)
+      echo "==== java: $("$JAVA" -version 2>&1 | tr '\n' ' ')" >> "$jt_log"
+      run_step java-tests "$jt_log" "${LMOE_T_JAVA_TESTS:-180}" \
+        "$JAVA" "${JOPTS[@]}" -Dlatentmoe.test.backend=cuda -Dlatentmoe.test.require=true \
+        -jar "$JUNIT" execute --disable-banner --details=tree --fail-if-no-tests --class-path "$CP" \
+        --select-class dev.latentmoe.kernels.CudaBackendTest --select-class dev.latentmoe.kernels.LayerForwardTest \
+        --select-class dev.latentmoe.kernels.KernelStepsTest --select-class dev.latentmoe.kernels.CudaSuperLayerTest \
+        --select-class dev.latentmoe.memory.DeviceArenaTest
+      st="$last_status"
+      note="$(grep -Eo '[0-9]+ tests (successful|failed|aborted|skipped)' "$jt_log" | tail -n 4 | sed 's/ tests//' | paste -sd, - | sed 's/,/, /g')"
+      [[ $gpu == 0 && $st == FAIL ]] && { st=NO-GPU; note="failures expected without a GPU (-Dlatentmoe.test.require=true): $note"; }
+      record java-tests "$st" "$last_secs" "${note:-rc=$last_rc}"
+      ;;
+    java-bench)
+      rm -f "$out/bench-cuda.json"
+      # shellcheck disable=SC2086
+      run_step java-bench "$bench_log" "${LMOE_T_JAVA_BENCH:-150}" \
+        "$JAVA" "${JOPTS[@]}" -cp "$CP" dev.latentmoe.bench.Main bench --backend cuda \
+        --json "$out/bench-cuda.json" ${LMOE_BENCH_ARGS:-}
+      st="$last_status"
+      note="rc=$last_rc"
+      if [[ $st == PASS && ! -s "$out/bench-cuda.json" ]]; then st=FAIL; note="no bench-cuda.json written"; fi
+      [[ -s "$out/bench-cuda.json" ]] && note="$(grep -c '"tokens"' "$out/bench-cuda.json") rows in bench-cuda.json"
+      if [[ $gpu == 0 && $st == FAIL ]]; then st=NO-GPU; note="$(grep -m1 'latentmoe bench' "$bench_log" | cut -c1-200)"; fi
+      record java-bench "$st" "$last_secs" "$note"
+      ;;
+    peers)
+      if [[ ! -f "$B/peers/peers_gpu.py" ]]; then
+        echo "==== step peers skipped: no peers/peers_gpu.py in this bundle" >> "$bench_log"
+        record peers SKIP 0 "no GPU peers script (bench/peers/peers_gpu.py) in this bundle"
+        continue
+      fi
+      if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import torch' >/dev/null 2>&1; then
+        echo "==== step peers skipped: python3 with torch not found" >> "$bench_log"
+        record peers SKIP 0 "no python3 with torch"
+        continue
+      fi
+      run_step peers "$bench_log" "${LMOE_T_PEERS:-120}" python3 "$B/peers/peers_gpu.py" --json "$out/peers.json"
+      st="$last_status"
+      [[ $gpu == 0 && $st == FAIL ]] && st=NO-GPU
+      record peers "$st" "$last_secs" "rc=$last_rc"
+      ;;
+    *) record "$s" FAIL 0 "unknown step (known: smi quick super bench memcheck racecheck java-tests java-bench peers)" ;;
+  esac
+done
+
+# Drop empty logs so that OUTDIR holds only what has content.
+for f in "$native_log" "$san_log" "$jt_log" "$bench_log" "$out/bench-native.jsonl"; do
+  [[ -f "$f" && ! -s "$f" ]] && rm -f "$f"
+done
+
+np=0; nf=0; ns=0; ng=0
+for l in "${results[@]}"; do
+  case "$(awk '{print $2}' <<< "$l")" in
+    PASS) np=$((np + 1)) ;; SKIP) ns=$((ns + 1)) ;; NO-GPU) ng=$((ng + 1)) ;; *) nf=$((nf + 1)) ;;
+  esac
+done
+if [[ $gpu == 0 ]]; then
+  verdict="NO-GPU"; rc=2
+elif [[ $failed == 1 || $nf -gt 0 ]]; then
+  verdict="FAIL"; rc=1
+else
+  verdict="PASS"; rc=0
+fi
+{
+  echo
+  echo "RESULT: $verdict: $np passed, $nf failed, $ns skipped, $ng without a GPU, in $((SECONDS - t0)) s ($gpu_note)"
+  [[ $gpu == 0 ]] && echo "No GPU here: this run shows only that the bundle starts (runtime, classpath, libraries); run it on an H100/H200."
+} >> "$summary"
+echo
+echo "==== summary ($summary)"
+cat "$summary"
+exit $rc

@@ -1,0 +1,416 @@
+package dev.latentmoe.bench;
+
+import dev.latentmoe.bindings.cublasLt_h;
+import dev.latentmoe.bindings.cublasLtMatmulHeuristicResult_t;
+import dev.latentmoe.bindings.latentmoe_cuda_h;
+import dev.latentmoe.kernels.Backend;
+import dev.latentmoe.kernels.Backends;
+import dev.latentmoe.kernels.MoeConfig;
+import dev.latentmoe.kernels.MoeLayer;
+import dev.latentmoe.kernels.Routing;
+import dev.latentmoe.kernels.cuda.CudaBackend;
+import dev.latentmoe.kernels.cuda.CudaLayerKernels;
+import dev.latentmoe.memory.Cuda;
+import dev.latentmoe.memory.CudaCopies;
+import dev.latentmoe.memory.CudaEvent;
+import dev.latentmoe.memory.CudaStream;
+import dev.latentmoe.memory.DType;
+import dev.latentmoe.memory.DeviceArena;
+import dev.latentmoe.memory.HostArena;
+import dev.latentmoe.memory.Tensor;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+
+/**
+ * {@code bench --backend cuda}: the layer on the GPU against ceilings measured in the same run.
+ *
+ * <p>Seeded random bf16 weights are built on the host ({@link MoeLayer#random}) and prepared on the
+ * CUDA backend (copied to the GPU); inputs x are filled on the device (bf16, uniform [-1, 1),
+ * {@code lmoe_cuda_fill_uniform}). Per token count T: the median time of
+ * {@link CudaLayerKernels#forwardAsync} on the backend stream, between CUDA events enqueued back to
+ * back (warm-up first, at least {@code --reps} calls, inputs rotating among {@code --inputs} sets);
+ * the bytes the call had to move ({@link LayerTraffic} with the routing {@code layer.route(x)}
+ * gives, copied to the host; x and y counted as bf16); achieved GB/s and TFLOP/s.
+ *
+ * <p>Ceilings, same run: device-to-device copy bandwidth ({@code lmoe_cuda_memcpy_d2d_async} of
+ * 1 GiB, read + write counted; this is {@code roofline_gbps}), and the dense bf16 GEMM rate of
+ * cuBLASLt (8192³, fp32 compute, heuristic algorithm, 32 MiB workspace) when
+ * {@code libcublasLt.so.13} is found — else reported unavailable with the reason.
+ *
+ * <p>Without a usable GPU it fails before building any weights, with one line naming what is missing.
+ */
+final class CudaBenchCommand {
+    private CudaBenchCommand() {}
+
+    static final String DEFAULT_TOKENS = "1,4,16,64,256,4096,8192";
+
+    /** Parsed command line. */
+    record Options(String preset, MoeConfig config, List<Integer> tokens, String json, long seed, int reps,
+                   int warmup, int inputs, boolean ceilings, long copyBytes, int gemmSize) {}
+
+    /** One token count's result. */
+    record Row(int tokens, double medianMs, double minMs, int calls, long bytes, double achievedGbps,
+               double rooflineGbps, double ratio, double tflops, int distinctExperts) {}
+
+    /**
+     * Ceilings measured in the run. {@code gemmTflops} is NaN when cuBLASLt was unavailable, with
+     * {@code gemmNote} saying why; otherwise {@code gemmNote} describes the GEMM.
+     */
+    record GpuCeilings(String device, double d2dGbps, long d2dBytes, double gemmTflops, String gemmNote) {
+        boolean gemmAvailable() { return !Double.isNaN(gemmTflops); }
+    }
+
+    /** True when {@code argv} asks for the CUDA backend ({@code --backend cuda} or {@code --backend=cuda}). */
+    static boolean wants(String[] argv) {
+        for (int i = 1; i < argv.length; i++) {
+            if (argv[i].equals("--backend=cuda")) return true;
+            if (argv[i].equals("--backend") && i + 1 < argv.length && argv[i + 1].equals("cuda")) return true;
+        }
+        return false;
+    }
+
+    static Options parse(String[] argv) {
+        Args a = new Args(argv, 1, Set.of("no-ceilings"));
+        String backend = a.get("backend", "cuda");
+        if (!"cuda".equals(backend)) throw new Args.UsageException("--backend must be cuda here, got '" + backend + "'");
+        String preset = a.get("preset", "nemotron3-super");
+        MoeConfig cfg;
+        try {
+            cfg = Shapes.byName(preset);
+        } catch (IllegalArgumentException e) {
+            throw new Args.UsageException("--preset: " + e.getMessage());
+        }
+        List<Integer> tokens = a.intList("tokens", DEFAULT_TOKENS);
+        String json = a.get("json", null);
+        String dtype = a.get("dtype", "bf16").toLowerCase(Locale.ROOT);
+        if (!"bf16".equals(dtype)) throw new Args.UsageException("--dtype: the CUDA backend runs bf16 weights only, got '" + dtype + "'");
+        long seed = a.longValue("seed", 42);
+        int reps = a.intValue("reps", 20);
+        int warmup = a.intValue("warmup", 3);
+        int inputs = a.intValue("inputs", 4);
+        boolean ceilings = !a.flag("no-ceilings");
+        long copyMiB = a.longValue("copy-mib", 1024);
+        int gemm = a.intValue("gemm-size", 8192);
+        a.finish();
+        if (reps < 1) throw new Args.UsageException("--reps must be >= 1, got " + reps);
+        if (warmup < 0) throw new Args.UsageException("--warmup must be >= 0, got " + warmup);
+        if (inputs < 1) throw new Args.UsageException("--inputs must be >= 1, got " + inputs);
+        if (copyMiB < 1) throw new Args.UsageException("--copy-mib must be >= 1, got " + copyMiB);
+        if (gemm < 16 || gemm % 16 != 0) throw new Args.UsageException("--gemm-size must be a multiple of 16, got " + gemm);
+        return new Options(preset, cfg, tokens, json, seed, reps, warmup, inputs, ceilings, copyMiB << 20, gemm);
+    }
+
+    static void run(String[] argv) {
+        Options o = parse(argv);
+        Backend backend = Backends.get(CudaBackend.NAME);
+        if (!backend.isAvailable()) {
+            throw new IllegalStateException("CUDA backend unavailable: " + backend.unavailableReason());
+        }
+        CudaBackend cuda = (CudaBackend) backend;
+        MoeConfig cfg = o.config();
+        String device = deviceName();
+        System.out.printf("LatentMoE CUDA bench: preset %s (%s), bf16 weights, device %s%n",
+                o.preset(), Shapes.describe(cfg), device);
+
+        CudaStream stream = cuda.stream();
+        GpuCeilings ceil;
+        if (o.ceilings()) {
+            double d2d = copyBandwidth(stream, o.copyBytes());
+            double gemm = Double.NaN;
+            String note;
+            try {
+                gemm = gemmTflops(stream, o.gemmSize());
+                note = String.format(Locale.ROOT, "cuBLASLt %s bf16 GEMM %dx%dx%d, fp32 compute, TN, heuristic algo, 32 MiB workspace",
+                        cublasLt_h.libraryPath(), o.gemmSize(), o.gemmSize(), o.gemmSize());
+            } catch (RuntimeException | LinkageError e) {
+                note = "unavailable: " + String.valueOf(e.getMessage()).replace('\n', ' ');
+            }
+            System.out.println(gemmLine(gemm, note));
+            ceil = new GpuCeilings(device, d2d, o.copyBytes(), gemm, note);
+        } else {
+            ceil = new GpuCeilings(device, Double.NaN, 0, Double.NaN, "not measured (--no-ceilings)");
+        }
+
+        long t0 = System.nanoTime();
+        BenchCommand.Progress progress = new BenchCommand.Progress("building seeded random weights", cfg.numExperts());
+        List<Row> rows = new ArrayList<>();
+        try (MoeLayer layer = MoeLayer.random(cfg, DType.BF16, o.seed(), backend, e -> progress.step(e + 1))) {
+            progress.done(String.format("%.1f s incl. upload", (System.nanoTime() - t0) / 1e9));
+            CudaLayerKernels k = (CudaLayerKernels) layer.kernels();
+            System.out.printf("weights on the GPU: %.2f GB%n", k.weightBytes() / 1e9);
+            for (int t : o.tokens()) {
+                rows.add(measure(layer, k, t, o, ceil.d2dGbps()));
+            }
+        }
+        System.out.println();
+        System.out.print(table(rows));
+        if (o.json() != null) {
+            writeJson(Path.of(o.json()), json(rows, o, ceil));
+            System.out.println("wrote " + o.json());
+        }
+    }
+
+    private static String deviceName() {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment name = a.allocate(256);
+            MemorySegment sms = a.allocate(ValueLayout.JAVA_INT);
+            MemorySegment mem = a.allocate(ValueLayout.JAVA_LONG);
+            Cuda.check(latentmoe_cuda_h.lmoe_cuda_device_info(0, MemorySegment.NULL, MemorySegment.NULL, sms, mem, name, 256),
+                    "lmoe_cuda_device_info");
+            return String.format(Locale.ROOT, "%s (%d SMs, %.1f GiB)", name.getString(0, StandardCharsets.UTF_8),
+                    sms.get(ValueLayout.JAVA_INT, 0), mem.get(ValueLayout.JAVA_LONG, 0) / (double) (1L << 30));
+        }
+    }
+
+    static String gemmLine(double tflops, String note) {
+        return Double.isNaN(tflops) ? "compute ceiling: cuBLASLt GEMM " + note
+                : String.format(Locale.ROOT, "compute ceiling: %.1f TFLOP/s (%s)", tflops, note);
+    }
+
+    /** Runs {@code reps} copies of the work {@code enqueue} puts on {@code s}, timed back to back with events; returns ms per call. */
+    private static double[] timeBackToBack(CudaStream s, int reps, Runnable enqueue) {
+        CudaEvent[] ev = new CudaEvent[reps + 1];
+        try {
+            for (int i = 0; i <= reps; i++) ev[i] = CudaEvent.create();
+            ev[0].record(s);
+            for (int i = 0; i < reps; i++) {
+                enqueue.run();
+                ev[i + 1].record(s);
+            }
+            ev[reps].synchronize();
+            double[] ms = new double[reps];
+            for (int i = 0; i < reps; i++) ms[i] = ev[i].elapsedMillisTo(ev[i + 1]);
+            return ms;
+        } finally {
+            for (CudaEvent e : ev) if (e != null) e.close();
+        }
+    }
+
+    static double median(double[] v) {
+        double[] s = v.clone();
+        Arrays.sort(s);
+        int n = s.length;
+        return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+    }
+
+    /** D2D copy bandwidth (read + write) of {@code bytes}, median of 10 after 2 warm-ups. */
+    static double copyBandwidth(CudaStream s, long bytes) {
+        try (DeviceArena a = DeviceArena.create("bench-copy", s)) {
+            MemorySegment src = a.allocate(bytes), dst = a.allocate(bytes);
+            Runnable copy = () -> Cuda.check(latentmoe_cuda_h.lmoe_cuda_memcpy_d2d_async(dst, src, bytes, s.handle()),
+                    "lmoe_cuda_memcpy_d2d_async");
+            timeBackToBack(s, 2, copy);
+            double ms = median(timeBackToBack(s, 10, copy));
+            double gbps = 2.0 * bytes / (ms * 1e-3) / 1e9;
+            System.out.printf(Locale.ROOT, "memory ceiling: device-to-device copy of %d MiB: %.3f ms, %.1f GB/s (read + write)%n",
+                    bytes >> 20, ms, gbps);
+            return gbps;
+        }
+    }
+
+    /** cuBLASLt bf16 GEMM rate, n x n x n, fp32 compute, D = A^T B (TN). Throws with the reason when unavailable. */
+    static double gemmTflops(CudaStream s, int n) {
+        if (!cublasLt_h.isAvailable()) {
+            throw new IllegalStateException(cublasLt_h.unavailableReason().orElse("libcublasLt.so.13 not loaded"));
+        }
+        long ws = 32L << 20;
+        long elems = (long) n * n;
+        try (DeviceArena dev = DeviceArena.create("bench-gemm", s); Arena h = Arena.ofConfined()) {
+            MemorySegment a = dev.allocate(elems * 2), b = dev.allocate(elems * 2), d = dev.allocate(elems * 2);
+            MemorySegment work = dev.allocate(ws);
+            Cuda.check(latentmoe_cuda_h.lmoe_cuda_fill_uniform(a, DType.BF16.code(), elems, 1, -1f, 1f, s.handle()), "fill A");
+            Cuda.check(latentmoe_cuda_h.lmoe_cuda_fill_uniform(b, DType.BF16.code(), elems, 2, -1f, 1f, s.handle()), "fill B");
+            s.synchronize();
+            MemorySegment p = h.allocate(ValueLayout.ADDRESS);
+            cublasLt_h.check(cublasLt_h.cublasLtCreate(p), "cublasLtCreate");
+            MemorySegment handle = p.get(ValueLayout.ADDRESS, 0);
+            List<Runnable> cleanup = new ArrayList<>();
+            cleanup.add(() -> cublasLt_h.cublasLtDestroy(handle));
+            try {
+                cublasLt_h.check(cublasLt_h.cublasLtMatmulDescCreate(p, cublasLt_h.CUBLAS_COMPUTE_32F, cublasLt_h.CUDA_R_32F),
+                        "cublasLtMatmulDescCreate");
+                MemorySegment op = p.get(ValueLayout.ADDRESS, 0);
+                cleanup.add(() -> cublasLt_h.cublasLtMatmulDescDestroy(op));
+                MemorySegment trans = h.allocate(ValueLayout.JAVA_INT);
+                trans.set(ValueLayout.JAVA_INT, 0, cublasLt_h.CUBLAS_OP_T);
+                cublasLt_h.check(cublasLt_h.cublasLtMatmulDescSetAttribute(op, cublasLt_h.CUBLASLT_MATMUL_DESC_TRANSA, trans, 4),
+                        "cublasLtMatmulDescSetAttribute(TRANSA)");
+                trans.set(ValueLayout.JAVA_INT, 0, cublasLt_h.CUBLAS_OP_N);
+                cublasLt_h.check(cublasLt_h.cublasLtMatmulDescSetAttribute(op, cublasLt_h.CUBLASLT_MATMUL_DESC_TRANSB, trans, 4),
+                        "cublasLtMatmulDescSetAttribute(TRANSB)");
+                // Column-major: A stored k x m (transposed by the op), B k x n, C = D m x n; all n here.
+                MemorySegment[] lay = new MemorySegment[3];
+                for (int i = 0; i < 3; i++) {
+                    cublasLt_h.check(cublasLt_h.cublasLtMatrixLayoutCreate(p, cublasLt_h.CUDA_R_16BF, n, n, n),
+                            "cublasLtMatrixLayoutCreate");
+                    MemorySegment l = p.get(ValueLayout.ADDRESS, 0);
+                    lay[i] = l;
+                    cleanup.add(() -> cublasLt_h.cublasLtMatrixLayoutDestroy(l));
+                }
+                cublasLt_h.check(cublasLt_h.cublasLtMatmulPreferenceCreate(p), "cublasLtMatmulPreferenceCreate");
+                MemorySegment pref = p.get(ValueLayout.ADDRESS, 0);
+                cleanup.add(() -> cublasLt_h.cublasLtMatmulPreferenceDestroy(pref));
+                MemorySegment wsBytes = h.allocate(ValueLayout.JAVA_LONG);
+                wsBytes.set(ValueLayout.JAVA_LONG, 0, ws);
+                cublasLt_h.check(cublasLt_h.cublasLtMatmulPreferenceSetAttribute(pref,
+                        cublasLt_h.CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, wsBytes, 8), "cublasLtMatmulPreferenceSetAttribute");
+                MemorySegment heur = cublasLtMatmulHeuristicResult_t.allocate(h);
+                MemorySegment count = h.allocate(ValueLayout.JAVA_INT);
+                cublasLt_h.check(cublasLt_h.cublasLtMatmulAlgoGetHeuristic(handle, op, lay[0], lay[1], lay[2], lay[2], pref, 1,
+                        heur, count), "cublasLtMatmulAlgoGetHeuristic");
+                if (count.get(ValueLayout.JAVA_INT, 0) < 1) throw new IllegalStateException("cuBLASLt heuristic returned no algorithm");
+                MemorySegment algo = cublasLtMatmulHeuristicResult_t.algo(heur);
+                MemorySegment alpha = h.allocate(ValueLayout.JAVA_FLOAT), beta = h.allocate(ValueLayout.JAVA_FLOAT);
+                alpha.set(ValueLayout.JAVA_FLOAT, 0, 1f);
+                beta.set(ValueLayout.JAVA_FLOAT, 0, 0f);
+                Runnable gemm = () -> cublasLt_h.check(cublasLt_h.cublasLtMatmul(handle, op, alpha, a, lay[0], b, lay[1], beta,
+                        d, lay[2], d, lay[2], algo, work, ws, s.handle()), "cublasLtMatmul");
+                timeBackToBack(s, 2, gemm);
+                double ms = median(timeBackToBack(s, 10, gemm));
+                return 2.0 * n * (double) n * n / (ms * 1e-3) / 1e12;
+            } finally {
+                s.synchronize();
+                for (int i = cleanup.size() - 1; i >= 0; i--) cleanup.get(i).run();
+            }
+        }
+    }
+
+    static Row measure(MoeLayer layer, CudaLayerKernels k, int tokens, Options o, double roofline) {
+        MoeConfig cfg = layer.config();
+        CudaStream s = k.stream();
+        int sets = o.inputs();
+        long d = cfg.hiddenSize();
+        try (DeviceArena dev = DeviceArena.create("bench-x", s); HostArena host = HostArena.shared("bench-routing")) {
+            Tensor[] xs = new Tensor[sets];
+            long[] bytes = new long[sets];
+            double[] flops = new double[sets];
+            int[] distinct = new int[sets];
+            for (int i = 0; i < sets; i++) {
+                xs[i] = dev.allocateTensor(DType.BF16, tokens, d);
+                Cuda.check(latentmoe_cuda_h.lmoe_cuda_fill_uniform(xs[i].segment(), DType.BF16.code(), xs[i].numel(),
+                        o.seed() * 1_000_003L + tokens * 31L + i, -1f, 1f, s.handle()), "lmoe_cuda_fill_uniform(x)");
+                Routing r = layer.route(xs[i]); // synchronous: the fill is done before, the routing after
+                Routing hr = new Routing(CudaCopies.toHost(r.expertIds(), host), CudaCopies.toHost(r.weights(), host));
+                LayerTraffic t = LayerTraffic.of(layer.weights(), hr);
+                // LayerTraffic counts x and y as f32; on the GPU both are bf16.
+                bytes[i] = t.bytes() - 2L * tokens * d * (4 - 2);
+                flops[i] = t.flops();
+                distinct[i] = t.distinctExperts();
+            }
+            Tensor out = dev.allocateTensor(k.activationDType(), tokens, d);
+            int[] next = {0};
+            Runnable fwd = () -> {
+                int i = next[0]++ % sets;
+                k.forwardAsync(xs[i], null, null, out, s);
+            };
+            if (o.warmup() > 0) timeBackToBack(s, Math.max(o.warmup(), Math.min(sets, 8)), fwd);
+            next[0] = 0;
+            List<Double> all = new ArrayList<>();
+            double total = 0;
+            // Batches of --reps calls until 0.25 s of GPU time or 10 batches.
+            for (int batch = 0; batch < 10 && (batch == 0 || total < 250); batch++) {
+                for (double ms : timeBackToBack(s, o.reps(), fwd)) {
+                    all.add(ms);
+                    total += ms;
+                }
+            }
+            double[] ms = all.stream().mapToDouble(Double::doubleValue).toArray();
+            int n = ms.length;
+            double bytesSum = 0, flopsSum = 0, distinctSum = 0;
+            for (int i = 0; i < n; i++) {
+                bytesSum += bytes[i % sets];
+                flopsSum += flops[i % sets];
+                distinctSum += distinct[i % sets];
+            }
+            double med = median(ms), min = Arrays.stream(ms).min().orElse(med);
+            long meanBytes = Math.round(bytesSum / n);
+            double gbps = meanBytes / (med * 1e-3) / 1e9;
+            double tflops = flopsSum / n / (med * 1e-3) / 1e12;
+            System.err.printf(Locale.ROOT, "  T=%d: %d calls, median %.4f ms, min %.4f ms%n", tokens, n, med, min);
+            return new Row(tokens, med, min, n, meanBytes, gbps, roofline, gbps / roofline, tflops,
+                    (int) Math.round(distinctSum / n));
+        }
+    }
+
+    static String table(List<Row> rows) {
+        StringBuilder sb = new StringBuilder();
+        sb.append(String.format(Locale.ROOT, "%7s %11s %11s %12s %8s %13s %14s %7s %9s%n",
+                "tokens", "median_ms", "min_ms", "bytes", "experts", "achieved_GB/s", "roofline_GB/s", "ratio", "TFLOP/s"));
+        for (Row r : rows) {
+            sb.append(String.format(Locale.ROOT, "%7d %11.4f %11.4f %12d %8d %13.1f %14.1f %6.1f%% %9.2f%n", r.tokens(),
+                    r.medianMs(), r.minMs(), r.bytes(), r.distinctExperts(), r.achievedGbps(), r.rooflineGbps(),
+                    100 * r.ratio(), r.tflops()));
+        }
+        return sb.toString();
+    }
+
+    /** A JSON number, or null for NaN / infinity. */
+    private static String num(double v, int decimals) {
+        return Double.isFinite(v) ? String.format(Locale.ROOT, "%." + decimals + "f", v) : "null";
+    }
+
+    static String quote(String s) {
+        StringBuilder sb = new StringBuilder("\"");
+        for (char c : s.toCharArray()) {
+            switch (c) {
+                case '"' -> sb.append("\\\"");
+                case '\\' -> sb.append("\\\\");
+                case '\n' -> sb.append("\\n");
+                case '\r' -> sb.append("\\r");
+                case '\t' -> sb.append("\\t");
+                default -> {
+                    if (c < 0x20) sb.append(String.format(Locale.ROOT, "\\u%04x", (int) c));
+                    else sb.append(c);
+                }
+            }
+        }
+        return sb.append('"').toString();
+    }
+
+    /**
+     * The rows as a JSON array, one object per T with the CPU bench's keys ({@code tokens},
+     * {@code median_ms}, {@code bytes}, {@code achieved_gbps}, {@code roofline_gbps}, {@code ratio},
+     * {@code tflops}, {@code distinct_experts}, {@code preset}, {@code backend}, {@code dtype}) plus
+     * {@code min_ms}, {@code calls}, {@code device}, and the ceilings: {@code d2d_copy_gbps},
+     * {@code d2d_copy_bytes}, {@code gemm_tflops} (null when unavailable), {@code gemm_note},
+     * {@code tflops_ratio} (null without a GEMM ceiling).
+     */
+    static String json(List<Row> rows, Options o, GpuCeilings c) {
+        StringBuilder sb = new StringBuilder("[\n");
+        for (int i = 0; i < rows.size(); i++) {
+            Row r = rows.get(i);
+            sb.append(String.format(Locale.ROOT,
+                    "  {\"tokens\": %d, \"median_ms\": %s, \"min_ms\": %s, \"calls\": %d, \"bytes\": %d, \"achieved_gbps\": %s, "
+                            + "\"roofline_gbps\": %s, \"ratio\": %s, \"tflops\": %s, \"distinct_experts\": %d, "
+                            + "\"preset\": %s, \"backend\": \"cuda\", \"dtype\": \"bf16\", \"device\": %s, "
+                            + "\"d2d_copy_gbps\": %s, \"d2d_copy_bytes\": %d, \"gemm_tflops\": %s, \"tflops_ratio\": %s, "
+                            + "\"gemm_note\": %s}%s%n",
+                    r.tokens(), num(r.medianMs(), 6), num(r.minMs(), 6), r.calls(), r.bytes(), num(r.achievedGbps(), 4),
+                    num(r.rooflineGbps(), 4), num(r.ratio(), 5), num(r.tflops(), 6), r.distinctExperts(),
+                    quote(o.preset()), quote(c.device()), num(c.d2dGbps(), 4), c.d2dBytes(), num(c.gemmTflops(), 4),
+                    c.gemmAvailable() ? num(r.tflops() / c.gemmTflops(), 5) : "null", quote(c.gemmNote()),
+                    i + 1 < rows.size() ? "," : ""));
+        }
+        return sb.append("]\n").toString();
+    }
+
+    static void writeJson(Path path, String text) {
+        try {
+            if (path.toAbsolutePath().getParent() != null) Files.createDirectories(path.toAbsolutePath().getParent());
+            Files.writeString(path, text);
+        } catch (IOException e) {
+            throw new IllegalArgumentException("cannot write " + path + ": " + e.getMessage(), e);
+        }
+    }
+}
