@@ -15,4 +15,5 @@ fi
 [[ -f "$LATENTMOE_LIB" || -d "$LATENTMOE_LIB" ]] || { echo "run-tests.sh: $LATENTMOE_LIB not found (build native/ first)" >&2; exit 2; }
 py="$("$here/make-venv.sh" "$repo" | tail -n 1)"
 cd "$here"
+export PYTHONDONTWRITEBYTECODE=1  # no __pycache__ in the source tree
 exec "$py" -m pytest -p no:cacheprovider -rs -q tests "$@"

@@ -218,10 +218,10 @@ public final class ArrowCData {
         if (!tensor.device().isHost()) {
             throw new InteropException(tensor + " is not in host memory; use exportDeviceTensor (C Device Data Interface)");
         }
-        checkOut(outArray, ARROW_ARRAY, "array");
+        MemorySegment array = checkOut(outArray, ARROW_ARRAY, "array");
         exportSchema(tensor.dtype(), tensor.shape(), name, outSchema);
         try {
-            writeArray(tensor, outArray);
+            writeArray(tensor, array);
         } catch (RuntimeException | Error e) {
             releaseSchema(outSchema);
             throw e;
@@ -275,6 +275,7 @@ public final class ArrowCData {
         Arena parentMem = Arena.ofShared();
         Arena childMem = Arena.ofShared();
         long childId = 0;
+        long id = 0;
         try {
             MemorySegment childBuffers = childMem.allocate(ADDRESS, 2);
             childBuffers.setAtIndex(ADDRESS, 0, MemorySegment.NULL);
@@ -286,10 +287,11 @@ public final class ArrowCData {
             buffers.set(ADDRESS, 0, MemorySegment.NULL);
             MemorySegment children = parentMem.allocate(ADDRESS);
             children.set(ADDRESS, 0, child);
-            long id = Native.register(new Native.Node(parentMem, null, List.of(child)));
+            id = Native.register(new Native.Node(parentMem, null, List.of(child)));
             fillArray(out, rows, 1, buffers, 1, children, id);
         } catch (RuntimeException | Error e) {
             if (childId != 0) Native.take(childId);
+            if (id != 0) Native.take(id);
             childMem.close();
             parentMem.close();
             owner.release();

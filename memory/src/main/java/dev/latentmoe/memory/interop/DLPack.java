@@ -127,8 +127,9 @@ public final class DLPack {
     }
 
     /**
-     * Exports {@code tensor} zero-copy; the result is a {@code DLManagedTensorVersioned*} the
-     * consumer owns and must finish with by calling its {@code deleter}.
+     * Exports {@code tensor} zero-copy; the result is a {@code DLManagedTensorVersioned*} (a
+     * zero-length pointer segment) the consumer owns and must finish with by calling its
+     * {@code deleter} (e.g. {@link #delete}).
      */
     public static MemorySegment export(Tensor tensor) {
         if (tensor == null) throw new InteropException("tensor is null");
@@ -174,7 +175,7 @@ public final class DLPack {
             t.set(ADDRESS, T_SHAPE, shapeArr);
             t.set(ADDRESS, T_STRIDES, strideArr);
             t.set(JAVA_LONG, T_BYTE_OFFSET, 0L);
-            return m;
+            return MemorySegment.ofAddress(m.address()); // a plain pointer: the struct lives until the deleter
         } catch (RuntimeException | Error e) {
             mem.close();
             owner.release();

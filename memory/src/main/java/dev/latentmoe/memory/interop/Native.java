@@ -87,7 +87,7 @@ final class Native {
     /** Calls the foreign {@code void fn(void* arg)}. */
     static void callVoidPtr(MemorySegment fn, MemorySegment arg) {
         try {
-            CALL_VOID_PTR.invokeExact(fn, arg);
+            CALL_VOID_PTR.invokeExact(MemorySegment.ofAddress(fn.address()), MemorySegment.ofAddress(arg.address()));
         } catch (RuntimeException | Error e) {
             throw e;
         } catch (Throwable t) {
@@ -101,10 +101,14 @@ final class Native {
         t.printStackTrace(System.err);
     }
 
-    /** A view of {@code size} bytes at a foreign address (non-null). */
+    /**
+     * A view of {@code size} bytes at a foreign address (non-null), in the global scope: never tied
+     * to the scope of the segment it came from, so a callback may free that memory while we hold
+     * the view (a downcall would otherwise keep the source arena acquired).
+     */
     @SuppressWarnings("restricted")
     static MemorySegment at(MemorySegment pointer, long size) {
-        return pointer.reinterpret(size);
+        return MemorySegment.ofAddress(pointer.address()).reinterpret(size);
     }
 
     /** A view of {@code size} bytes at a raw address. */
