@@ -123,8 +123,12 @@ public final class MoeLayer implements AutoCloseable {
 
     @Override
     public void close() {
-        kernels.close();
-        closeAll(owned);
+        // Free what the layer owns even when releasing the backend's resources fails.
+        try {
+            kernels.close();
+        } finally {
+            closeAll(owned);
+        }
     }
 
     private static void closeAll(List<AutoCloseable> list) {

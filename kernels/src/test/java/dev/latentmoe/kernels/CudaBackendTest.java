@@ -80,9 +80,10 @@ class CudaBackendTest {
         TestBackend.skipUnless(b);
         MoeConfig cfg = Cases.SUPER_SMALL;
         int tokens = 64;
-        try (MoeLayer layer = MoeLayer.random(cfg, DType.BF16, 11, b);
+        // The stream's arena is declared first so it closes last, after the layer that used it.
+        try (dev.latentmoe.memory.DeviceArena own = dev.latentmoe.memory.DeviceArena.create("own-stream", 0);
+             MoeLayer layer = MoeLayer.random(cfg, DType.BF16, 11, b);
              HostArena host = HostArena.shared("host");
-             dev.latentmoe.memory.DeviceArena own = dev.latentmoe.memory.DeviceArena.create("own-stream", 0);
              dev.latentmoe.memory.CudaEvent start = dev.latentmoe.memory.CudaEvent.create();
              dev.latentmoe.memory.CudaEvent end = dev.latentmoe.memory.CudaEvent.create()) {
             var kernels = (dev.latentmoe.kernels.cuda.CudaLayerKernels) layer.kernels();

@@ -83,6 +83,11 @@ public final class Cuda {
     public static void check(int status, String what) { latentmoe_cuda_h.check(status, what); }
 
     /** Makes {@code device} current for the calling thread. */
+    /** Waits for all work on the current device. */
+    public static void deviceSynchronize() {
+        check(latentmoe_cuda_h.lmoe_cuda_device_synchronize(), "lmoe_cuda_device_synchronize");
+    }
+
     public static void setDevice(int device) {
         check(latentmoe_cuda_h.lmoe_cuda_set_device(device), "lmoe_cuda_set_device(" + device + ")");
     }

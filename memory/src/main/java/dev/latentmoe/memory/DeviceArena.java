@@ -122,15 +122,21 @@ public final class DeviceArena extends MemoryArena {
             all = new ArrayList<>(blocks);
             blocks.clear();
         }
+        // A caller may destroy the stream before the arena: free on the legacy default stream then,
+        // which orders after all work already submitted to the device.
+        boolean streamAlive = stream.isOpen();
+        MemorySegment freeStream = streamAlive ? stream.handle() : MemorySegment.NULL;
         for (MemorySegment p : all) {
-            int st = latentmoe_cuda_h.lmoe_cuda_free_async(p, stream.handle());
+            int st = latentmoe_cuda_h.lmoe_cuda_free_async(p, freeStream);
             if (st != 0 && first == null) {
                 first = new IllegalStateException("lmoe_cuda_free_async in arena '" + name() + "' failed: "
                         + latentmoe_cuda_h.lastError());
             }
         }
         try {
-            if (ownsStream) stream.close(); else if (syncOnClose) stream.synchronize();
+            if (!streamAlive) Cuda.deviceSynchronize();
+            else if (ownsStream) stream.close();
+            else if (syncOnClose) stream.synchronize();
         } catch (RuntimeException e) {
             if (first == null) first = e;
         }
