@@ -140,7 +140,9 @@ int32_t lmoe_cuda_experts_backend(void);
  * down + expert FC1 per (token, k); expert FC2 + weighted combine; latent up), no permutation.
  * Used by lmoe_cuda_forward when the shapes allow it (ReLU^2 experts; d, w, m, ms multiples of
  * 8; x and weights 16-byte aligned) and
- *   LMOE_CUDA_DECODE_AUTO: num_tokens <= auto_max_tokens (default 16),
+ *   LMOE_CUDA_DECODE_AUTO: num_tokens <= auto_max_tokens (default 16: on an H200 at the Super
+ *                          shape decode beats the sorted path up to T = 16 and loses from T = 32,
+ *                          bench/results/gpu/2026-11-26-bundle-h200-run2),
  *   LMOE_CUDA_DECODE_ON:   always (tests), LMOE_CUDA_DECODE_OFF: never.
  * Process-wide. Both paths are deterministic; they round differently (not bitwise equal).
  * lmoe_cuda_forward_workspace_bytes covers both paths. */

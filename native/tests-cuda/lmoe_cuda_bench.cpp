@@ -1,8 +1,24 @@
 // lmoe_cuda_bench - Super-shape forward timings on the GPU, JSON lines on stdout.
 // Usage: lmoe_cuda_bench [--tokens 1,2,4,8,16,32,64,256,4096,8192] [--reps 20] [--backend auto|simt]
 //                        [--shape super|nano] [--decode auto|on|off|compare] [--decode-max 16]
-//   --decode compare (default): auto for every T, plus the forced other path for T <= 64, so
-//   the decode/sorted crossover can be read off one run. Each line says which path ran.
+//                        [--stages | --no-stages] [--stage-tokens 1,64,4096,8192]
+//   --decode compare (default): auto for every T, plus the forced other path for T <= 64 (or
+//   <= --decode-max), so the decode/sorted crossover can be read off one run. Each line says
+//   which path ran.
+//   Stage breakdown of the SORTED path (default run: after the forward timings, for
+//   --stage-tokens; --stages: only the breakdown, for --stage-tokens; --no-stages: none): the
+//   four entry points lmoe_cuda_router_topk / _dispatch / _experts / _combine timed one at a
+//   time on the same inputs (a full chain runs first, so each stage sees real routing), median
+//   of --reps calls between CUDA events, one line per (T, stage):
+//     {"kind":"stage","T":..,"stage":"router_topk|dispatch|experts|combine", "median_ms", "min_ms",
+//      "flops", "bytes", "tflops", "gbps", "share" (of the sum of the four stages)}
+//   plus "sum" (the four stages), "forward_sorted" (lmoe_cuda_forward, decode off: the same work
+//   in one call) and the diagnostic "experts_1group": the experts stage's CUTLASS grouped GEMMs
+//   on the same T*K rows as ONE group (num_experts = 1, expert 0's weights): same FLOPs, no
+//   per-expert groups. experts >> experts_1group means the cost is in the grouping (many small
+//   groups, per-group TMA descriptor updates, partial M tiles); experts ~ experts_1group means
+//   the GEMM kernel itself runs slowly at these shapes. "bytes" counts weights read once (the
+//   experts actually used) + activations written and read by the stage's kernels.
 // Each line: {"kind":"forward"|"stage"|"d2d_copy", ...} with median ms over reps (CUDA events),
 // bytes needed (weights actually touched + activations), GB/s and TFLOP/s.
 #include <inttypes.h>
@@ -18,20 +34,143 @@ static double median(std::vector<float> v) {
   return v.empty() ? 0 : (v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]));
 }
 
+static std::vector<int64_t> parse_list(const char* s) {
+  std::vector<int64_t> v;
+  std::stringstream ss(s);
+  std::string t;
+  while (std::getline(ss, t, ',')) v.push_back(atoll(t.c_str()));
+  return v;
+}
+
+struct Timing {
+  double med, min;
+};
+// `reps` calls of fn, each between its own pair of events on s (after 2 warm-up calls).
+template <class F>
+static Timing time_calls(void* s, void* e0, void* e1, int reps, F fn) {
+  for (int i = 0; i < 2; ++i) fn();
+  std::vector<float> t;
+  for (int r = 0; r < reps; ++r) {
+    CK(lmoe_cuda_event_record(e0, s));
+    fn();
+    CK(lmoe_cuda_event_record(e1, s));
+    CK(lmoe_cuda_event_synchronize(e1));
+    float v = 0;
+    CK(lmoe_cuda_event_elapsed_ms(e0, e1, &v));
+    t.push_back(v);
+  }
+  return {median(t), double(*std::min_element(t.begin(), t.end()))};
+}
+
+// Stage breakdown of the sorted path at T tokens (see the header comment).
+static void run_stages(const lmoe_config& c, const lmoe_cuda_weights& w, int64_t T, int reps, void* s,
+                       void* e0, void* e1, const char* dev, const char* shape) {
+  const int64_t d = c.hidden_size, l = c.latent_size, N = c.num_experts, K = c.top_k;
+  const int64_t m = c.expert_intermediate_size, ms = c.shared_intermediate_size, W = width(c);
+  const int64_t TK = T * K;
+  const bool swiglu = c.activation == LMOE_ACT_SWIGLU;
+  DBuf x(T * d * 2, s), out(T * d * 2, s), ids(TK * 4, s), wt(TK * 4, s), offs((N + 1) * 4, s),
+      rows(TK * 4, s), lat(TK * W * 2, s), yo(TK * W * 2, s), yo1(TK * W * 2, s), offs1(2 * 4, s);
+  CK(lmoe_cuda_fill_uniform(x.p, LMOE_DTYPE_BF16, T * d, 100 + T, -1.f, 1.f, s));
+  lmoe_config c1 = c;  // the experts' GEMMs as one group: T*K rows, expert 0's weights
+  c1.num_experts = 1;
+  c1.top_k = 1;
+  const int64_t wsr = lmoe_cuda_router_workspace_bytes(&c, T), wsd = lmoe_cuda_dispatch_workspace_bytes(&c, T),
+                wse = lmoe_cuda_experts_workspace_bytes(&c, T), wsc = lmoe_cuda_combine_workspace_bytes(&c, T),
+                wse1 = lmoe_cuda_experts_workspace_bytes(&c1, TK), wsf = lmoe_cuda_forward_workspace_bytes(&c, T);
+  if (wsr < 0 || wsd < 0 || wse < 0 || wsc < 0 || wse1 < 0 || wsf < 0) {
+    fprintf(stderr, "stage workspace query failed: %s\n", lmoe_cuda_last_error());
+    exit(1);
+  }
+  const int64_t wsb = std::max({wsr, wsd, wse, wsc, wse1, wsf});
+  DBuf ws(wsb, s);
+  std::vector<int32_t> o1 = {0, int32_t(TK)};
+  offs1.upload(o1);
+  auto router = [&] {
+    CK(lmoe_cuda_router_topk(&c, &w, x.p, T, ids.as<int32_t>(), wt.as<float>(), ws.p, wsb, s));
+  };
+  auto dispatch = [&] {
+    CK(lmoe_cuda_dispatch(&c, &w, x.p, T, ids.as<int32_t>(), offs.as<int32_t>(), rows.as<int32_t>(), lat.p,
+                          ws.p, wsb, s));
+  };
+  auto experts = [&] {
+    CK(lmoe_cuda_experts(&c, &w, T, offs.as<int32_t>(), lat.p, yo.p, ws.p, wsb, s));
+  };
+  auto combine = [&] {
+    CK(lmoe_cuda_combine(&c, &w, x.p, T, wt.as<float>(), rows.as<int32_t>(), yo.p, ws.p, wsb, out.p, s));
+  };
+  auto experts1 = [&] {
+    CK(lmoe_cuda_experts(&c1, &w, TK, offs1.as<int32_t>(), lat.p, yo1.p, ws.p, wsb, s));
+  };
+  auto forward = [&] {
+    CK(lmoe_cuda_forward(&c, &w, x.p, T, ids.as<int32_t>(), wt.as<float>(), ws.p, wsb, out.p, s));
+  };
+  // one full chain first: real routing, offsets and rows for the stages that read them
+  router();
+  dispatch();
+  experts();
+  combine();
+  std::vector<int32_t> hid = ids.download<int32_t>(size_t(TK));
+  std::vector<char> used(size_t(N), 0);
+  for (int32_t e : hid) if (e >= 0 && e < N) used[size_t(e)] = 1;
+  int64_t nused = 0;
+  for (char u : used) nused += u;
+
+  const double gate_b = w.gate_dtype == LMOE_DTYPE_F32 ? 4.0 : 2.0, fc1n = swiglu ? 2.0 : 1.0;
+  struct St { const char* name; Timing t; double flops, bytes; };
+  std::vector<St> st;
+  st.push_back({"router_topk", time_calls(s, e0, e1, reps, router), 2.0 * T * N * d,
+                T * d * 2.0 + N * d * gate_b + 2.0 * T * N * 4 + TK * 8.0});
+  st.push_back({"dispatch", time_calls(s, e0, e1, reps, dispatch), l > 0 ? 2.0 * T * l * d : 0.0,
+                T * d * 2.0 + (l > 0 ? l * d * 2.0 + 2.0 * T * l * 2 : 0.0) + TK * W * 2.0 + TK * 8.0});
+  st.push_back({"experts", time_calls(s, e0, e1, reps, experts), 2.0 * TK * (fc1n + 1.0) * m * W,
+                nused * (fc1n + 1.0) * m * W * 2.0 + TK * W * 2.0 * 2 + TK * m * 2.0 * 2 * fc1n});
+  st.push_back({"combine", time_calls(s, e0, e1, reps, combine),
+                2.0 * TK * W + 2.0 * T * (l > 0 ? double(W) * d : 0.0) + 2.0 * T * (fc1n + 1.0) * ms * d,
+                TK * W * 2.0 + TK * 8.0 + (l > 0 ? d * l * 2.0 + 2.0 * T * W * 2 : 0.0) +
+                    (ms > 0 ? (fc1n + 1.0) * ms * d * 2 + T * d * 2.0 + 2.0 * T * ms * 2 * fc1n + 2.0 * T * d * 2 : 0.0) +
+                    T * d * 2.0});
+  double sum_ms = 0, sum_min = 0, sum_fl = 0, sum_by = 0;
+  for (const St& x_ : st) {
+    sum_ms += x_.t.med; sum_min += x_.t.min; sum_fl += x_.flops; sum_by += x_.bytes;
+  }
+  CK(lmoe_cuda_set_decode_policy(LMOE_CUDA_DECODE_OFF, lmoe_cuda_decode_max_tokens()));
+  const Timing tf = time_calls(s, e0, e1, reps, forward);
+  CK(lmoe_cuda_set_decode_policy(LMOE_CUDA_DECODE_AUTO, lmoe_cuda_decode_max_tokens()));
+  st.push_back({"sum", {sum_ms, sum_min}, sum_fl, sum_by});
+  st.push_back({"forward_sorted", tf, sum_fl, sum_by});
+  st.push_back({"experts_1group", time_calls(s, e0, e1, reps, experts1), st[2].flops,
+                (fc1n + 1.0) * m * W * 2.0 + TK * W * 2.0 * 2 + TK * m * 2.0 * 2 * fc1n});
+  for (const St& x_ : st) {
+    printf("{\"kind\":\"stage\",\"device\":\"%s\",\"shape\":\"%s\",\"path\":\"sorted\",\"T\":%" PRId64
+           ",\"stage\":\"%s\",\"reps\":%d,\"median_ms\":%.4f,\"min_ms\":%.4f,\"flops\":%.0f,\"bytes\":%.0f,"
+           "\"tflops\":%.2f,\"gbps\":%.1f,\"share\":%.3f,\"experts_used\":%" PRId64 "}\n",
+           dev, shape, T, x_.name, reps, x_.t.med, x_.t.min, x_.flops, x_.bytes,
+           x_.flops / (x_.t.med * 1e-3) / 1e12, x_.bytes / (x_.t.med * 1e-3) / 1e9,
+           sum_ms > 0 ? x_.t.med / sum_ms : 0.0, nused);
+  }
+  fflush(stdout);
+}
+
 int main(int argc, char** argv) {
   std::vector<int64_t> tokens = {1, 2, 4, 8, 16, 32, 64, 256, 4096, 8192};
+  std::vector<int64_t> stage_tokens = {1, 64, 4096, 8192};
   std::string decode = "compare";
   int decode_max = 16;
+  int stages = 1;  // 0 none, 1 after the forward timings, 2 only the stages
   int reps = 20;
   int backend = LMOE_CUDA_EXPERTS_AUTO;
   std::string shape = "super";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--tokens" && i + 1 < argc) {
-      tokens.clear();
-      std::stringstream ss(argv[++i]);
-      std::string t;
-      while (std::getline(ss, t, ',')) tokens.push_back(atoll(t.c_str()));
+      tokens = parse_list(argv[++i]);
+    } else if (a == "--stage-tokens" && i + 1 < argc) {
+      stage_tokens = parse_list(argv[++i]);
+    } else if (a == "--stages") {
+      stages = 2;
+    } else if (a == "--no-stages") {
+      stages = 0;
     } else if (a == "--reps" && i + 1 < argc) {
       reps = atoi(argv[++i]);
     } else if (a == "--backend" && i + 1 < argc) {
@@ -109,7 +248,7 @@ int main(int argc, char** argv) {
            name, bytes, med, 2.0 * bytes / (med * 1e-3) / 1e9);
   }
 
-  for (int64_t T : tokens) {
+  for (int64_t T : stages == 2 ? std::vector<int64_t>{} : tokens) {
     DBuf x(T * d * 2, s), out(T * d * 2, s), ids(T * K * 4, s), wt(T * K * 4, s);
     CK(lmoe_cuda_fill_uniform(x.p, LMOE_DTYPE_BF16, T * d, 100 + T, -1.f, 1.f, s));
     int64_t fws = lmoe_cuda_forward_workspace_bytes(&c, T);
@@ -121,7 +260,7 @@ int main(int argc, char** argv) {
     else if (decode == "auto") modes = {LMOE_CUDA_DECODE_AUTO};
     else {
       modes = {LMOE_CUDA_DECODE_AUTO};
-      if (T <= 64) modes.push_back(T <= decode_max ? LMOE_CUDA_DECODE_OFF : LMOE_CUDA_DECODE_ON);
+      if (T <= std::max(64, decode_max)) modes.push_back(T <= decode_max ? LMOE_CUDA_DECODE_OFF : LMOE_CUDA_DECODE_ON);
     }
     for (int mode : modes) {
       CK(lmoe_cuda_set_decode_policy(mode, decode_max));
@@ -164,6 +303,10 @@ int main(int argc, char** argv) {
     }
     CK(lmoe_cuda_set_decode_policy(LMOE_CUDA_DECODE_AUTO, decode_max));
   }
+  CK(lmoe_cuda_set_decode_policy(LMOE_CUDA_DECODE_AUTO, decode_max));
+  if (stages > 0)
+    for (int64_t T : stage_tokens)
+      if (T >= 1) run_stages(c, w, T, reps, s, e0, e1, name, shape.c_str());
   CK(lmoe_cuda_stream_synchronize(s));
   return 0;
 }

@@ -19,6 +19,9 @@
 using namespace lt;
 
 static int g_pass = 0, g_fail = 0;
+// The library's default lmoe_cuda_set_decode_policy auto_max_tokens (latentmoe_cuda.h); the tests
+// set it explicitly and restore it.
+static constexpr int kDecodeMax = 16;
 static void check(bool ok, const char* what, const char* detail = "") {
   if (ok) {
     ++g_pass;
@@ -313,17 +316,17 @@ static void run_case(const char* name, const lmoe_config& cfg, int gate_f32, boo
       CKCPU(lmoe_cpu_forward(&M.c, &M.cpu, xf.data(), T, cfid.data(), cfw.data(), cws_p, cwsb, cfo.data()));
       // every forward path: auto, decode forced on, decode off (sorted grouped GEMMs)
       for (int mode : {LMOE_CUDA_DECODE_AUTO, LMOE_CUDA_DECODE_ON, LMOE_CUDA_DECODE_OFF}) {
-        CK(lmoe_cuda_set_decode_policy(mode, 16));
+        CK(lmoe_cuda_set_decode_policy(mode, kDecodeMax));
         const int path = lmoe_cuda_forward_path(&cfg, &M.gpu, dx.p, T);
         const char* mname = mode == LMOE_CUDA_DECODE_AUTO ? "auto" : mode == LMOE_CUDA_DECODE_ON ? "on" : "off";
         const char* pname = path == LMOE_CUDA_PATH_DECODE ? "decode" : path == LMOE_CUDA_PATH_SORTED ? "sorted" : "INVALID";
         check(path == LMOE_CUDA_PATH_DECODE || path == LMOE_CUDA_PATH_SORTED, "forward_path");
         if (mode == LMOE_CUDA_DECODE_OFF) check(path == LMOE_CUDA_PATH_SORTED, "forward_path off -> sorted");
-        if (mode == LMOE_CUDA_DECODE_AUTO && T > 16) check(path == LMOE_CUDA_PATH_SORTED, "forward_path auto T>16 -> sorted");
+        if (mode == LMOE_CUDA_DECODE_AUTO && T > kDecodeMax) check(path == LMOE_CUDA_PATH_SORTED, "forward_path auto T>kDecodeMax -> sorted");
         if (mode == LMOE_CUDA_DECODE_ON && decode_capable(cfg))
           check(path == LMOE_CUDA_PATH_DECODE, "forward_path on -> decode");
-        if (mode == LMOE_CUDA_DECODE_AUTO && T <= 16 && decode_capable(cfg))
-          check(path == LMOE_CUDA_PATH_DECODE, "forward_path auto T<=16 -> decode");
+        if (mode == LMOE_CUDA_DECODE_AUTO && T <= kDecodeMax && decode_capable(cfg))
+          check(path == LMOE_CUDA_PATH_DECODE, "forward_path auto T<=64 -> decode");
         out.poison(); fid.poison(); fw.poison();
         CK(lmoe_cuda_forward(&cfg, &M.gpu, dx.p, T, fid.as<int32_t>(), fw.as<float>(), ws5.p, fws, out.p, stream));
         std::vector<uint16_t> o1 = out.download<uint16_t>(T * d);
@@ -360,7 +363,7 @@ static void run_case(const char* name, const lmoe_config& cfg, int gate_f32, boo
         snprintf(buf, sizeof buf, "T=%" PRId64 " mode=%s capture=%d/%d %s %s", T, mname, int(fs), int(es), ferr.c_str(), eerr.c_str());
         check(gok, "graph", buf);
       }
-      CK(lmoe_cuda_set_decode_policy(LMOE_CUDA_DECODE_AUTO, 16));
+      CK(lmoe_cuda_set_decode_policy(LMOE_CUDA_DECODE_AUTO, kDecodeMax));
     }
   }
   printf("  (%.1f s)\n", now_s() - t0);
@@ -386,7 +389,7 @@ static void test_errors(void* stream) {
   check(lmoe_cuda_validate(&c, &w) == LMOE_ERR_UNSUPPORTED, "errors: f32 weights unsupported");
   check(lmoe_cuda_set_decode_policy(7, 16) == LMOE_ERR_INVALID_ARGUMENT, "errors: bad decode mode");
   check(lmoe_cuda_set_decode_policy(LMOE_CUDA_DECODE_AUTO, -1) == LMOE_ERR_INVALID_ARGUMENT, "errors: bad decode max tokens");
-  check(lmoe_cuda_decode_mode() == LMOE_CUDA_DECODE_AUTO && lmoe_cuda_decode_max_tokens() == 16, "errors: decode policy default");
+  check(lmoe_cuda_decode_mode() == LMOE_CUDA_DECODE_AUTO && lmoe_cuda_decode_max_tokens() == kDecodeMax, "errors: decode policy default (16)");
   check(lmoe_cuda_forward_path(&c, &w, nullptr, 1) == -1, "errors: forward_path invalid -> -1");
   (void)stream;
 }
@@ -431,7 +434,7 @@ static void run_sanitize(void* stream, uint64_t seed, bool small) {
       const int64_t T = run.T;
       const int backend = run.backend;
       CK(lmoe_cuda_set_experts_backend(backend));
-      CK(lmoe_cuda_set_decode_policy(run.decode, 16));
+      CK(lmoe_cuda_set_decode_policy(run.decode, kDecodeMax));
       DBuf x(T * d * 2, stream), out(T * d * 2, stream), ids(T * c.top_k * 4, stream), wt(T * c.top_k * 4, stream);
       const int path = lmoe_cuda_forward_path(&c, &w, x.p, T);
       fill(x, LMOE_DTYPE_BF16, T * d, seed + 100 + T, 1.0f);
@@ -451,7 +454,7 @@ static void run_sanitize(void* stream, uint64_t seed, bool small) {
     }
   }
   CK(lmoe_cuda_set_experts_backend(LMOE_CUDA_EXPERTS_AUTO));
-  CK(lmoe_cuda_set_decode_policy(LMOE_CUDA_DECODE_AUTO, 16));
+  CK(lmoe_cuda_set_decode_policy(LMOE_CUDA_DECODE_AUTO, kDecodeMax));
 }
 
 int main(int argc, char** argv) {
@@ -484,7 +487,7 @@ int main(int argc, char** argv) {
       run_case("standard-shared", mk(256, 0, 32, 4, 96, 128), 0, false, {1, 200}, seed + 33, stream);
       // decode path: standard MoE, K=22 N=512, no shared, bf16 gate; latent + shared, K=32 odd N,
       // f32 gate, dims not multiples of 16/32 (row/k tails)
-      run_case("decode-std-K22-N512", mk(512, 0, 512, 22, 192, 0), 0, true, {1, 2, 3, 7, 16, 17}, seed + 111, stream);
+      run_case("decode-std-K22-N512", mk(512, 0, 512, 22, 192, 0), 0, true, {1, 2, 3, 7, 16, 17, 64, 65}, seed + 111, stream);
       run_case("decode-latent-K32-N127", mk(392, 104, 127, 32, 168, 232), 1, true, {1, 2, 3, 7, 16}, seed + 122, stream);
       run_case("decode-std-shared-K22-N513", mk(264, 0, 513, 22, 200, 136, LMOE_ACT_RELU2, LMOE_SCORING_SOFTMAX, 0, 1.0f),
                1, false, {1, 3, 16}, seed + 133, stream);

@@ -17,6 +17,7 @@ import dev.latentmoe.memory.CudaStream;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.DeviceArena;
 import dev.latentmoe.memory.HostArena;
+import dev.latentmoe.memory.Npy;
 import dev.latentmoe.memory.Tensor;
 
 import java.io.IOException;
@@ -48,6 +49,15 @@ import java.util.Set;
  * cuBLASLt (8192³, fp32 compute, heuristic algorithm, 32 MiB workspace) when
  * {@code libcublasLt.so.13} is found — else reported unavailable with the reason.
  *
+ * <p><b>Checkpoint mode</b> ({@code --checkpoint DIR [--layer I]}): the weights of layer I of a
+ * Nemotron-H checkpoint (config.json + safetensors, {@link MoeLayer#fromCheckpoint}) instead of random
+ * ones; with {@code --input x.npy[,x2.npy...]} (float32 or bf16 [T, d] or [d]) the timed inputs are
+ * those files (T from each file, one input set) instead of device-filled x for {@code --tokens}; with
+ * {@code --compare y.npy[,...]} (one per input, float32 [T, d]) the layer's output for each x is first
+ * compared with y (relative Frobenius error, printed and written as {@code rel_err}); after all rows
+ * are measured and the JSON written the command fails when any error exceeds {@code --tolerance}
+ * (default 1e-2). This is how bench/peers/peers_gpu.py runs our layer on the peers' weights.
+ *
  * <p>Without a usable GPU it fails before building any weights, with one line naming what is missing.
  */
 final class CudaBenchCommand {
@@ -55,13 +65,41 @@ final class CudaBenchCommand {
 
     static final String DEFAULT_TOKENS = "1,4,16,64,256,4096,8192";
 
-    /** Parsed command line. */
+    /**
+     * Parsed command line. {@code checkpoint} is null for random weights ({@code preset}/{@code config}
+     * then give the shape); with a checkpoint, {@code preset} is "checkpoint", {@code config} is null (it
+     * comes from the checkpoint's config.json), and {@code inputFiles} / {@code compareFiles} (possibly
+     * empty; compareFiles empty or one per input) replace {@code tokens} when given.
+     */
     record Options(String preset, MoeConfig config, List<Integer> tokens, String json, long seed, int reps,
-                   int warmup, int inputs, boolean ceilings, long copyBytes, int gemmSize) {}
+                   int warmup, int inputs, boolean ceilings, long copyBytes, int gemmSize,
+                   Path checkpoint, int layer, List<Path> inputFiles, List<Path> compareFiles, double tolerance) {
+        Options(String preset, MoeConfig config, List<Integer> tokens, String json, long seed, int reps,
+                int warmup, int inputs, boolean ceilings, long copyBytes, int gemmSize) {
+            this(preset, config, tokens, json, seed, reps, warmup, inputs, ceilings, copyBytes, gemmSize,
+                    null, 0, List.of(), List.of(), DEFAULT_TOLERANCE);
+        }
 
-    /** One token count's result. */
+        /** What the weights are, for the report and the JSON. */
+        String weightsNote() {
+            return checkpoint == null ? "seeded random bf16 (seed " + seed + ")" : "checkpoint " + checkpoint + " layer " + layer;
+        }
+    }
+
+    static final double DEFAULT_TOLERANCE = 1e-2;
+
+    /** One token count's result; {@code relErr} is NaN unless the output was compared with a reference. */
     record Row(int tokens, double medianMs, double minMs, int calls, long bytes, double achievedGbps,
-               double rooflineGbps, double ratio, double tflops, int distinctExperts) {}
+               double rooflineGbps, double ratio, double tflops, int distinctExperts, double relErr) {
+        Row(int tokens, double medianMs, double minMs, int calls, long bytes, double achievedGbps,
+            double rooflineGbps, double ratio, double tflops, int distinctExperts) {
+            this(tokens, medianMs, minMs, calls, bytes, achievedGbps, rooflineGbps, ratio, tflops, distinctExperts, Double.NaN);
+        }
+
+        Row withRelErr(double e) {
+            return new Row(tokens, medianMs, minMs, calls, bytes, achievedGbps, rooflineGbps, ratio, tflops, distinctExperts, e);
+        }
+    }
 
     /**
      * Ceilings measured in the run. {@code gemmTflops} is NaN when cuBLASLt was unavailable, with
@@ -84,14 +122,50 @@ final class CudaBenchCommand {
         Args a = new Args(argv, 1, Set.of("no-ceilings"));
         String backend = a.get("backend", "cuda");
         if (!"cuda".equals(backend)) throw new Args.UsageException("--backend must be cuda here, got '" + backend + "'");
-        String preset = a.get("preset", "nemotron3-super");
-        MoeConfig cfg;
-        try {
-            cfg = Shapes.byName(preset);
-        } catch (IllegalArgumentException e) {
-            throw new Args.UsageException("--preset: " + e.getMessage());
+        String ckpt = a.get("checkpoint", null);
+        String presetArg = a.get("preset", null);
+        String inputArg = a.get("input", null);
+        String compareArg = a.get("compare", null);
+        String tokensArg = a.get("tokens", null);
+        String layerArg = a.get("layer", null);
+        String tolArg = a.get("tolerance", null);
+        if (ckpt == null) {
+            for (String[] o : new String[][] {{"input", inputArg}, {"compare", compareArg}, {"layer", layerArg}, {"tolerance", tolArg}}) {
+                if (o[1] != null) throw new Args.UsageException("--" + o[0] + " needs --checkpoint DIR");
+            }
+        } else {
+            if (ckpt.isBlank()) throw new Args.UsageException("--checkpoint needs a directory");
+            if (presetArg != null) throw new Args.UsageException("--preset and --checkpoint exclude each other (the checkpoint's config.json gives the shape)");
+            if (inputArg != null && tokensArg != null) throw new Args.UsageException("--tokens and --input exclude each other (T comes from each input file)");
+            if (compareArg != null && inputArg == null) throw new Args.UsageException("--compare needs --input");
         }
-        List<Integer> tokens = a.intList("tokens", DEFAULT_TOKENS);
+        String preset = ckpt == null ? (presetArg == null ? "nemotron3-super" : presetArg) : "checkpoint";
+        MoeConfig cfg = null;
+        if (ckpt == null) {
+            try {
+                cfg = Shapes.byName(preset);
+            } catch (IllegalArgumentException e) {
+                throw new Args.UsageException("--preset: " + e.getMessage());
+            }
+        }
+        int layer = a.intValue("layer", 0);
+        if (layer < 0) throw new Args.UsageException("--layer must be >= 0, got " + layer);
+        List<Path> inputFiles = paths("input", inputArg);
+        List<Path> compareFiles = paths("compare", compareArg);
+        if (!compareFiles.isEmpty() && compareFiles.size() != inputFiles.size()) {
+            throw new Args.UsageException("--compare needs one file per --input file: " + inputFiles.size() + " inputs, "
+                    + compareFiles.size() + " references");
+        }
+        double tolerance = DEFAULT_TOLERANCE;
+        if (tolArg != null) {
+            try {
+                tolerance = Double.parseDouble(tolArg.trim());
+            } catch (NumberFormatException e) {
+                throw new Args.UsageException("--tolerance must be a number, got '" + tolArg + "'");
+            }
+            if (!(tolerance > 0) || Double.isInfinite(tolerance)) throw new Args.UsageException("--tolerance must be > 0, got " + tolArg);
+        }
+        List<Integer> tokens = inputFiles.isEmpty() ? a.intList("tokens", DEFAULT_TOKENS) : List.of();
         String json = a.get("json", null);
         String dtype = a.get("dtype", "bf16").toLowerCase(Locale.ROOT);
         if (!"bf16".equals(dtype)) throw new Args.UsageException("--dtype: the CUDA backend runs bf16 weights only, got '" + dtype + "'");
@@ -108,7 +182,19 @@ final class CudaBenchCommand {
         if (inputs < 1) throw new Args.UsageException("--inputs must be >= 1, got " + inputs);
         if (copyMiB < 1) throw new Args.UsageException("--copy-mib must be >= 1, got " + copyMiB);
         if (gemm < 16 || gemm % 16 != 0) throw new Args.UsageException("--gemm-size must be a multiple of 16, got " + gemm);
-        return new Options(preset, cfg, tokens, json, seed, reps, warmup, inputs, ceilings, copyMiB << 20, gemm);
+        return new Options(preset, cfg, tokens, json, seed, reps, warmup, inputs, ceilings, copyMiB << 20, gemm,
+                ckpt == null ? null : Path.of(ckpt), layer, inputFiles, compareFiles, tolerance);
+    }
+
+    /** A comma-separated list of files (null: none). */
+    private static List<Path> paths(String option, String value) {
+        if (value == null) return List.of();
+        List<Path> out = new ArrayList<>();
+        for (String s : value.split(",", -1)) {
+            if (s.isBlank()) throw new Args.UsageException("--" + option + " has an empty file name in '" + value + "'");
+            out.add(Path.of(s.trim()));
+        }
+        return out;
     }
 
     static void run(String[] argv) {
@@ -118,10 +204,13 @@ final class CudaBenchCommand {
             throw new IllegalStateException("CUDA backend unavailable: " + backend.unavailableReason());
         }
         CudaBackend cuda = (CudaBackend) backend;
-        MoeConfig cfg = o.config();
         String device = deviceName();
-        System.out.printf("LatentMoE CUDA bench: preset %s (%s), bf16 weights, device %s%n",
-                o.preset(), Shapes.describe(cfg), device);
+        if (o.checkpoint() == null) {
+            System.out.printf("LatentMoE CUDA bench: preset %s (%s), bf16 weights, device %s%n",
+                    o.preset(), Shapes.describe(o.config()), device);
+        } else {
+            System.out.printf("LatentMoE CUDA bench: %s, device %s%n", o.weightsNote(), device);
+        }
 
         CudaStream stream = cuda.stream();
         GpuCeilings ceil;
@@ -143,14 +232,27 @@ final class CudaBenchCommand {
         }
 
         long t0 = System.nanoTime();
-        BenchCommand.Progress progress = new BenchCommand.Progress("building seeded random weights", cfg.numExperts());
         List<Row> rows = new ArrayList<>();
-        try (MoeLayer layer = MoeLayer.random(cfg, DType.BF16, o.seed(), backend, e -> progress.step(e + 1))) {
+        MoeLayer built;
+        if (o.checkpoint() == null) {
+            BenchCommand.Progress progress = new BenchCommand.Progress("building seeded random weights", o.config().numExperts());
+            built = MoeLayer.random(o.config(), DType.BF16, o.seed(), backend, e -> progress.step(e + 1));
             progress.done(String.format("%.1f s incl. upload", (System.nanoTime() - t0) / 1e9));
+        } else {
+            built = MoeLayer.fromCheckpoint(o.checkpoint(), o.layer(), backend);
+            System.out.printf(Locale.ROOT, "loaded %s (%s) in %.1f s incl. upload%n", o.weightsNote(),
+                    Shapes.describe(built.config()), (System.nanoTime() - t0) / 1e9);
+        }
+        try (MoeLayer layer = built) {
             CudaLayerKernels k = (CudaLayerKernels) layer.kernels();
             System.out.printf("weights on the GPU: %.2f GB%n", k.weightBytes() / 1e9);
-            for (int t : o.tokens()) {
-                rows.add(measure(layer, k, t, o, ceil.d2dGbps()));
+            if (o.inputFiles().isEmpty()) {
+                for (int t : o.tokens()) rows.add(measure(layer, k, t, o, ceil.d2dGbps()));
+            } else {
+                for (int i = 0; i < o.inputFiles().size(); i++) {
+                    Path y = o.compareFiles().isEmpty() ? null : o.compareFiles().get(i);
+                    rows.add(measureFile(layer, k, o.inputFiles().get(i), y, o, ceil.d2dGbps()));
+                }
             }
         }
         System.out.println();
@@ -158,6 +260,65 @@ final class CudaBenchCommand {
         if (o.json() != null) {
             writeJson(Path.of(o.json()), json(rows, o, ceil));
             System.out.println("wrote " + o.json());
+        }
+        String bad = failedComparisons(rows, o.tolerance());
+        if (bad != null) throw new IllegalStateException(bad);
+    }
+
+    /** One line naming the rows whose output differs from its reference by more than {@code tolerance}, or null. */
+    static String failedComparisons(List<Row> rows, double tolerance) {
+        List<String> bad = new ArrayList<>();
+        for (Row r : rows) {
+            if (!Double.isNaN(r.relErr()) && !(r.relErr() <= tolerance)) {
+                bad.add(String.format(Locale.ROOT, "T=%d: %.3e", r.tokens(), r.relErr()));
+            }
+        }
+        return bad.isEmpty() ? null
+                : String.format(Locale.ROOT, "output differs from the reference (rel. Frobenius > %.1e): %s", tolerance, String.join(", ", bad));
+    }
+
+    /** ||a - b||_F / ||b||_F over all elements (any float dtypes, same element count). */
+    static double relFrobenius(Tensor a, Tensor b) {
+        if (a.numel() != b.numel()) throw new IllegalArgumentException("cannot compare " + a + " with " + b);
+        double num = 0, den = 0;
+        for (long i = 0, n = a.numel(); i < n; i++) {
+            double x = a.getFloat(i), y = b.getFloat(i);
+            num += (x - y) * (x - y);
+            den += y * y;
+        }
+        return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-30);
+    }
+
+    /**
+     * Times the layer on the x of {@code xFile} (float32 or bf16 .npy, [T, d] or [d]; uploaded as bf16),
+     * after comparing its output with {@code yFile} (float32 [T, d]) when that is not null.
+     */
+    static Row measureFile(MoeLayer layer, CudaLayerKernels k, Path xFile, Path yFile, Options o, double roofline) {
+        MoeConfig cfg = layer.config();
+        long d = cfg.hiddenSize();
+        CudaStream s = k.stream();
+        try (DeviceArena dev = DeviceArena.create("bench-x", s); HostArena host = HostArena.shared("bench-input")) {
+            Tensor xh = Npy.read(xFile, host);
+            if (xh.rank() == 1) xh = xh.reshape(1, xh.dim(0));
+            if (xh.rank() != 2 || xh.dim(1) != d || xh.dim(0) < 1 || xh.dim(0) > Integer.MAX_VALUE) {
+                throw new IllegalArgumentException(xFile + ": x must be [T, " + d + "] with T >= 1, got " + Arrays.toString(xh.shape()));
+            }
+            int tokens = (int) xh.dim(0);
+            if (xh.hasNonFinite()) throw new IllegalArgumentException(xFile + ": x has NaN or Inf");
+            Tensor xd = dev.upload(xh.dtype() == DType.BF16 ? xh : xh.convertTo(DType.BF16, host));
+            double rel = Double.NaN;
+            if (yFile != null) {
+                Tensor yh = Npy.read(yFile, host);
+                if (yh.numel() != (long) tokens * d) {
+                    throw new IllegalArgumentException(yFile + ": reference must be [" + tokens + ", " + d + "], got " + Arrays.toString(yh.shape()));
+                }
+                Tensor out = dev.allocateTensor(k.activationDType(), tokens, d);
+                layer.forward(xd, out);
+                rel = relFrobenius(CudaCopies.toHost(out, host), yh);
+                System.out.printf(Locale.ROOT, "  T=%d: rel. Frobenius error vs %s: %.3e%s%n", tokens, yFile.getFileName(), rel,
+                        rel <= o.tolerance() ? "" : String.format(Locale.ROOT, " > %.1e: FAIL", o.tolerance()));
+            }
+            return timeInputs(layer, k, new Tensor[] {xd}, tokens, o, roofline, host).withRelErr(rel);
         }
     }
 
@@ -293,54 +454,67 @@ final class CudaBenchCommand {
         long d = cfg.hiddenSize();
         try (DeviceArena dev = DeviceArena.create("bench-x", s); HostArena host = HostArena.shared("bench-routing")) {
             Tensor[] xs = new Tensor[sets];
-            long[] bytes = new long[sets];
-            double[] flops = new double[sets];
-            int[] distinct = new int[sets];
             for (int i = 0; i < sets; i++) {
                 xs[i] = dev.allocateTensor(DType.BF16, tokens, d);
                 Cuda.check(latentmoe_cuda_h.lmoe_cuda_fill_uniform(xs[i].segment(), DType.BF16.code(), xs[i].numel(),
                         o.seed() * 1_000_003L + tokens * 31L + i, -1f, 1f, s.handle()), "lmoe_cuda_fill_uniform(x)");
-                Routing r = layer.route(xs[i]); // synchronous: the fill is done before, the routing after
-                Routing hr = new Routing(CudaCopies.toHost(r.expertIds(), host), CudaCopies.toHost(r.weights(), host));
-                LayerTraffic t = LayerTraffic.of(layer.weights(), hr);
-                // LayerTraffic counts x and y as f32; on the GPU both are bf16.
-                bytes[i] = t.bytes() - 2L * tokens * d * (4 - 2);
-                flops[i] = t.flops();
-                distinct[i] = t.distinctExperts();
             }
-            Tensor out = dev.allocateTensor(k.activationDType(), tokens, d);
-            int[] next = {0};
-            Runnable fwd = () -> {
-                int i = next[0]++ % sets;
-                k.forwardAsync(xs[i], null, null, out, s);
-            };
-            if (o.warmup() > 0) timeBackToBack(s, Math.max(o.warmup(), Math.min(sets, 8)), fwd);
-            next[0] = 0;
-            List<Double> all = new ArrayList<>();
-            double total = 0;
-            // Batches of --reps calls until 0.25 s of GPU time or 10 batches.
-            for (int batch = 0; batch < 10 && (batch == 0 || total < 250); batch++) {
-                for (double ms : timeBackToBack(s, o.reps(), fwd)) {
-                    all.add(ms);
-                    total += ms;
-                }
-            }
-            double[] ms = all.stream().mapToDouble(Double::doubleValue).toArray();
-            int n = ms.length;
-            double bytesSum = 0, flopsSum = 0, distinctSum = 0;
-            for (int i = 0; i < n; i++) {
-                bytesSum += bytes[i % sets];
-                flopsSum += flops[i % sets];
-                distinctSum += distinct[i % sets];
-            }
-            double med = median(ms), min = Arrays.stream(ms).min().orElse(med);
-            long meanBytes = Math.round(bytesSum / n);
-            double gbps = meanBytes / (med * 1e-3) / 1e9;
-            double tflops = flopsSum / n / (med * 1e-3) / 1e12;
-            System.err.printf(Locale.ROOT, "  T=%d: %d calls, median %.4f ms, min %.4f ms%n", tokens, n, med, min);
-            return new Row(tokens, med, min, n, meanBytes, gbps, roofline, gbps / roofline, tflops,
-                    (int) Math.round(distinctSum / n));
+            return timeInputs(layer, k, xs, tokens, o, roofline, host);
         }
+    }
+
+    /** The event-timed forward loop over the input sets {@code xs} (device bf16 [tokens, d]). */
+    static Row timeInputs(MoeLayer layer, CudaLayerKernels k, Tensor[] xs, int tokens, Options o, double roofline,
+                          HostArena host) {
+        MoeConfig cfg = layer.config();
+        CudaStream s = k.stream();
+        int sets = xs.length;
+        long d = cfg.hiddenSize();
+        DeviceArena dev = (DeviceArena) xs[0].arena();
+        long[] bytes = new long[sets];
+        double[] flops = new double[sets];
+        int[] distinct = new int[sets];
+        for (int i = 0; i < sets; i++) {
+            Routing r = layer.route(xs[i]); // synchronous: the fill is done before, the routing after
+            Routing hr = new Routing(CudaCopies.toHost(r.expertIds(), host), CudaCopies.toHost(r.weights(), host));
+            LayerTraffic t = LayerTraffic.of(layer.weights(), hr);
+            // LayerTraffic counts x and y as f32; on the GPU both are bf16.
+            bytes[i] = t.bytes() - 2L * tokens * d * (4 - 2);
+            flops[i] = t.flops();
+            distinct[i] = t.distinctExperts();
+        }
+        Tensor out = dev.allocateTensor(k.activationDType(), tokens, d);
+        int[] next = {0};
+        Runnable fwd = () -> {
+            int i = next[0]++ % sets;
+            k.forwardAsync(xs[i], null, null, out, s);
+        };
+        if (o.warmup() > 0) timeBackToBack(s, Math.max(o.warmup(), Math.min(sets, 8)), fwd);
+        next[0] = 0;
+        List<Double> all = new ArrayList<>();
+        double total = 0;
+        // Batches of --reps calls until 0.25 s of GPU time or 10 batches.
+        for (int batch = 0; batch < 10 && (batch == 0 || total < 250); batch++) {
+            for (double ms : timeBackToBack(s, o.reps(), fwd)) {
+                all.add(ms);
+                total += ms;
+            }
+        }
+        double[] ms = all.stream().mapToDouble(Double::doubleValue).toArray();
+        int n = ms.length;
+        double bytesSum = 0, flopsSum = 0, distinctSum = 0;
+        for (int i = 0; i < n; i++) {
+            bytesSum += bytes[i % sets];
+            flopsSum += flops[i % sets];
+            distinctSum += distinct[i % sets];
+        }
+        double med = median(ms), min = Arrays.stream(ms).min().orElse(med);
+        long meanBytes = Math.round(bytesSum / n);
+        double gbps = meanBytes / (med * 1e-3) / 1e9;
+        double tflops = flopsSum / n / (med * 1e-3) / 1e12;
+        System.err.printf(Locale.ROOT, "  T=%d: %d calls, median %.4f ms, min %.4f ms%n", tokens, n, med, min);
+        return new Row(tokens, med, min, n, meanBytes, gbps, roofline, gbps / roofline, tflops,
+                (int) Math.round(distinctSum / n));
     }
 
     static String table(List<Row> rows) {
@@ -358,6 +532,11 @@ final class CudaBenchCommand {
     /** A JSON number, or null for NaN / infinity. */
     private static String num(double v, int decimals) {
         return Double.isFinite(v) ? String.format(Locale.ROOT, "%." + decimals + "f", v) : "null";
+    }
+
+    /** A JSON number in scientific notation (4 significant decimals), or null for NaN / infinity. */
+    private static String sci(double v) {
+        return Double.isFinite(v) ? String.format(Locale.ROOT, "%.4e", v) : "null";
     }
 
     static String quote(String s) {
@@ -384,7 +563,9 @@ final class CudaBenchCommand {
      * {@code tflops}, {@code distinct_experts}, {@code preset}, {@code backend}, {@code dtype}) plus
      * {@code min_ms}, {@code calls}, {@code device}, and the ceilings: {@code d2d_copy_gbps},
      * {@code d2d_copy_bytes}, {@code gemm_tflops} (null when unavailable), {@code gemm_note},
-     * {@code tflops_ratio} (null without a GEMM ceiling).
+     * {@code tflops_ratio} (null without a GEMM ceiling), {@code rel_err} (the output's relative Frobenius
+     * error against {@code --compare}, null when not compared) and {@code weights} (random with its seed,
+     * or the checkpoint and layer).
      */
     static String json(List<Row> rows, Options o, GpuCeilings c) {
         StringBuilder sb = new StringBuilder("[\n");
@@ -395,12 +576,12 @@ final class CudaBenchCommand {
                             + "\"roofline_gbps\": %s, \"ratio\": %s, \"tflops\": %s, \"distinct_experts\": %d, "
                             + "\"preset\": %s, \"backend\": \"cuda\", \"dtype\": \"bf16\", \"device\": %s, "
                             + "\"d2d_copy_gbps\": %s, \"d2d_copy_bytes\": %d, \"gemm_tflops\": %s, \"tflops_ratio\": %s, "
-                            + "\"gemm_note\": %s}%s%n",
+                            + "\"gemm_note\": %s, \"rel_err\": %s, \"weights\": %s}%s%n",
                     r.tokens(), num(r.medianMs(), 6), num(r.minMs(), 6), r.calls(), r.bytes(), num(r.achievedGbps(), 4),
                     num(r.rooflineGbps(), 4), num(r.ratio(), 5), num(r.tflops(), 6), r.distinctExperts(),
                     quote(o.preset()), quote(c.device()), num(c.d2dGbps(), 4), c.d2dBytes(), num(c.gemmTflops(), 4),
                     c.gemmAvailable() ? num(r.tflops() / c.gemmTflops(), 5) : "null", quote(c.gemmNote()),
-                    i + 1 < rows.size() ? "," : ""));
+                    sci(r.relErr()), quote(o.weightsNote()), i + 1 < rows.size() ? "," : ""));
         }
         return sb.append("]\n").toString();
     }

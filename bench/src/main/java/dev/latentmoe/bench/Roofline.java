@@ -47,13 +47,24 @@ public final class Roofline {
     /** The attainable FLOP/s at an intensity: min(bandwidth × intensity, peak). */
     public double boundFlops(double intensity) { return Math.min(bandwidthGBps * 1e9 * intensity, peakGflops * 1e9); }
 
-    /** Achieved FLOP/s over the roofline bound. */
-    public double ratio(Point p) { return p.flopsPerSecond() / boundFlops(p.intensity()); }
+    /** Achieved FLOP/s over the roofline bound; for a call without FLOPs (a pure copy), achieved bytes/s over the bandwidth. */
+    public double ratio(Point p) {
+        if (p.flopsPerCall <= 0) return p.bytesPerSecond() / (bandwidthGBps * 1e9);
+        return p.flopsPerSecond() / boundFlops(p.intensity());
+    }
+
+    /** Points a log-log plot can show (FLOPs and bytes > 0). */
+    private List<Point> plottable() {
+        List<Point> out = new ArrayList<>();
+        for (Point p : points) if (p.flopsPerCall > 0 && p.bytesPerCall > 0 && p.secondsPerCall > 0) out.add(p);
+        return out;
+    }
 
     public String table() {
         StringBuilder sb = new StringBuilder();
         sb.append(String.format(Locale.ROOT, "%n%s%nceilings: memory %.1f GB/s, compute %.1f GFLOP/s (ridge %.2f FLOP/B)%s%n",
                 title, bandwidthGBps, peakGflops, peakGflops / bandwidthGBps, ceilingNote.isEmpty() ? "" : "; " + ceilingNote));
+        sb.append("ratio = achieved GFLOP/s / min(bandwidth x FLOP/B, compute); for calls without FLOPs, GB/s / bandwidth\n");
         sb.append(String.format(Locale.ROOT, "%-22s %6s %11s %12s %9s %9s %9s %9s %7s %10s%n", "benchmark", "tokens",
                 "ms/call", "MB/call", "GB/s", "GFLOP/s", "FLOP/B", "roof_GF/s", "ratio", "alloc_B/op"));
         for (Point p : points) {
@@ -74,6 +85,7 @@ public final class Roofline {
         double w = 1000, h = 700, left = 90, right = 250, top = 60, bottom = 70;
         double pw = w - left - right, ph = h - top - bottom;
         double minI = Double.MAX_VALUE, maxI = 0, minF = Double.MAX_VALUE;
+        List<Point> points = plottable();
         for (Point p : points) {
             minI = Math.min(minI, p.intensity());
             maxI = Math.max(maxI, p.intensity());

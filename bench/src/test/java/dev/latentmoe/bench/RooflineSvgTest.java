@@ -27,6 +27,8 @@ class RooflineSvgTest {
                 n++;
             }
         }
+        roof.add(new Roofline.Point("dispatch nano", 1, 1e-4, 1e6, 0, 0.0));   // a pure copy: in the table, not on the log-log plot
+        assertEquals(1e10 / 14.2e9, roof.ratio(roof.points().get(n)), 1e-9);
         Path file = dir.resolve("r.svg");
         roof.writeSvg(file);
         DocumentBuilderFactory f = DocumentBuilderFactory.newInstance();

@@ -25,7 +25,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * Soak: many forward calls on a tiny layer leave resident memory (VmRSS) and the arena accounting
  * flat and the output unchanged. {@code -Dlatentmoe.soak.calls=N} sets the number of calls
- * (default 100000), {@code -Dlatentmoe.soak.rssSlackMiB} the allowed RSS growth (default 24).
+ * (default 100000), {@code -Dlatentmoe.soak.maxSeconds=S} stops earlier once S seconds have passed
+ * (default 15, so the default test run stays short on a loaded machine; 0 = no limit), and
+ * {@code -Dlatentmoe.soak.rssSlackMiB} the allowed RSS growth (default 24). Full size:
+ * {@code -Dlatentmoe.soak.calls=1000000 -Dlatentmoe.soak.maxSeconds=0}.
  * Threads: 16 threads calling one layer at once give results bit-identical to one thread.
  */
 @ExtendWith(NoLeaks.class)
@@ -49,6 +52,7 @@ class SoakTest {
         TestBackend.skipUnless(Backends.cpu());
         long calls = Long.getLong("latentmoe.soak.calls", 100_000);
         long slackKiB = Long.getLong("latentmoe.soak.rssSlackMiB", 24) * 1024;
+        long maxNanos = Long.getLong("latentmoe.soak.maxSeconds", 15) * 1_000_000_000L;
         try (MoeLayer layer = MoeLayer.random(TINY, DType.BF16, 7, Backends.cpu());
              HostArena arena = HostArena.shared("soak")) {
             Tensor x = Cases.input(arena, 2, TINY.hiddenSize(), 11);
@@ -63,8 +67,10 @@ class SoakTest {
             long bytes0 = MemoryAccounting.totalBytes();
             long arenas0 = MemoryAccounting.openArenas();
             long t0 = System.nanoTime();
-            for (long i = 0; i < calls; i++) {
+            long done = 0;
+            for (long i = 0; i < calls; i++, done++) {
                 if (i % 1000 == 0) {
+                    if (maxNanos > 0 && i > 0 && System.nanoTime() - t0 > maxNanos) break;
                     // arena churn: an allocating call in a short-lived arena
                     try (HostArena scratch = HostArena.confined("scratch")) {
                         Tensor xs = scratch.allocateTensor(DType.F32, 2, TINY.hiddenSize());
@@ -81,10 +87,10 @@ class SoakTest {
             assertArrayEquals(first, out.toFloatArray(), "output drifted over the soak");
             assertEquals(bytes0, MemoryAccounting.totalBytes(), "arena accounting grew");
             assertEquals(arenas0, MemoryAccounting.openArenas(), "arenas leaked");
-            System.out.printf("soak: %d calls in %.2f s (%.1f us/call), VmRSS %d -> %d KiB (%+d KiB), accounted bytes %d -> %d%n",
-                    calls, seconds, seconds * 1e6 / calls, rss0, rss1, rss1 - rss0, bytes0, MemoryAccounting.totalBytes());
+            System.out.printf("soak: %d of %d calls in %.2f s (%.1f us/call), VmRSS %d -> %d KiB (%+d KiB), accounted bytes %d -> %d%n",
+                    done, calls, seconds, seconds * 1e6 / done, rss0, rss1, rss1 - rss0, bytes0, MemoryAccounting.totalBytes());
             if (rss0 > 0 && rss1 > 0) {
-                assertTrue(rss1 - rss0 <= slackKiB, "VmRSS grew by " + (rss1 - rss0) + " KiB over " + calls + " calls (slack "
+                assertTrue(rss1 - rss0 <= slackKiB, "VmRSS grew by " + (rss1 - rss0) + " KiB over " + done + " calls (slack "
                         + slackKiB + " KiB)");
             }
         }
