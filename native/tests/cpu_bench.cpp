@@ -1,6 +1,12 @@
 // lmoe_cpu_bench: times lmoe_cpu_forward at Nemotron 3 Super shapes (bf16 weights, relu^2, latent
 // MoE) and compares the weight-streaming rate with lmoe_cpu_membw_probe. Not a test.
 //   usage: lmoe_cpu_bench [threads (0 = library default)] [reps (default 15)] [T list, e.g. 1,4,16,64]
+//                         [rounds (default 5)]
+// Memory bandwidth on shared machines drifts, so every round runs the three probes and then the
+// layer (reps calls per T) in the same process; the summary gives the medians over the rounds and
+// the median of the per-round ratio layer / max(probes).
+// LMOE_BENCH_THP=1 advises transparent huge pages on the weights (the probe never does; weights
+// allocated by the Java library's arenas get the system's default page policy).
 #include "latentmoe.h"
 
 #include <algorithm>
@@ -8,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <set>
+#include <sys/mman.h>
 #include <vector>
 
 #define CK(x)                                                                         \
@@ -23,6 +30,8 @@ static void* alloc_fill(int64_t count, int dtype, uint64_t seed, float lo, float
   size_t bytes = (size_t)count * (dtype == LMOE_DTYPE_F32 ? 4 : 2);
   void* p = std::aligned_alloc(4096, (bytes + 4095) / 4096 * 4096);
   if (!p) { std::fprintf(stderr, "alloc failed\n"); std::exit(1); }
+  static const bool thp = std::getenv("LMOE_BENCH_THP") && std::atoi(std::getenv("LMOE_BENCH_THP")) > 0;
+  if (thp) madvise(p, (bytes + 4095) / 4096 * 4096, MADV_HUGEPAGE);
   CK(lmoe_fill_uniform(p, dtype, count, seed, lo, hi));
   return p;
 }
@@ -59,13 +68,6 @@ int main(int argc, char** argv) {
   w.shared_down = alloc_fill((int64_t)d * ms, BF, seed++, -0.02f, 0.02f);
   CK(lmoe_validate(&c, &w));
 
-  double probe[3];
-  const char* pname[3] = {"copy", "triad", "read"};
-  for (int p = 0; p < 3; ++p) CK(lmoe_cpu_membw_probe(p, (int64_t)512 << 20, 5, &probe[p]));
-  const double probe_max = std::max(probe[0], std::max(probe[1], probe[2]));
-  std::printf("membw probe (512 MiB arrays): copy %.1f GB/s, triad %.1f GB/s, read %.1f GB/s -> max %.1f\n",
-              probe[0], probe[1], probe[2], probe_max);
-
   std::vector<int> Ts = {1, 4, 16, 64};
   if (argc > 3) {
     Ts.clear();
@@ -75,29 +77,55 @@ int main(int argc, char** argv) {
       if (*p == ',') ++p;
     }
   }
+  const int rounds = argc > 4 ? std::max(1, std::atoi(argv[4])) : 5;
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+  };
+  const char* pname[3] = {"copy", "triad", "read"};
   for (int T : Ts) {
     std::vector<float> x((size_t)T * d), out((size_t)T * d), wts((size_t)T * c.top_k);
     std::vector<int32_t> ids((size_t)T * c.top_k);
     CK(lmoe_fill_uniform(x.data(), LMOE_DTYPE_F32, (int64_t)T * d, 99 + T, -1.0f, 1.0f));
     int64_t wsb = lmoe_cpu_forward_workspace_bytes(&c, T);
     void* ws = std::aligned_alloc(64, (wsb + 63) / 64 * 64);
-    std::vector<double> times;
-    for (int r = 0; r < reps + 2; ++r) {
-      auto t0 = std::chrono::steady_clock::now();
-      CK(lmoe_cpu_forward(&c, &w, x.data(), T, ids.data(), wts.data(), ws, wsb, out.data()));
-      auto t1 = std::chrono::steady_clock::now();
-      if (r >= 2) times.push_back(std::chrono::duration<double>(t1 - t0).count());
-    }
-    std::sort(times.begin(), times.end());
-    const double med = times[times.size() / 2];
+    CK(lmoe_cpu_forward(&c, &w, x.data(), T, ids.data(), wts.data(), ws, wsb, out.data()));
     std::set<int> uniq(ids.begin(), ids.end());
     const double bytes = 2.0 * ((double)N * d + 2.0 * l * d + 2.0 * ms * d +
                                 (double)uniq.size() * 2.0 * m * l);
-    const double gbps = bytes / med / 1e9, gbps_best = bytes / times[0] / 1e9;
-    std::printf("T=%-3d median %8.3f ms (best %8.3f)  experts %3zu  weight bytes %6.1f MB  "
-                "%5.1f GB/s median = %5.1f%% of probe max  (best: %5.1f GB/s = %5.1f%%)\n",
-                T, med * 1e3, times[0] * 1e3, uniq.size(), bytes / 1e6, gbps,
-                100.0 * gbps / probe_max, gbps_best, 100.0 * gbps_best / probe_max);
+    std::vector<double> pr[3], lay, ratio;
+    for (int rd = 0; rd < rounds; ++rd) {
+      double probe[3];
+      for (int p = 0; p < 3; ++p) {
+        CK(lmoe_cpu_membw_probe(p, (int64_t)512 << 20, 5, &probe[p]));
+        pr[p].push_back(probe[p]);
+      }
+      const double probe_max = std::max(probe[0], std::max(probe[1], probe[2]));
+      std::vector<double> times;
+      for (int r = 0; r < reps + 1; ++r) {
+        auto t0 = std::chrono::steady_clock::now();
+        CK(lmoe_cpu_forward(&c, &w, x.data(), T, ids.data(), wts.data(), ws, wsb, out.data()));
+        auto t1 = std::chrono::steady_clock::now();
+        if (r >= 1) times.push_back(std::chrono::duration<double>(t1 - t0).count());
+      }
+      const double med = median(times);
+      const double gbps = bytes / med / 1e9;
+      lay.push_back(gbps);
+      ratio.push_back(gbps / probe_max);
+      std::printf("T=%-3d round %d: probe copy %5.1f triad %5.1f read %5.1f GB/s | layer median %8.3f ms "
+                  "(best %8.3f) %5.1f GB/s = %5.1f%% of probe max\n",
+                  T, rd, probe[0], probe[1], probe[2], med * 1e3,
+                  *std::min_element(times.begin(), times.end()) * 1e3, gbps, 100.0 * gbps / probe_max);
+      std::fflush(stdout);
+    }
+    std::printf("T=%-3d SUMMARY over %d rounds: experts %3zu, weight bytes %6.1f MB; median probe", T,
+                rounds, uniq.size(), bytes / 1e6);
+    for (int p = 0; p < 3; ++p) std::printf(" %s %.1f", pname[p], median(pr[p]));
+    std::printf(" GB/s; median layer %.1f GB/s; median ratio %.1f%% (min %.1f%%, max %.1f%%)\n",
+                median(lay), 100.0 * median(ratio),
+                100.0 * *std::min_element(ratio.begin(), ratio.end()),
+                100.0 * *std::max_element(ratio.begin(), ratio.end()));
+    std::fflush(stdout);
     std::free(ws);
   }
   return 0;

@@ -319,6 +319,9 @@ const Spec kSpecs[] = {
     {"std-bf16-relu2-shared-T300", 72, 0, 23, 6, 45, 33, LMOE_ACT_RELU2, LMOE_SCORING_SOFTMAX, 1, LMOE_DTYPE_BF16, LMOE_DTYPE_BF16, 0, 300, 1.0f},
     {"latent-bf16-relu2-N512-K22-T37", 136, 48, 512, 22, 24, 0, LMOE_ACT_RELU2, LMOE_SCORING_SIGMOID, 0, LMOE_DTYPE_BF16, LMOE_DTYPE_BF16, 1, 37, 2.0f},
     {"std-f32-swiglu-shared-K32-T37", 47, 0, 41, 32, 19, 23, LMOE_ACT_SWIGLU, LMOE_SCORING_SOFTMAX, 1, LMOE_DTYPE_F32, LMOE_DTYPE_F32, 1, 37, 1.0f},
+    // T = 1 (GEMV path): odd widths (row tails of every size class, bf16 rows only 2-byte aligned)
+    {"latent-bf16-relu2-odd-T1", 203, 37, 19, 3, 45, 67, LMOE_ACT_RELU2, LMOE_SCORING_SIGMOID, 1, LMOE_DTYPE_BF16, LMOE_DTYPE_BF16, 1, 1, 2.0f},
+    {"std-f32-swiglu-odd-T1", 77, 0, 9, 2, 33, 21, LMOE_ACT_SWIGLU, LMOE_SCORING_SOFTMAX, 1, LMOE_DTYPE_F32, LMOE_DTYPE_F32, 0, 1, 1.0f},
 };
 
 uint64_t fresh_seed() {

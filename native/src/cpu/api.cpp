@@ -8,7 +8,9 @@
 #include "common.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -510,6 +512,44 @@ WsLayout ws_layout(const lmoe_config* c, int64_t T) {
   return L;
 }
 
+// LMOE_PHASE_TIMES=1 (diagnostics, off by default): lmoe_cpu_forward prints one line per call to
+// stderr with each phase's wall time and weight-streaming rate.
+struct PhaseTimer {
+  bool on;
+  std::chrono::steady_clock::time_point t;
+  char buf[512];
+  int len = 0;
+  PhaseTimer() : on(enabled()) {
+    if (on) t = std::chrono::steady_clock::now();
+  }
+  static bool enabled() {
+    static const bool v = [] {
+      const char* e = std::getenv("LMOE_PHASE_TIMES");
+      return e && e[0] && e[0] != '0';
+    }();
+    return v;
+  }
+  void mark(const char* name, double bytes) {
+    if (!on) return;
+    auto now = std::chrono::steady_clock::now();
+    const double s = std::chrono::duration<double>(now - t).count();
+    t = now;
+    if (len < (int)sizeof buf - 64)
+      len += std::snprintf(buf + len, sizeof buf - len, " %s %.3f ms %.1f GB/s;", name, s * 1e3,
+                           bytes > 0 ? bytes / s / 1e9 : 0.0);
+  }
+  ~PhaseTimer() {
+    if (on && len > 0) std::fprintf(stderr, "lmoe phases:%s\n", buf);
+  }
+};
+
+double jobs_weight_bytes(const std::vector<GemmJob>& jobs) {
+  double b = 0;
+  for (const GemmJob& j : jobs)
+    if (j.ntok > 0) b += (j.Wg ? 2.0 : 1.0) * (double)j.nrows * j.n * esize(j.wdtype);
+  return b;
+}
+
 // The whole layer in four parallel phases (A: router, latent down-projection and shared
 // up-projection, all reading x; B: expert FC1 and shared down-projection; C: expert FC2; D:
 // combine + latent up-projection). Bit-identical to running the four kernels one after another:
@@ -531,6 +571,7 @@ lmoe_status forward_impl(const lmoe_config* c, const lmoe_weights* w, const floa
   float* acc = latent ? comb : z;
   float* sh = latent ? comb + (T * c->latent_size + 15) / 16 * 16 : comb;
 
+  PhaseTimer pt;
   // Phase A
   std::vector<GemmJob> jobs;
   {
@@ -556,6 +597,7 @@ lmoe_status forward_impl(const lmoe_config* c, const lmoe_weights* w, const floa
     jobs.push_back(j);
   }
   TRY(run_gemm_phase(jobs));
+  pt.mark("A", jobs_weight_bytes(jobs));
 
   // Routing, permutation, scatter of z (or x) into expert order.
   TRY(topk_all(c, w, logits, T, ids, wts));
@@ -582,8 +624,11 @@ lmoe_status forward_impl(const lmoe_config* c, const lmoe_weights* w, const floa
     j.epi = EPI_STORE; j.Y = out; j.ldy = d;
     fc1.push_back(j);
   }
+  pt.mark("route", 0);
   TRY(run_gemm_phase(fc1));
+  pt.mark("B", jobs_weight_bytes(fc1));
   TRY(run_gemm_phase(fc2));
+  pt.mark("C", jobs_weight_bytes(fc2));
 
   // Phase D
   const int64_t total = T * wd;
@@ -599,7 +644,9 @@ lmoe_status forward_impl(const lmoe_config* c, const lmoe_weights* w, const floa
     j.X = acc; j.ldx = wd; j.ntok = (int)T;
     j.W = w->latent_up; j.wdtype = w->weight_dtype; j.n = wd; j.nrows = d;
     j.epi = ms > 0 ? EPI_ADD : EPI_STORE; j.Y = out; j.ldy = d;
-    return run_gemm_phase(up);
+    lmoe_status st = run_gemm_phase(up);
+    pt.mark("D", jobs_weight_bytes(up));
+    return st;
   }
   if (ms > 0) {
     auto add = [&](int i, int nt) {

@@ -176,6 +176,147 @@ const PfConfig& pf_config() {
   return c;
 }
 
+// ---------------------------------------------------------------- T = 1 (GEMV) path
+// One token: the rows are walked in memory order (row after row, each row's dot product in one
+// pass), so a contiguous weight matrix is read as one sequential stream, which the hardware
+// prefetchers follow best; a software prefetch kGemvPrefetchBytes ahead on the linear address
+// (it runs into the next row, and across 4 KiB pages, where the hardware prefetchers stop) keeps
+// enough misses in flight. Lane layout per element: block b = elements [B*b, B*b + B) (B = 32 for
+// bf16, 16 for f32) goes to accumulator set b % 4 (bf16: lane j of the even set <- element
+// 32b + 2j, of the odd set <- 32b + 2j + 1; f32: lane j <- 16b + j), FMA in increasing b; the
+// tail block is zero-masked; then ((s0 + s1) + (s2 + s3)) (bf16: s_c = even_c + odd_c) and
+// _mm512_reduce_add_ps. The sequence depends only on n, never on the row range of a call.
+constexpr int kGemvPrefetchBytes = 2048;
+
+// bf16 row: xp is x with every 32-element block split into its 16 even then 16 odd elements
+// (zero-padded to a whole block), so the two halves pair with dword << 16 and dword & hi_mask.
+inline float gemv_row_bf16(const float* xp, const uint16_t* w, int n, int pfd) {
+  const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
+  __m512 e0 = _mm512_setzero_ps(), e1 = e0, e2 = e0, e3 = e0, o0 = e0, o1 = e0, o2 = e0, o3 = e0;
+  const int nb = n / 32;
+  int b = 0;
+#define LMOE_BF16_BLOCK(E, O, bb)                                                      \
+  do {                                                                                 \
+    const __m512i raw = _mm512_loadu_si512((const void*)(w + (int64_t)(bb) * 32));     \
+    E = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(raw, 16)),               \
+                        _mm512_load_ps(xp + (int64_t)(bb) * 32), E);                   \
+    O = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(raw, hi)),                \
+                        _mm512_load_ps(xp + (int64_t)(bb) * 32 + 16), O);              \
+  } while (0)
+  for (; b + 4 <= nb; b += 4) {
+    if (pfd > 0) {
+      const char* p = (const char*)(w + (int64_t)b * 32) + pfd;
+      _mm_prefetch(p, _MM_HINT_T0);
+      _mm_prefetch(p + 64, _MM_HINT_T0);
+      _mm_prefetch(p + 128, _MM_HINT_T0);
+      _mm_prefetch(p + 192, _MM_HINT_T0);
+    } else if (pfd < 0) {
+      const char* p = (const char*)(w + (int64_t)b * 32) - pfd;
+      _mm_prefetch(p, _MM_HINT_T1);
+      _mm_prefetch(p + 64, _MM_HINT_T1);
+      _mm_prefetch(p + 128, _MM_HINT_T1);
+      _mm_prefetch(p + 192, _MM_HINT_T1);
+    }
+    LMOE_BF16_BLOCK(e0, o0, b);
+    LMOE_BF16_BLOCK(e1, o1, b + 1);
+    LMOE_BF16_BLOCK(e2, o2, b + 2);
+    LMOE_BF16_BLOCK(e3, o3, b + 3);
+  }
+  if (b < nb) LMOE_BF16_BLOCK(e0, o0, b);
+  if (b + 1 < nb) LMOE_BF16_BLOCK(e1, o1, b + 1);
+  if (b + 2 < nb) LMOE_BF16_BLOCK(e2, o2, b + 2);
+#undef LMOE_BF16_BLOCK
+  const int rem = n - nb * 32;
+  if (rem > 0) {
+    const __m512i raw = _mm512_maskz_loadu_epi16((__mmask32)((1ull << rem) - 1ull), w + (int64_t)nb * 32);
+    const __m512 we = _mm512_castsi512_ps(_mm512_slli_epi32(raw, 16));
+    const __m512 wo = _mm512_castsi512_ps(_mm512_and_si512(raw, hi));
+    const __m512 xe = _mm512_load_ps(xp + (int64_t)nb * 32);
+    const __m512 xo = _mm512_load_ps(xp + (int64_t)nb * 32 + 16);
+    switch (nb & 3) {
+      case 0: e0 = _mm512_fmadd_ps(we, xe, e0); o0 = _mm512_fmadd_ps(wo, xo, o0); break;
+      case 1: e1 = _mm512_fmadd_ps(we, xe, e1); o1 = _mm512_fmadd_ps(wo, xo, o1); break;
+      case 2: e2 = _mm512_fmadd_ps(we, xe, e2); o2 = _mm512_fmadd_ps(wo, xo, o2); break;
+      default: e3 = _mm512_fmadd_ps(we, xe, e3); o3 = _mm512_fmadd_ps(wo, xo, o3); break;
+    }
+  }
+  const __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(e0, o0), _mm512_add_ps(e1, o1)),
+                                 _mm512_add_ps(_mm512_add_ps(e2, o2), _mm512_add_ps(e3, o3)));
+  return _mm512_reduce_add_ps(s);
+}
+
+inline float gemv_row_f32(const float* x, const float* w, int n, int pfd) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  const int nb = n / 16;
+  int b = 0;
+  for (; b + 4 <= nb; b += 4) {
+    if (pfd > 0) {
+      const char* p = (const char*)(w + (int64_t)b * 16) + pfd;
+      _mm_prefetch(p, _MM_HINT_T0);
+      _mm_prefetch(p + 64, _MM_HINT_T0);
+      _mm_prefetch(p + 128, _MM_HINT_T0);
+      _mm_prefetch(p + 192, _MM_HINT_T0);
+    } else if (pfd < 0) {
+      const char* p = (const char*)(w + (int64_t)b * 16) - pfd;
+      _mm_prefetch(p, _MM_HINT_T1);
+      _mm_prefetch(p + 64, _MM_HINT_T1);
+      _mm_prefetch(p + 128, _MM_HINT_T1);
+      _mm_prefetch(p + 192, _MM_HINT_T1);
+    }
+    s0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + (int64_t)b * 16), _mm512_loadu_ps(x + (int64_t)b * 16), s0);
+    s1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + (int64_t)b * 16 + 16), _mm512_loadu_ps(x + (int64_t)b * 16 + 16), s1);
+    s2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + (int64_t)b * 16 + 32), _mm512_loadu_ps(x + (int64_t)b * 16 + 32), s2);
+    s3 = _mm512_fmadd_ps(_mm512_loadu_ps(w + (int64_t)b * 16 + 48), _mm512_loadu_ps(x + (int64_t)b * 16 + 48), s3);
+  }
+  if (b < nb) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + (int64_t)b * 16), _mm512_loadu_ps(x + (int64_t)b * 16), s0);
+  if (b + 1 < nb) s1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + (int64_t)(b + 1) * 16), _mm512_loadu_ps(x + (int64_t)(b + 1) * 16), s1);
+  if (b + 2 < nb) s2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + (int64_t)(b + 2) * 16), _mm512_loadu_ps(x + (int64_t)(b + 2) * 16), s2);
+  const int rem = n - nb * 16;
+  if (rem > 0) {
+    const __mmask16 m = (__mmask16)((1u << rem) - 1u);
+    const __m512 wv = _mm512_maskz_loadu_ps(m, w + (int64_t)nb * 16);
+    const __m512 xv = _mm512_maskz_loadu_ps(m, x + (int64_t)nb * 16);
+    switch (nb & 3) {
+      case 0: s0 = _mm512_fmadd_ps(wv, xv, s0); break;
+      case 1: s1 = _mm512_fmadd_ps(wv, xv, s1); break;
+      case 2: s2 = _mm512_fmadd_ps(wv, xv, s2); break;
+      default: s3 = _mm512_fmadd_ps(wv, xv, s3); break;
+    }
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+}
+
+// Tuning knob (not for production use): LMOE_GEMV_PF = prefetch distance in bytes (0 = off).
+int gemv_prefetch_bytes() {
+  static const int v = [] {
+    const char* e = std::getenv("LMOE_GEMV_PF");
+    return e ? std::atoi(e) : kGemvPrefetchBytes;
+  }();
+  return v;
+}
+
+template <bool BF16>
+void gemv_rows(const float* x, const void* W, int64_t ldw, int n, int nrows, float* out) {
+  const int pfd = gemv_prefetch_bytes();
+  if (BF16) {
+    const int nb = (n + 31) / 32;
+    float* xp = thread_scratch(3, (size_t)nb * 32 + 16);
+    xp = (float*)(((uintptr_t)xp + 63) & ~(uintptr_t)63);
+    for (int b = 0; b < nb; ++b) {
+      for (int j = 0; j < 16; ++j) {
+        const int i0 = 32 * b + 2 * j, i1 = i0 + 1;
+        xp[32 * b + j] = i0 < n ? x[i0] : 0.0f;
+        xp[32 * b + 16 + j] = i1 < n ? x[i1] : 0.0f;
+      }
+    }
+    const uint16_t* Wb = (const uint16_t*)W;
+    for (int r = 0; r < nrows; ++r) out[r] = gemv_row_bf16(xp, Wb + (int64_t)r * ldw, n, pfd);
+  } else {
+    const float* Wf = (const float*)W;
+    for (int r = 0; r < nrows; ++r) out[r] = gemv_row_f32(x, Wf + (int64_t)r * ldw, n, pfd);
+  }
+}
+
 template <bool BF16>
 void dot_block_t(const float* X, int64_t ldx, int ntok, const void* W, int64_t ldw, int n,
                  int nrows, float* out, int64_t ldo) {
@@ -185,6 +326,14 @@ void dot_block_t(const float* X, int64_t ldx, int ntok, const void* W, int64_t l
   const PfConfig& pc = pf_config();
   int mode = rb <= kShortRowBytes ? pc.short_mode : pc.long_mode;
   if (mode == 1 || ldw != n) mode = 0;
+  static const bool use_gemv = [] {
+    const char* e = std::getenv("LMOE_GEMV");
+    return !(e && e[0] == '0');
+  }();
+  if (ntok == 1 && use_gemv) {
+    gemv_rows<BF16>(X, W, ldw, n, nrows, out);
+    return;
+  }
   if (ntok == 1) {
     static const MicroFn rem1[8] = {nullptr,
                                     micro<1, 1, BF16, 0>, micro<2, 1, BF16, 0>,

@@ -49,6 +49,9 @@ def canon(t):
         return "uint%d_t" % (8 * t.get_size())
     if k == TypeKind.RECORD:
         return "struct " + record_name(t.get_declaration())
+    if k in (TypeKind.INCOMPLETEARRAY, TypeKind.VARIABLEARRAY):
+        # Only parameters use these in the headers we check; C adjusts "T p[]" to "T* p".
+        return "pointer"
     if k == TypeKind.CONSTANTARRAY:
         return "%s[%d]" % (canon(t.element_type), t.element_count)
     return "unsupported:" + t.spelling

@@ -61,7 +61,6 @@ final class BenchCommand {
         System.out.printf("LatentMoE bench: preset %s (d %d, l %d, N %d, K %d, m %d, shared %d), %s weights, %s backend, %d threads, isa %s%n",
                 presetName, cfg.hiddenSize(), cfg.latentSize(), cfg.numExperts(), cfg.topK(), cfg.intermediateSize(),
                 cfg.sharedIntermediateSize(), dtype, backend.name(), threads, CpuBackend.isaName(latentmoe_h.lmoe_cpu_isa()));
-        double roofline = measureBandwidth();
 
         long t0 = System.nanoTime();
         Progress progress = new Progress("building seeded random weights", cfg.numExperts());
@@ -69,32 +68,52 @@ final class BenchCommand {
         try (MoeLayer layer = MoeLayer.random(cfg, dtype, seed, backend, e -> progress.step(e + 1));
              HostArena arena = HostArena.shared("bench")) {
             progress.done(String.format("%.1f s", (System.nanoTime() - t0) / 1e9));
-            for (int t : tokens) rows.add(measure(layer, arena, t, seed, minIters, roofline));
+            for (int t : tokens) rows.add(measure(layer, arena, t, seed, minIters));
         }
         printTable(rows);
         if (json != null) writeJson(Path.of(json), rows, presetName, backend.name(), dtype, threads);
     }
 
-    /** Best of STREAM copy, triad and read, each on arrays far larger than the caches. */
-    static double measureBandwidth() {
-        long arrayBytes = 256L << 20;
-        double best = 0;
-        StringBuilder sb = new StringBuilder("memory bandwidth (STREAM-style, 256 MiB arrays):");
-        String[] names = {"copy", "triad", "read"};
+    static final String[] PROBES = {"copy", "triad", "read"};
+    static final long PROBE_ARRAY_BYTES = 256L << 20;
+
+    /** One STREAM-style measurement (1 repetition over 256 MiB arrays) in GB/s. */
+    static double probe(int kind) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment out = a.allocate(ValueLayout.JAVA_DOUBLE);
-            for (int p = 0; p < 3; p++) {
-                NativeErrors.check(latentmoe_h.lmoe_cpu_membw_probe(p, arrayBytes, 5, out), "lmoe_cpu_membw_probe");
-                double g = out.get(ValueLayout.JAVA_DOUBLE, 0);
-                sb.append(String.format(" %s %.1f GB/s", names[p], g));
-                best = Math.max(best, g);
-            }
+            NativeErrors.check(latentmoe_h.lmoe_cpu_membw_probe(kind, PROBE_ARRAY_BYTES, 1, out), "lmoe_cpu_membw_probe");
+            return out.get(ValueLayout.JAVA_DOUBLE, 0);
+        }
+    }
+
+    /** Largest of the copy, triad and read medians over 3 measurements each (for the JMH and iso reports). */
+    static double measureBandwidth() {
+        double best = 0;
+        StringBuilder sb = new StringBuilder("memory bandwidth (STREAM-style, 256 MiB arrays, median of 3):");
+        for (int p = 0; p < PROBES.length; p++) {
+            List<Double> v = new ArrayList<>();
+            for (int i = 0; i < 3; i++) v.add(probe(p));
+            double m = median(v);
+            sb.append(String.format(" %s %.1f GB/s", PROBES[p], m));
+            best = Math.max(best, m);
         }
         System.out.println(sb.append(String.format("; roofline = %.1f GB/s", best)));
         return best;
     }
 
-    static Row measure(MoeLayer layer, HostArena arena, int tokens, long seed, int minIters, double roofline) {
+    static double median(List<Double> v) {
+        double[] s = v.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+        int n = s.length;
+        return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+    }
+
+    /**
+     * Times the layer at T tokens. This VM's memory bandwidth drifts by tens of percent within a
+     * minute, so the STREAM probes run interleaved with the layer calls (rounds of copy, triad,
+     * read, then a batch of calls) and the roofline is the largest of the three probes' medians:
+     * medians against medians, measured over the same seconds.
+     */
+    static Row measure(MoeLayer layer, HostArena arena, int tokens, long seed, int minIters) {
         MoeConfig cfg = layer.config();
         // Rotate among several inputs so that repeated calls do not re-read the same experts from cache.
         int sets = 8;
@@ -115,25 +134,38 @@ final class BenchCommand {
         }
         Tensor out = arena.allocateTensor(DType.F32, tokens, cfg.hiddenSize());
         for (int i = 0; i < 2; i++) layer.forward(xs[i % sets], out);   // warm-up
+        int rounds = 5;
         List<Double> times = new ArrayList<>();
+        List<List<Double>> probes = List.of(new ArrayList<>(), new ArrayList<>(), new ArrayList<>());
         double bytesSum = 0, flopsSum = 0, distinctSum = 0;
-        long start = System.nanoTime();
-        for (int i = 0; times.size() < minIters || (System.nanoTime() - start < 1_000_000_000L && times.size() < 200); i++) {
-            int s = i % sets;
-            long t0 = System.nanoTime();
-            layer.forward(xs[s], out);
-            times.add((System.nanoTime() - t0) / 1e6);
-            bytesSum += bytes[s];
-            flopsSum += flops[s];
-            distinctSum += distinct[s];
+        int call = 0;
+        for (int round = 0; round < rounds; round++) {
+            for (int p = 0; p < PROBES.length; p++) probes.get(p).add(probe(p));
+            long start = System.nanoTime();
+            int perRound = Math.max(1, (minIters + rounds - 1) / rounds);
+            for (int i = 0; i < perRound || (System.nanoTime() - start < 200_000_000L && i < 40); i++, call++) {
+                int s = call % sets;
+                long t0 = System.nanoTime();
+                layer.forward(xs[s], out);
+                times.add((System.nanoTime() - t0) / 1e6);
+                bytesSum += bytes[s];
+                flopsSum += flops[s];
+                distinctSum += distinct[s];
+            }
         }
         int n = times.size();
-        double[] sorted = times.stream().mapToDouble(Double::doubleValue).sorted().toArray();
-        double median = n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+        double median = median(times);
+        double roofline = 0;
+        StringBuilder probeText = new StringBuilder();
+        for (int p = 0; p < PROBES.length; p++) {
+            double m = median(probes.get(p));
+            roofline = Math.max(roofline, m);
+            probeText.append(String.format(" %s %.1f", PROBES[p], m));
+        }
         long meanBytes = Math.round(bytesSum / n);
         double gbps = meanBytes / (median * 1e-3) / 1e9;
         double tflops = flopsSum / n / (median * 1e-3) / 1e12;
-        System.err.printf("  T=%d: %d calls, median %.3f ms%n", tokens, n, median);
+        System.err.printf("  T=%d: %d calls, median %.3f ms; interleaved STREAM medians (GB/s):%s%n", tokens, n, median, probeText);
         return new Row(tokens, median, meanBytes, gbps, roofline, gbps / roofline, tflops, (int) Math.round(distinctSum / n));
     }
 

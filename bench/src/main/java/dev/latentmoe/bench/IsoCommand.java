@@ -87,7 +87,7 @@ final class IsoCommand {
             List<BenchCommand.Row> rows = new ArrayList<>();
             try (MoeLayer layer = WeightCache.layer(v.config, DType.BF16, seed, backend);
                  HostArena arena = HostArena.shared("iso")) {
-                for (int t : tokens) rows.add(BenchCommand.measure(layer, arena, t, seed, iters, bw));
+                for (int t : tokens) rows.add(BenchCommand.measure(layer, arena, t, seed, iters));
             }
             all.add(rows);
         }

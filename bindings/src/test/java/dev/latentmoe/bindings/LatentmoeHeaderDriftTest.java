@@ -59,12 +59,9 @@ class LatentmoeHeaderDriftTest {
         // (CudaHeaderConstantsTest checks those).
         new Spec(cudaInc + "/cuda_runtime_api.h", List.of(cudaInc), cuda_runtime_h.class,
             name -> cuda_runtime_h.DESCRIPTORS.containsKey(name) || name.equals("CUDART_VERSION")),
-        // Only what cublasLt_h binds. cublasLtMatmulAlgoGetHeuristic is left out: its parameter
-        // "cublasLtMatmulHeuristicResult_t heuristicResultsArray[]" (an array parameter, i.e. a
-        // pointer) comes out of dump_header.py as "unsupported:...[]"; its Java side is ADDRESS.
+        // Only what cublasLt_h binds.
         new Spec(cudaInc + "/cublasLt.h", List.of(cudaInc), cublasLt_h.class,
-            name -> (cublasLt_h.DESCRIPTORS.containsKey(name)
-                    && !name.equals("cublasLtMatmulAlgoGetHeuristic"))
+            name -> cublasLt_h.DESCRIPTORS.containsKey(name)
                 || (name.startsWith("CUBLASLT_") && declaresConstant(cublasLt_h.class, name))
                 || name.equals("cublasLtMatmulAlgo_t")));
     // cublasLtMatmulHeuristicResult_t is checked by CudaHeaderConstantsTest: its struct-typed
