@@ -14,6 +14,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <set>
+#include <string>
+#include <utility>
 #include <sys/mman.h>
 #include <vector>
 
@@ -83,6 +85,33 @@ int main(int argc, char** argv) {
     return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
   };
   const char* pname[3] = {"copy", "triad", "read"};
+  // LMOE_BENCH_AB="A=1,B=2|A=3" (A/B tuning): each round runs the layer once per variant, with
+  // those environment variables set.
+  std::vector<std::vector<std::pair<std::string, std::string>>> variants(1);
+  std::vector<std::string> vnames(1);
+  if (const char* ab = std::getenv("LMOE_BENCH_AB")) {
+    variants.clear();
+    vnames.clear();
+    std::string all(ab);
+    size_t p = 0;
+    while (p <= all.size()) {
+      size_t q = all.find('|', p);
+      if (q == std::string::npos) q = all.size();
+      std::string v = all.substr(p, q - p);
+      vnames.push_back("[" + v + "]");
+      variants.emplace_back();
+      size_t a = 0;
+      while (a < v.size()) {
+        size_t b = v.find(',', a);
+        if (b == std::string::npos) b = v.size();
+        std::string kv = v.substr(a, b - a);
+        size_t eq = kv.find('=');
+        if (eq != std::string::npos) variants.back().push_back({kv.substr(0, eq), kv.substr(eq + 1)});
+        a = b + 1;
+      }
+      p = q + 1;
+    }
+  }
   for (int T : Ts) {
     std::vector<float> x((size_t)T * d), out((size_t)T * d), wts((size_t)T * c.top_k);
     std::vector<int32_t> ids((size_t)T * c.top_k);
@@ -93,7 +122,8 @@ int main(int argc, char** argv) {
     std::set<int> uniq(ids.begin(), ids.end());
     const double bytes = 2.0 * ((double)N * d + 2.0 * l * d + 2.0 * ms * d +
                                 (double)uniq.size() * 2.0 * m * l);
-    std::vector<double> pr[3], lay, ratio;
+    std::vector<double> pr[3];
+    std::vector<std::vector<double>> lay(variants.size()), ratio(variants.size());
     for (int rd = 0; rd < rounds; ++rd) {
       double probe[3];
       for (int p = 0; p < 3; ++p) {
@@ -101,30 +131,38 @@ int main(int argc, char** argv) {
         pr[p].push_back(probe[p]);
       }
       const double probe_max = std::max(probe[0], std::max(probe[1], probe[2]));
-      std::vector<double> times;
-      for (int r = 0; r < reps + 1; ++r) {
-        auto t0 = std::chrono::steady_clock::now();
-        CK(lmoe_cpu_forward(&c, &w, x.data(), T, ids.data(), wts.data(), ws, wsb, out.data()));
-        auto t1 = std::chrono::steady_clock::now();
-        if (r >= 1) times.push_back(std::chrono::duration<double>(t1 - t0).count());
+      for (size_t vi = 0; vi < variants.size(); ++vi) {
+        const size_t v = rd % 2 ? variants.size() - 1 - vi : vi;  // alternate the order
+        for (auto& kv : variants[v]) setenv(kv.first.c_str(), kv.second.c_str(), 1);
+        std::vector<double> times;
+        for (int r = 0; r < reps + 1; ++r) {
+          auto t0 = std::chrono::steady_clock::now();
+          CK(lmoe_cpu_forward(&c, &w, x.data(), T, ids.data(), wts.data(), ws, wsb, out.data()));
+          auto t1 = std::chrono::steady_clock::now();
+          if (r >= 1) times.push_back(std::chrono::duration<double>(t1 - t0).count());
+        }
+        for (auto& kv : variants[v]) unsetenv(kv.first.c_str());
+        const double med = median(times);
+        const double gbps = bytes / med / 1e9;
+        lay[v].push_back(gbps);
+        ratio[v].push_back(gbps / probe_max);
+        std::printf("T=%-3d round %d: probe copy %5.1f triad %5.1f read %5.1f GB/s | layer%s%s median %8.3f ms "
+                    "(best %8.3f) %5.1f GB/s = %5.1f%% of probe max\n",
+                    T, rd, probe[0], probe[1], probe[2], vnames[v].empty() ? "" : " ",
+                    vnames[v].c_str(), med * 1e3,
+                    *std::min_element(times.begin(), times.end()) * 1e3, gbps, 100.0 * gbps / probe_max);
+        std::fflush(stdout);
       }
-      const double med = median(times);
-      const double gbps = bytes / med / 1e9;
-      lay.push_back(gbps);
-      ratio.push_back(gbps / probe_max);
-      std::printf("T=%-3d round %d: probe copy %5.1f triad %5.1f read %5.1f GB/s | layer median %8.3f ms "
-                  "(best %8.3f) %5.1f GB/s = %5.1f%% of probe max\n",
-                  T, rd, probe[0], probe[1], probe[2], med * 1e3,
-                  *std::min_element(times.begin(), times.end()) * 1e3, gbps, 100.0 * gbps / probe_max);
-      std::fflush(stdout);
     }
+    for (size_t v = 0; v < variants.size(); ++v) {
     std::printf("T=%-3d SUMMARY over %d rounds: experts %3zu, weight bytes %6.1f MB; median probe", T,
                 rounds, uniq.size(), bytes / 1e6);
     for (int p = 0; p < 3; ++p) std::printf(" %s %.1f", pname[p], median(pr[p]));
-    std::printf(" GB/s; median layer %.1f GB/s; median ratio %.1f%% (min %.1f%%, max %.1f%%)\n",
-                median(lay), 100.0 * median(ratio),
-                100.0 * *std::min_element(ratio.begin(), ratio.end()),
-                100.0 * *std::max_element(ratio.begin(), ratio.end()));
+    std::printf(" GB/s; layer%s%s median %.1f GB/s; median ratio %.1f%% (min %.1f%%, max %.1f%%)\n",
+                vnames[v].empty() ? "" : " ", vnames[v].c_str(), median(lay[v]),
+                100.0 * median(ratio[v]), 100.0 * *std::min_element(ratio[v].begin(), ratio[v].end()),
+                100.0 * *std::max_element(ratio[v].begin(), ratio[v].end()));
+    }
     std::fflush(stdout);
     std::free(ws);
   }

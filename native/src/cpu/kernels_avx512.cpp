@@ -1,36 +1,22 @@
-// AVX-512 dot-product kernels (compiled with -mavx512f/bw/vl -mfma). Lane layout: one 16-lane
+// AVX-512 dot-product kernels (compiled with -mavx512f/bw/vl -mfma). ntok >= 2: one 16-lane
 // accumulator per output element (see micro_f32 / micro_bf16 for which element goes to which
 // lane, in increasing order, with FMA); tails are zero-masked loads; then _mm512_reduce_add_ps.
-// Every micro-kernel shape performs exactly this sequence per element, so the partition of rows
-// and tokens never changes the bits.
+// ntok == 1: the GEMV path (gemv_rows), with its own fixed per-element sequence. Every shape
+// performs exactly its sequence per element, so the partition of rows never changes the bits.
 // gcc 12 false positives inside avx512fintrin.h (_mm512_reduce_add_ps / undefined vectors).
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include "internal.h"
 #include <immintrin.h>
-#include <cstdlib>
+#include <cstdint>
 
 namespace lmoe {
 namespace {
 
-constexpr int kPrefetchBytes = 1024;
-
-// Linear prefetch of the next row group (contiguous rows): R lines per step, so the next group
-// is fully requested while the current one is consumed.
-template <int R, int PF>
+// Linear prefetch of the next row group (contiguous rows, pfb bytes from pf): R lines per step,
+// so the next group is fully requested while the current one is consumed.
+template <int R>
 inline void prefetch_next(const char* pf, int64_t pfb, int64_t off) {
-  if (PF == 2) {
-    // head prefetch: pfb = (rows of next group) | (head lines << 8) | (row bytes << 20)
-    const int64_t it = off / (R * 64);
-    const int rows = (int)(pfb & 255), lines = (int)((pfb >> 8) & 4095);
-    const int64_t rb = pfb >> 20;
-    if (it < lines) {
-#pragma GCC unroll 32
-      for (int k = 0; k < R; ++k)
-        if (k < rows) _mm_prefetch(pf + k * rb + it * 64, _MM_HINT_T1);
-    }
-    return;
-  }
 #pragma GCC unroll 32
   for (int k = 0; k < R; ++k) {
     if (off + k * 64 < pfb) _mm_prefetch(pf + off + k * 64, _MM_HINT_T1);
@@ -53,9 +39,8 @@ void micro_f32(const float* X, int64_t ldx, const void* W, int64_t ldw, int n, f
 #pragma GCC unroll 32
     for (int r = 0; r < R; ++r) {
       w[r] = _mm512_loadu_ps(Wf + r * ldw + i);
-      if (PF == 1) _mm_prefetch((const char*)(Wf + r * ldw + i) + kPrefetchBytes, _MM_HINT_T0);
     }
-    if (PF >= 2) prefetch_next<R, PF>(pf, pfb, (int64_t)(i / 16) * R * 64);
+    if (PF) prefetch_next<R>(pf, pfb, (int64_t)(i / 16) * R * 64);
 #pragma GCC unroll 32
     for (int t = 0; t < TB; ++t) {
       __m512 x = _mm512_loadu_ps(X + t * ldx + i);
@@ -102,9 +87,8 @@ void micro_bf16(const float* X, int64_t ldx, const void* W, int64_t ldw, int n, 
 #pragma GCC unroll 32
     for (int r = 0; r < R; ++r) {
       raw[r] = _mm512_loadu_si512((const void*)(Wb + r * ldw + i));
-      if (PF == 1) _mm_prefetch((const char*)(Wb + r * ldw + i) + kPrefetchBytes, _MM_HINT_T0);
     }
-    if (PF >= 2) prefetch_next<R, PF>(pf, pfb, (int64_t)(i / 32) * R * 64);
+    if (PF) prefetch_next<R>(pf, pfb, (int64_t)(i / 32) * R * 64);
 #pragma GCC unroll 32
     for (int t = 0; t < TB; ++t) {
       const __m512 x0 = _mm512_loadu_ps(X + t * ldx + i);
@@ -159,38 +143,27 @@ void micro(const float* X, int64_t ldx, const void* W, int64_t ldw, int n, float
 typedef void (*MicroFn)(const float*, int64_t, const void*, int64_t, int, float*, int64_t,
                         const char*, int64_t);
 
-// Software prefetch policy (tuned on Zen 4 with 4 KiB pages): rows of up to kShortRowBytes are
-// too short for the hardware stream prefetchers to ramp up, so the next row group is requested
-// linearly into L2 while the current one is consumed; longer rows use kLongRowMode.
+// Software prefetch for T > 1 (tuned on Zen 4 with 4 KiB pages): rows of up to kShortRowBytes are
+// too short for the hardware stream prefetchers to ramp up, so while the first token block of a
+// 4-row group is computed, the next group is requested linearly into L2; longer rows rely on
+// the hardware prefetchers.
 constexpr int64_t kShortRowBytes = 4096;
-struct PfConfig {
-  int long_mode = 0, short_mode = 3, head_lines = 32;
-  PfConfig() {
-    if (const char* e = std::getenv("LMOE_PF_LONG")) long_mode = std::atoi(e) & 3;
-    if (const char* e = std::getenv("LMOE_PF_SHORT")) short_mode = std::atoi(e) & 3;
-    if (const char* e = std::getenv("LMOE_PFH")) head_lines = std::atoi(e);
-  }
-};
-const PfConfig& pf_config() {
-  static const PfConfig c;
-  return c;
-}
 
 // ---------------------------------------------------------------- T = 1 (GEMV) path
 // One token: the rows are walked in memory order (row after row, each row's dot product in one
 // pass), so a contiguous weight matrix is read as one sequential stream, which the hardware
-// prefetchers follow best; a software prefetch kGemvPrefetchBytes ahead on the linear address
-// (it runs into the next row, and across 4 KiB pages, where the hardware prefetchers stop) keeps
-// enough misses in flight. Lane layout per element: block b = elements [B*b, B*b + B) (B = 32 for
+// prefetchers follow best (8 rows at a time, i.e. 8 short strided streams, streamed ~15-20%
+// slower on Zen 4; a software prefetch 1-8 KiB ahead on the linear address, into L1 or L2, measured
+// no better than none, so there is none). Eight independent accumulators hide the FMA latency.
+// Lane layout per element: block b = elements [B*b, B*b + B) (B = 32 for
 // bf16, 16 for f32) goes to accumulator set b % 4 (bf16: lane j of the even set <- element
 // 32b + 2j, of the odd set <- 32b + 2j + 1; f32: lane j <- 16b + j), FMA in increasing b; the
 // tail block is zero-masked; then ((s0 + s1) + (s2 + s3)) (bf16: s_c = even_c + odd_c) and
 // _mm512_reduce_add_ps. The sequence depends only on n, never on the row range of a call.
-constexpr int kGemvPrefetchBytes = 2048;
 
 // bf16 row: xp is x with every 32-element block split into its 16 even then 16 odd elements
 // (zero-padded to a whole block), so the two halves pair with dword << 16 and dword & hi_mask.
-inline float gemv_row_bf16(const float* xp, const uint16_t* w, int n, int pfd) {
+inline float gemv_row_bf16(const float* xp, const uint16_t* w, int n) {
   const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
   __m512 e0 = _mm512_setzero_ps(), e1 = e0, e2 = e0, e3 = e0, o0 = e0, o1 = e0, o2 = e0, o3 = e0;
   const int nb = n / 32;
@@ -204,19 +177,6 @@ inline float gemv_row_bf16(const float* xp, const uint16_t* w, int n, int pfd) {
                         _mm512_load_ps(xp + (int64_t)(bb) * 32 + 16), O);              \
   } while (0)
   for (; b + 4 <= nb; b += 4) {
-    if (pfd > 0) {
-      const char* p = (const char*)(w + (int64_t)b * 32) + pfd;
-      _mm_prefetch(p, _MM_HINT_T0);
-      _mm_prefetch(p + 64, _MM_HINT_T0);
-      _mm_prefetch(p + 128, _MM_HINT_T0);
-      _mm_prefetch(p + 192, _MM_HINT_T0);
-    } else if (pfd < 0) {
-      const char* p = (const char*)(w + (int64_t)b * 32) - pfd;
-      _mm_prefetch(p, _MM_HINT_T1);
-      _mm_prefetch(p + 64, _MM_HINT_T1);
-      _mm_prefetch(p + 128, _MM_HINT_T1);
-      _mm_prefetch(p + 192, _MM_HINT_T1);
-    }
     LMOE_BF16_BLOCK(e0, o0, b);
     LMOE_BF16_BLOCK(e1, o1, b + 1);
     LMOE_BF16_BLOCK(e2, o2, b + 2);
@@ -245,24 +205,11 @@ inline float gemv_row_bf16(const float* xp, const uint16_t* w, int n, int pfd) {
   return _mm512_reduce_add_ps(s);
 }
 
-inline float gemv_row_f32(const float* x, const float* w, int n, int pfd) {
+inline float gemv_row_f32(const float* x, const float* w, int n) {
   __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
   const int nb = n / 16;
   int b = 0;
   for (; b + 4 <= nb; b += 4) {
-    if (pfd > 0) {
-      const char* p = (const char*)(w + (int64_t)b * 16) + pfd;
-      _mm_prefetch(p, _MM_HINT_T0);
-      _mm_prefetch(p + 64, _MM_HINT_T0);
-      _mm_prefetch(p + 128, _MM_HINT_T0);
-      _mm_prefetch(p + 192, _MM_HINT_T0);
-    } else if (pfd < 0) {
-      const char* p = (const char*)(w + (int64_t)b * 16) - pfd;
-      _mm_prefetch(p, _MM_HINT_T1);
-      _mm_prefetch(p + 64, _MM_HINT_T1);
-      _mm_prefetch(p + 128, _MM_HINT_T1);
-      _mm_prefetch(p + 192, _MM_HINT_T1);
-    }
     s0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + (int64_t)b * 16), _mm512_loadu_ps(x + (int64_t)b * 16), s0);
     s1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + (int64_t)b * 16 + 16), _mm512_loadu_ps(x + (int64_t)b * 16 + 16), s1);
     s2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + (int64_t)b * 16 + 32), _mm512_loadu_ps(x + (int64_t)b * 16 + 32), s2);
@@ -286,18 +233,8 @@ inline float gemv_row_f32(const float* x, const float* w, int n, int pfd) {
   return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
 }
 
-// Tuning knob (not for production use): LMOE_GEMV_PF = prefetch distance in bytes (0 = off).
-int gemv_prefetch_bytes() {
-  static const int v = [] {
-    const char* e = std::getenv("LMOE_GEMV_PF");
-    return e ? std::atoi(e) : kGemvPrefetchBytes;
-  }();
-  return v;
-}
-
 template <bool BF16>
 void gemv_rows(const float* x, const void* W, int64_t ldw, int n, int nrows, float* out) {
-  const int pfd = gemv_prefetch_bytes();
   if (BF16) {
     const int nb = (n + 31) / 32;
     float* xp = thread_scratch(3, (size_t)nb * 32 + 16);
@@ -310,10 +247,10 @@ void gemv_rows(const float* x, const void* W, int64_t ldw, int n, int nrows, flo
       }
     }
     const uint16_t* Wb = (const uint16_t*)W;
-    for (int r = 0; r < nrows; ++r) out[r] = gemv_row_bf16(xp, Wb + (int64_t)r * ldw, n, pfd);
+    for (int r = 0; r < nrows; ++r) out[r] = gemv_row_bf16(xp, Wb + (int64_t)r * ldw, n);
   } else {
     const float* Wf = (const float*)W;
-    for (int r = 0; r < nrows; ++r) out[r] = gemv_row_f32(x, Wf + (int64_t)r * ldw, n, pfd);
+    for (int r = 0; r < nrows; ++r) out[r] = gemv_row_f32(x, Wf + (int64_t)r * ldw, n);
   }
 }
 
@@ -323,37 +260,9 @@ void dot_block_t(const float* X, int64_t ldx, int ntok, const void* W, int64_t l
   const int esz = BF16 ? 2 : 4;
   const char* Wc = (const char*)W;
   const int64_t rb = (int64_t)ldw * esz;
-  const PfConfig& pc = pf_config();
-  int mode = rb <= kShortRowBytes ? pc.short_mode : pc.long_mode;
-  if (mode == 1 || ldw != n) mode = 0;
-  static const bool use_gemv = [] {
-    const char* e = std::getenv("LMOE_GEMV");
-    return !(e && e[0] == '0');
-  }();
-  if (ntok == 1 && use_gemv) {
-    gemv_rows<BF16>(X, W, ldw, n, nrows, out);
-    return;
-  }
+  const bool pf_next = rb <= kShortRowBytes && ldw == n;
   if (ntok == 1) {
-    static const MicroFn rem1[8] = {nullptr,
-                                    micro<1, 1, BF16, 0>, micro<2, 1, BF16, 0>,
-                                    micro<3, 1, BF16, 0>, micro<4, 1, BF16, 0>,
-                                    micro<5, 1, BF16, 0>, micro<6, 1, BF16, 0>,
-                                    micro<7, 1, BF16, 0>};
-    static const MicroFn full[4] = {micro<8, 1, BF16, 0>, micro<8, 1, BF16, 1>,
-                                    micro<8, 1, BF16, 2>, micro<8, 1, BF16, 3>};
-    const MicroFn f8 = full[mode];
-    const int64_t gbytes = 8 * rb;
-    const int64_t rowlines = (rb + 63) / 64;
-    const int64_t lines = rowlines < pc.head_lines ? rowlines : pc.head_lines;
-    int r = 0;
-    for (; r + 8 <= nrows; r += 8) {
-      const char* g = Wc + (int64_t)r * rb;
-      const int nr = nrows - r - 8 < 8 ? (nrows - r - 8 > 0 ? nrows - r - 8 : 0) : 8;
-      const int64_t arg = mode == 2 ? ((int64_t)nr | (lines << 8) | (rb << 20)) : nr * rb;
-      f8(X, ldx, g, ldw, n, out + r, ldo, g + gbytes, arg);
-    }
-    if (r < nrows) rem1[nrows - r](X, ldx, Wc + (int64_t)r * rb, ldw, n, out + r, ldo, nullptr, 0);
+    gemv_rows<BF16>(X, W, ldw, n, nrows, out);
     return;
   }
   static const MicroFn tab[5][5] = {
@@ -367,14 +276,14 @@ void dot_block_t(const float* X, int64_t ldx, int ntok, const void* W, int64_t l
       {nullptr, micro<4, 1, BF16, 0>, micro<4, 2, BF16, 0>, micro<4, 3, BF16, 0>,
        micro<4, 4, BF16, 0>}};
   // Prefetching variants for the first token block of a full 4-row group (linear, next group).
-  static const MicroFn pf4[5] = {nullptr, micro<4, 1, BF16, 3>, micro<4, 2, BF16, 3>,
-                                 micro<4, 3, BF16, 3>, micro<4, 4, BF16, 3>};
+  static const MicroFn pf4[5] = {nullptr, micro<4, 1, BF16, 1>, micro<4, 2, BF16, 1>,
+                                 micro<4, 3, BF16, 1>, micro<4, 4, BF16, 1>};
   for (int r = 0; r < nrows; r += 4) {
     const int rr = nrows - r < 4 ? nrows - r : 4;
     const char* Wr = Wc + (int64_t)r * rb;
     for (int t = 0; t < ntok; t += 4) {
       const int tt = ntok - t < 4 ? ntok - t : 4;
-      if (t == 0 && rr == 4 && mode == 3) {
+      if (t == 0 && rr == 4 && pf_next) {
         const int nr = nrows - r - 4 < 4 ? (nrows - r - 4 > 0 ? nrows - r - 4 : 0) : 4;
         pf4[tt](X, ldx, Wr, ldw, n, out + r, ldo, Wr + 4 * rb, nr * rb);
       } else if (rr == 4 && tt == 4) {

@@ -101,17 +101,7 @@ public final class CudaLayerKernels extends CheckedLayerKernels {
         try {
             dev = DeviceArena.create("cuda-layer-weights", stream);
             MoeConfig c = w.config();
-            cfg = structs.allocate(lmoe_config.sizeof());
-            lmoe_config.hidden_size(cfg, c.hiddenSize());
-            lmoe_config.latent_size(cfg, c.latentSize());
-            lmoe_config.num_experts(cfg, c.numExperts());
-            lmoe_config.top_k(cfg, c.topK());
-            lmoe_config.expert_intermediate_size(cfg, c.intermediateSize());
-            lmoe_config.shared_intermediate_size(cfg, c.sharedIntermediateSize());
-            lmoe_config.activation(cfg, c.activation().code());
-            lmoe_config.scoring(cfg, c.scoring().code());
-            lmoe_config.norm_topk_prob(cfg, c.normTopkProb() ? 1 : 0);
-            lmoe_config.routed_scaling_factor(cfg, c.routedScalingFactor());
+            cfg = configStruct(c, structs);
 
             Uploader up = new Uploader(dev, stream);
             try {

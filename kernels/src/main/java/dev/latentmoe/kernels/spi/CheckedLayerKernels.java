@@ -1,5 +1,6 @@
 package dev.latentmoe.kernels.spi;
 
+import dev.latentmoe.bindings.lmoe_config;
 import dev.latentmoe.kernels.LayerKernels;
 import dev.latentmoe.kernels.MoeConfig;
 import dev.latentmoe.kernels.MoeWeights;
@@ -8,6 +9,7 @@ import dev.latentmoe.memory.Device;
 import dev.latentmoe.memory.MemoryArena;
 import dev.latentmoe.memory.Tensor;
 
+import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 
 /**
@@ -48,6 +50,22 @@ public abstract class CheckedLayerKernels implements LayerKernels {
     }
 
     @Override public final MoeConfig config() { return config; }
+
+    /** A {@code lmoe_config} struct holding {@code c}, allocated in {@code arena}. */
+    protected static MemorySegment configStruct(MoeConfig c, MemoryArena arena) {
+        MemorySegment cfg = arena.allocate(lmoe_config.sizeof());
+        lmoe_config.hidden_size(cfg, c.hiddenSize());
+        lmoe_config.latent_size(cfg, c.latentSize());
+        lmoe_config.num_experts(cfg, c.numExperts());
+        lmoe_config.top_k(cfg, c.topK());
+        lmoe_config.expert_intermediate_size(cfg, c.intermediateSize());
+        lmoe_config.shared_intermediate_size(cfg, c.sharedIntermediateSize());
+        lmoe_config.activation(cfg, c.activation().code());
+        lmoe_config.scoring(cfg, c.scoring().code());
+        lmoe_config.norm_topk_prob(cfg, c.normTopkProb() ? 1 : 0);
+        lmoe_config.routed_scaling_factor(cfg, c.routedScalingFactor());
+        return cfg;
+    }
 
     @Override public final DType activationDType() { return activationDType; }
 
