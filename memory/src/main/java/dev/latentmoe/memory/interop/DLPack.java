@@ -1,5 +1,6 @@
 package dev.latentmoe.memory.interop;
 
+import dev.latentmoe.bindings.latentmoe_engine_h;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.Device;
 import dev.latentmoe.memory.MemoryArena;
@@ -51,28 +52,29 @@ public final class DLPack {
     public static final long FLAG_IS_COPIED = 1L << 1;
     public static final long FLAG_IS_SUBBYTE_TYPE_PADDED = 1L << 2;
 
+    // The values come from the binding of latentmoe_engine.h, which the header drift test checks.
     /** {@code DLDeviceType}. */
-    public static final int kDLCPU = 1;
-    public static final int kDLCUDA = 2;
-    public static final int kDLCUDAHost = 3;
-    public static final int kDLOpenCL = 4;
-    public static final int kDLVulkan = 7;
-    public static final int kDLMetal = 8;
-    public static final int kDLVPI = 9;
-    public static final int kDLROCM = 10;
-    public static final int kDLROCMHost = 11;
-    public static final int kDLExtDev = 12;
-    public static final int kDLCUDAManaged = 13;
-    public static final int kDLOneAPI = 14;
+    public static final int kDLCPU = latentmoe_engine_h.kDLCPU;
+    public static final int kDLCUDA = latentmoe_engine_h.kDLCUDA;
+    public static final int kDLCUDAHost = latentmoe_engine_h.kDLCUDAHost;
+    public static final int kDLOpenCL = latentmoe_engine_h.kDLOpenCL;
+    public static final int kDLVulkan = latentmoe_engine_h.kDLVulkan;
+    public static final int kDLMetal = latentmoe_engine_h.kDLMetal;
+    public static final int kDLVPI = latentmoe_engine_h.kDLVPI;
+    public static final int kDLROCM = latentmoe_engine_h.kDLROCM;
+    public static final int kDLROCMHost = latentmoe_engine_h.kDLROCMHost;
+    public static final int kDLExtDev = latentmoe_engine_h.kDLExtDev;
+    public static final int kDLCUDAManaged = latentmoe_engine_h.kDLCUDAManaged;
+    public static final int kDLOneAPI = latentmoe_engine_h.kDLOneAPI;
 
     /** {@code DLDataTypeCode}. */
-    public static final int kDLInt = 0;
-    public static final int kDLUInt = 1;
-    public static final int kDLFloat = 2;
-    public static final int kDLOpaqueHandle = 3;
-    public static final int kDLBfloat = 4;
-    public static final int kDLComplex = 5;
-    public static final int kDLBool = 6;
+    public static final int kDLInt = latentmoe_engine_h.kDLInt;
+    public static final int kDLUInt = latentmoe_engine_h.kDLUInt;
+    public static final int kDLFloat = latentmoe_engine_h.kDLFloat;
+    public static final int kDLOpaqueHandle = latentmoe_engine_h.kDLOpaqueHandle;
+    public static final int kDLBfloat = latentmoe_engine_h.kDLBfloat;
+    public static final int kDLComplex = latentmoe_engine_h.kDLComplex;
+    public static final int kDLBool = latentmoe_engine_h.kDLBool;
 
     public static final StructLayout DL_PACK_VERSION = MemoryLayout.structLayout(
             JAVA_INT.withName("major"), JAVA_INT.withName("minor")).withName("DLPackVersion");
