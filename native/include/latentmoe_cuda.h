@@ -128,10 +128,13 @@ typedef struct lmoe_cuda_weights {
 /* Validates cfg and weights (non-NULL where required, dtypes, sizes). Host-only check. */
 lmoe_status lmoe_cuda_validate(const lmoe_config* cfg, const lmoe_cuda_weights* weights);
 
-/* Expert GEMM backend: 0 = auto (CUTLASS sm90 grouped GEMM where shapes/alignment allow),
- * 1 = SIMT fallback always (tests, debugging). Process-wide. */
+/* Expert GEMM backend: 0 = auto (CUTLASS sm90 grouped GEMM where shapes/alignment allow, its
+ * tile chosen by token bucket), 1 = SIMT fallback always (tests, debugging), 2 / 3 = CUTLASS with
+ * 128x128 / 128x256 tiles always (also for the dense projections; tests, tuning). Process-wide. */
 #define LMOE_CUDA_EXPERTS_AUTO 0
 #define LMOE_CUDA_EXPERTS_SIMT 1
+#define LMOE_CUDA_EXPERTS_CUTLASS_NARROW 2
+#define LMOE_CUDA_EXPERTS_CUTLASS_WIDE 3
 lmoe_status lmoe_cuda_set_experts_backend(int32_t backend);
 int32_t lmoe_cuda_experts_backend(void);
 

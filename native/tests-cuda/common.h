@@ -17,6 +17,22 @@
 
 namespace lt {
 
+inline const char* backend_name(int b) {
+  switch (b) {
+    case LMOE_CUDA_EXPERTS_AUTO: return "auto";
+    case LMOE_CUDA_EXPERTS_SIMT: return "simt";
+    case LMOE_CUDA_EXPERTS_CUTLASS_NARROW: return "cutlass128";
+    case LMOE_CUDA_EXPERTS_CUTLASS_WIDE: return "cutlass256";
+    default: return "?";
+  }
+}
+inline int backend_of(const std::string& n) {
+  if (n == "simt") return LMOE_CUDA_EXPERTS_SIMT;
+  if (n == "cutlass128") return LMOE_CUDA_EXPERTS_CUTLASS_NARROW;
+  if (n == "cutlass256") return LMOE_CUDA_EXPERTS_CUTLASS_WIDE;
+  return LMOE_CUDA_EXPERTS_AUTO;
+}
+
 inline uint16_t f2bf(float f) {  // round to nearest even
   uint32_t u;
   memcpy(&u, &f, 4);

@@ -1,5 +1,6 @@
 // lmoe_cuda_bench - Super-shape forward timings on the GPU, JSON lines on stdout.
-// Usage: lmoe_cuda_bench [--tokens 1,2,4,8,16,32,64,256,4096,8192] [--reps 20] [--backend auto|simt]
+// Usage: lmoe_cuda_bench [--tokens 1,2,4,8,16,32,64,256,4096,8192] [--reps 20]
+//                        [--backend auto|simt|cutlass128|cutlass256]
 //                        [--shape super|nano] [--decode auto|on|off|compare] [--decode-max 16]
 //                        [--stages | --no-stages] [--stage-tokens 1,64,4096,8192]
 //   --decode compare (default): auto for every T, plus the forced other path for T <= 64 (or
@@ -174,7 +175,7 @@ int main(int argc, char** argv) {
     } else if (a == "--reps" && i + 1 < argc) {
       reps = atoi(argv[++i]);
     } else if (a == "--backend" && i + 1 < argc) {
-      backend = std::string(argv[++i]) == "simt" ? LMOE_CUDA_EXPERTS_SIMT : LMOE_CUDA_EXPERTS_AUTO;
+      backend = backend_of(argv[++i]);
     } else if (a == "--shape" && i + 1 < argc) {
       shape = argv[++i];
     } else if (a == "--decode" && i + 1 < argc) {
@@ -295,7 +296,7 @@ int main(int argc, char** argv) {
              "\"path\":\"%s\",\"T\":%" PRId64
              ",\"reps\":%d,\"median_ms\":%.4f,\"min_ms\":%.4f,\"experts_used\":%" PRId64
              ",\"bytes_needed\":%.0f,\"gbps\":%.1f,\"tflops\":%.2f,\"workspace_bytes\":%" PRId64 "}\n",
-             name, shape.c_str(), backend == LMOE_CUDA_EXPERTS_SIMT ? "simt" : "auto", mname,
+             name, shape.c_str(), backend_name(backend), mname,
              path == LMOE_CUDA_PATH_DECODE ? "decode" : "sorted", T, reps, med,
              double(*std::min_element(t.begin(), t.end())), nused, wbytes + abytes,
              (wbytes + abytes) / (med * 1e-3) / 1e9, flops / (med * 1e-3) / 1e12, fws);

@@ -253,7 +253,8 @@ static void run_case(const char* name, const lmoe_config& cfg, int gate_f32, boo
     int64_t ews = lmoe_cuda_experts_workspace_bytes(&cfg, T);
     DBuf ws3(ews, stream), yo(TK * W * 2, stream);
     std::vector<float> gyo_auto;
-    for (int backend : {LMOE_CUDA_EXPERTS_AUTO, LMOE_CUDA_EXPERTS_SIMT}) {
+    for (int backend : {LMOE_CUDA_EXPERTS_AUTO, LMOE_CUDA_EXPERTS_SIMT, LMOE_CUDA_EXPERTS_CUTLASS_NARROW,
+                        LMOE_CUDA_EXPERTS_CUTLASS_WIDE}) {
       CK(lmoe_cuda_set_experts_backend(backend));
       yo.poison();
       CK(lmoe_cuda_experts(&cfg, &M.gpu, T, offs.as<int32_t>(), lat.p, yo.p, ws3.p, ews, stream));
@@ -269,7 +270,7 @@ static void run_case(const char* name, const lmoe_config& cfg, int gate_f32, boo
         if (re > worst) { worst = re; worst_e = e; }
       }
       snprintf(buf, sizeof buf, "T=%" PRId64 " backend=%s rel=%.3g worst_expert=%d (%.3g)", T,
-               backend == LMOE_CUDA_EXPERTS_AUTO ? "auto" : "simt", r, worst_e, worst);
+               backend_name(backend), r, worst_e, worst);
       printf("  experts   %s\n", buf);
       check(r <= 1e-2 && worst <= 2e-2, "experts", buf);
       if (backend == LMOE_CUDA_EXPERTS_AUTO) gyo_auto = gyo;
@@ -314,11 +315,20 @@ static void run_case(const char* name, const lmoe_config& cfg, int gate_f32, boo
       std::vector<uint8_t> cws_mem(size_t(cwsb) + 64);
       void* cws_p = cws_mem.data() + (64 - (reinterpret_cast<uintptr_t>(cws_mem.data()) % 64)) % 64;
       CKCPU(lmoe_cpu_forward(&M.c, &M.cpu, xf.data(), T, cfid.data(), cfw.data(), cws_p, cwsb, cfo.data()));
-      // every forward path: auto, decode forced on, decode off (sorted grouped GEMMs)
-      for (int mode : {LMOE_CUDA_DECODE_AUTO, LMOE_CUDA_DECODE_ON, LMOE_CUDA_DECODE_OFF}) {
+      // every forward path: auto, decode forced on, decode off (sorted grouped GEMMs), and the
+      // sorted path once more with the wide CUTLASS tiles forced on every GEMM
+      const int runs[4][2] = {{LMOE_CUDA_DECODE_AUTO, LMOE_CUDA_EXPERTS_AUTO},
+                              {LMOE_CUDA_DECODE_ON, LMOE_CUDA_EXPERTS_AUTO},
+                              {LMOE_CUDA_DECODE_OFF, LMOE_CUDA_EXPERTS_AUTO},
+                              {LMOE_CUDA_DECODE_OFF, LMOE_CUDA_EXPERTS_CUTLASS_WIDE}};
+      for (const auto& run : runs) {
+        const int mode = run[0];
+        CK(lmoe_cuda_set_experts_backend(run[1]));
         CK(lmoe_cuda_set_decode_policy(mode, kDecodeMax));
         const int path = lmoe_cuda_forward_path(&cfg, &M.gpu, dx.p, T);
-        const char* mname = mode == LMOE_CUDA_DECODE_AUTO ? "auto" : mode == LMOE_CUDA_DECODE_ON ? "on" : "off";
+        const char* mname = mode == LMOE_CUDA_DECODE_AUTO ? "auto"
+                             : mode == LMOE_CUDA_DECODE_ON ? "on"
+                             : run[1] == LMOE_CUDA_EXPERTS_CUTLASS_WIDE ? "off+wide" : "off";
         const char* pname = path == LMOE_CUDA_PATH_DECODE ? "decode" : path == LMOE_CUDA_PATH_SORTED ? "sorted" : "INVALID";
         check(path == LMOE_CUDA_PATH_DECODE || path == LMOE_CUDA_PATH_SORTED, "forward_path");
         if (mode == LMOE_CUDA_DECODE_OFF) check(path == LMOE_CUDA_PATH_SORTED, "forward_path off -> sorted");
@@ -364,6 +374,7 @@ static void run_case(const char* name, const lmoe_config& cfg, int gate_f32, boo
         check(gok, "graph", buf);
       }
       CK(lmoe_cuda_set_decode_policy(LMOE_CUDA_DECODE_AUTO, kDecodeMax));
+      CK(lmoe_cuda_set_experts_backend(LMOE_CUDA_EXPERTS_AUTO));
     }
   }
   printf("  (%.1f s)\n", now_s() - t0);

@@ -3,11 +3,13 @@
 // For small T the layer is a weight stream: every byte of the router, the latent projections,
 // the shared expert and the K chosen experts of each token is read once and used for at most a
 // handful of tokens. This path skips the sort/permute of the grouped-GEMM path and runs five
-// launches, each a GEMV-style stream over many CTAs:
+// launches, each a GEMV-style stream over many CTAs, chained by programmatic dependent launch
+// so that each kernel's prologue (L2 prefetch of its weights) overlaps the previous one's tail:
 //   A  dense:  router logits (f32), z = x W_down^T (bf16), hs = relu2(x S_up^T) (bf16);
-//              also zeroes the FC2 tickets
-//   B  top-K (the router's kernel, unchanged)
-//   C  shared down  so = hs S_down^T (f32)            + expert FC1: h[t,k] = relu2(up_e z_t) (bf16)
+//              also zeroes the top-K counter and the FC2 tickets
+//   B  top-K (one warp per token, publishes the ids)  || shared down so = hs S_down^T (f32)
+//   C  expert FC1: h[t,k] = relu2(up_e z_t) (bf16); starts once the ids are out, while B's
+//      shared down still streams
 //   D  expert FC2 + combine: acc[t] = sum_k w[t,k] down_e h[t,k], k in order (f32), then
 //      latent: accb = bf16(acc); standard: out = bf16(acc + so)
 //   E  latent only: out = bf16(accb W_up^T + so)
@@ -23,18 +25,19 @@
 // to ~2^-24 relative), so the f32 router keeps f32 accuracy on the tensor cores.
 #include <limits.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "decode.cuh"
 #include "internal.cuh"
+#include "topk.cuh"
 
 namespace lmoe_cuda {
 namespace {
 
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
-constexpr int kTokChunk = 16;  // tokens per dense task (two n8 mma tiles)
 constexpr int kMaxSegs = 3;
-constexpr int kRouterGemvMaxT = 16;
+constexpr int64_t kRouterNarrowMaxT = 16;  // up to here: 16-token router tasks, fused into A
 
 inline int64_t aup(int64_t v) { return (v + 255) / 256 * 256; }
 inline bool al16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
@@ -142,11 +145,10 @@ __device__ __forceinline__ void mma_block(const WFrag<float>& a, const WFrag<flo
 //   w: row 0 of the tile ([rows, K] row-major, leading dim ldw); rows >= rows_valid are zero.
 //   x: token 0 ([ntok, K] bf16, leading dim ldx); tokens >= ntok are zero.
 // K % 8 == 0, w/x 16-byte aligned, ldw/ldx multiples of 8 (16 bytes).
-template <int NT, class WT>
+template <int NT, class WT, int U = WFrag<WT>::kUnroll>
 __device__ __forceinline__ void warp_rows16(const WT* __restrict__ w, int64_t ldw, int rows_valid,
                                             const bf16* __restrict__ x, int64_t ldx, int ntok,
                                             int K, int kb0, int kb1, float (&acc)[NT][4]) {
-  constexpr int U = WFrag<WT>::kUnroll;
   const int lane = threadIdx.x & 31, r = lane >> 2, q = lane & 3;
   const bool va = r < rows_valid, vb = r + 8 < rows_valid;
   const WT* pa = w + int64_t(va ? r : 0) * ldw + q * 8;
@@ -183,28 +185,42 @@ __device__ __forceinline__ void warp_kblocks(int K, int& kb0, int& kb1) {
   kb1 = (warp + 1) * nkb / kWarps;
 }
 
-// Sums the warps' tiles in warp order. Thread tid < NT*128 gets one (row, tok) element of the
-// 16 x 8NT tile (row = -1 for the others).
-using RedBuf = float[kWarps][8][32];
+// Sums the warps' tiles in warp order and calls f(row, tok, v) for each of the 16 x 8NT tile
+// elements (one or more per thread).
 template <int NT>
-__device__ __forceinline__ float block_reduce(const float (&acc)[NT][4], RedBuf& red, int& row,
-                                              int& tok) {
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, tid = threadIdx.x;
+using RedBuf = float[kWarps][NT * 4][32];
+template <int NT, class F>
+__device__ __forceinline__ void block_reduce(const float (&acc)[NT][4], RedBuf<NT>& red, F&& f) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 #pragma unroll
   for (int j = 0; j < NT; ++j)
 #pragma unroll
     for (int i = 0; i < 4; ++i) red[warp][j * 4 + i][lane] = acc[j][i];
   __syncthreads();
-  float v = 0.f;
-  row = -1;
-  tok = -1;
-  if (tid < NT * 128) {
-    const int j = tid >> 7, i = (tid >> 5) & 3, l = tid & 31;
+  for (int el = threadIdx.x; el < NT * 128; el += kThreads) {
+    const int j = el >> 7, i = (el >> 5) & 3, l = el & 31;
+    float v = 0.f;
 #pragma unroll
     for (int w = 0; w < kWarps; ++w) v += red[w][j * 4 + i][l];
-    row = (l >> 2) + ((i & 2) ? 8 : 0);
-    tok = j * 8 + (l & 3) * 2 + (i & 1);
+    f((l >> 2) + ((i & 2) ? 8 : 0), j * 8 + (l & 3) * 2 + (i & 1), v);
   }
+}
+
+// Programmatic dependent launch (sm_90): a kernel launched with the PDL attribute may start while
+// its predecessor drains; griddepcontrol.wait blocks until the predecessor has completed and its
+// writes are visible (a no-op without the attribute). Before the wait a block may only touch
+// what the predecessor does not write: weights (prefetched into L2) and inputs published earlier.
+__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;\n" ::: "memory"); }
+__device__ __forceinline__ void pdl_trigger() { asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory"); }
+// The whole block prefetches [p, p + bytes) into L2, one 128-byte line per instruction.
+__device__ __forceinline__ void prefetch_l2(const void* p, int64_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (int64_t o = int64_t(threadIdx.x) * 128; o < bytes; o += int64_t(blockDim.x) * 128)
+    asm volatile("prefetch.global.L2 [%0];\n" ::"l"(c + o));
+}
+__device__ __forceinline__ int ld_acquire(const int32_t* p) {
+  int v;
+  asm volatile("ld.acquire.gpu.global.b32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
   return v;
 }
 
@@ -212,7 +228,7 @@ __device__ __forceinline__ float block_reduce(const float (&acc)[NT][4], RedBuf&
 enum DenseEpi { EPI_F32 = 0, EPI_BF16 = 1, EPI_RELU2_BF16 = 2, EPI_ADD_BF16 = 3 };
 
 // out[tok, row] = epi( sum_k W[row, k] x[tok, k] ), rows x ntok, tasks = 16-row blocks x
-// token chunks of 16 (row block fastest).
+// token chunks of 8*NT (row block fastest: concurrent blocks share a token chunk).
 struct DenseSeg {
   const void* w;  // [rows, K], bf16 or f32 (w_f32)
   int w_f32;
@@ -232,8 +248,9 @@ struct DenseParams {
   DenseSeg seg[kMaxSegs];
   int nseg;
   int ntok;
-  int32_t* zero;  // zeroed by block 0 (FC2 tickets), or NULL
+  int32_t* zero;  // zeroed by block 0 (FC2 tickets, top-K counter), or NULL
   int nzero;
+  int prefetch;   // prefetch the block's weight rows into L2 before the PDL wait
 };
 
 __device__ __forceinline__ void dense_store(const DenseSeg& s, int row, int tok, float v) {
@@ -249,75 +266,132 @@ __device__ __forceinline__ void dense_store(const DenseSeg& s, int row, int tok,
   }
 }
 
-__device__ __forceinline__ void dense_task(const DenseSeg& s, int local, int ntok_total, RedBuf& red) {
-  const int rb = local % s.nrb, tc = local / s.nrb;
-  const int row0 = rb * 16, tok0 = tc * kTokChunk;
-  const int rows_valid = min(16, s.rows - row0), ntok = min(kTokChunk, ntok_total - tok0);
-  int kb0, kb1;
-  warp_kblocks(s.K, kb0, kb1);
-  float acc[2][4] = {};
-  const bf16* x = s.x + int64_t(tok0) * s.ldx;
-  if (s.w_f32)
-    warp_rows16<2, float>(static_cast<const float*>(s.w) + int64_t(row0) * s.K, s.K, rows_valid,
-                          x, s.ldx, ntok, s.K, kb0, kb1, acc);
-  else
-    warp_rows16<2, bf16>(static_cast<const bf16*>(s.w) + int64_t(row0) * s.K, s.K, rows_valid, x,
-                         s.ldx, ntok, s.K, kb0, kb1, acc);
-  int row, tok;
-  const float v = block_reduce<2>(acc, red, row, tok);
-  if (row >= 0 && row < rows_valid && tok < ntok) dense_store(s, row0 + row, tok0 + tok, v);
+// The 16 weight rows of task `local` are contiguous: one L2 prefetch sweep.
+__device__ __forceinline__ void dense_prefetch(const DenseSeg& s, int local) {
+  const int row0 = (local % s.nrb) * 16, rows = min(16, s.rows - row0);
+  const int64_t esz = s.w_f32 ? 4 : 2;
+  prefetch_l2(static_cast<const char*>(s.w) + int64_t(row0) * s.K * esz, int64_t(rows) * s.K * esz);
 }
 
+template <int NT>
+__device__ __forceinline__ void dense_task(const DenseSeg& s, int local, int ntok_total,
+                                           RedBuf<NT>& red) {
+  constexpr int kChunkT = NT * 8;
+  const int rb = local % s.nrb, tc = local / s.nrb;
+  const int row0 = rb * 16, tok0 = tc * kChunkT;
+  const int rows_valid = min(16, s.rows - row0), ntok = min(kChunkT, ntok_total - tok0);
+  int kb0, kb1;
+  warp_kblocks(s.K, kb0, kb1);
+  float acc[NT][4] = {};
+  const bf16* x = s.x + int64_t(tok0) * s.ldx;
+  if (s.w_f32)  // 4 tokens x f32 split: one k block in flight keeps the registers under 128
+    warp_rows16<NT, float, (NT > 2 ? 1 : WFrag<float>::kUnroll)>(
+        static_cast<const float*>(s.w) + int64_t(row0) * s.K, s.K, rows_valid, x, s.ldx, ntok, s.K,
+        kb0, kb1, acc);
+  else
+    warp_rows16<NT, bf16, (NT > 2 ? 2 : WFrag<bf16>::kUnroll)>(
+        static_cast<const bf16*>(s.w) + int64_t(row0) * s.K, s.K, rows_valid, x, s.ldx, ntok, s.K,
+        kb0, kb1, acc);
+  block_reduce<NT>(acc, red, [&](int row, int tok, float v) {
+    if (row < rows_valid && tok < ntok) dense_store(s, row0 + row, tok0 + tok, v);
+  });
+}
+
+template <int NT>
 __global__ void __launch_bounds__(kThreads, 2)
 dense_kernel(const __grid_constant__ DenseParams p) {
-  __shared__ RedBuf red;
-  if (blockIdx.x == 0)
-    for (int i = threadIdx.x; i < p.nzero; i += kThreads) p.zero[i] = 0;
-  if (p.nseg == 0) return;
+  __shared__ RedBuf<NT> red;
   const int b = blockIdx.x;
   int s = 0;
   while (s + 1 < p.nseg && b >= p.seg[s + 1].task0) ++s;
-  dense_task(p.seg[s], b - p.seg[s].task0, p.ntok, red);
+  if (p.prefetch && p.nseg > 0) dense_prefetch(p.seg[s], b - p.seg[s].task0);
+  pdl_wait();
+  pdl_trigger();
+  if (b == 0)
+    for (int i = threadIdx.x; i < p.nzero; i += kThreads) p.zero[i] = 0;
+  if (p.nseg == 0) return;
+  dense_task<NT>(p.seg[s], b - p.seg[s].task0, p.ntok, red);
 }
 
-// ---------------------------------------------------------------- expert FC1 (+ shared down)
-struct Fc1Params {
-  DenseSeg seg;  // shared down, blocks [0, task0) when has_seg
+// ---------------------------------------------------------------- top-K + shared down
+// Blocks [0, topk_blocks): top-K, one warp per token (4 warps of the block); each block then
+// bumps *done. The shared-expert down projection (so = hs S_down^T, f32) fills the other blocks,
+// so the memory system streams S_down while the top-K runs.
+constexpr int kTopkTokPerBlock = 4;
+struct TopkSdownParams {
+  DenseSeg seg;  // shared down, when has_seg
   int has_seg;
   int ntok;
+  const float* logits;  // [T, N]
+  const float* bias;
+  int N, K, softmax, norm;
+  float scale;
+  int32_t* ids;  // [T, K]
+  float* wts;    // [T, K]
+  int topk_blocks;
+  int32_t* done;  // zeroed by kernel A
+};
+
+__global__ void __launch_bounds__(kThreads, 2)
+topk_sdown_kernel(const __grid_constant__ TopkSdownParams p) {
+  __shared__ RedBuf<2> red;
+  __shared__ float s_biased[kTopkTokPerBlock][kTopkMaxExperts];
+  const int b = blockIdx.x;
+  const bool topk = b < p.topk_blocks;
+  if (!topk) dense_prefetch(p.seg, b - p.topk_blocks);
+  pdl_wait();
+  pdl_trigger();
+  if (topk) {
+    const int warp = threadIdx.x >> 5, t = b * kTopkTokPerBlock + warp;
+    if (warp < kTopkTokPerBlock && t < p.ntok)
+      warp_topk(p.logits + int64_t(t) * p.N, p.bias, p.N, p.K, p.softmax, p.norm, p.scale,
+                s_biased[warp], p.ids + int64_t(t) * p.K, p.wts + int64_t(t) * p.K);
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) atomicAdd(p.done, 1);
+    return;
+  }
+  dense_task<2>(p.seg, b - p.topk_blocks, p.ntok, red);
+}
+
+// ---------------------------------------------------------------- expert FC1
+struct Fc1Params {
   const bf16* up;  // [N, m, W]
   int m, W, K, N, slots;
   const bf16* z;  // [T, ldz]
   int64_t ldz;
   const int32_t* ids;  // [T*K]
   bf16* h;             // [T*K, m]
-  int task0;
+  const int32_t* topk_done;
+  int topk_blocks;
 };
 
 // Block (slot, rb), slot fastest (CTAs of slots sharing an expert read the same rows together):
-// h[slot, rb*16 + r] = relu2(up_e[rb*16 + r] . z_t).
-__global__ void __launch_bounds__(kThreads, 2)
+// h[slot, rb*16 + r] = relu2(up_e[rb*16 + r] . z_t). Starts as soon as the top-K blocks of the
+// previous kernel have published the ids (it needs nothing else from it), so FC1 streams while
+// the shared-expert down projection still runs; it completes only after that kernel (pdl_wait
+// at the end), so the kernels after it may rely on everything before it.
+__global__ void __launch_bounds__(kThreads, 3)
 fc1_kernel(const __grid_constant__ Fc1Params p) {
-  __shared__ RedBuf red;
+  __shared__ RedBuf<1> red;
+  if (threadIdx.x == 0)
+    while (ld_acquire(p.topk_done) < p.topk_blocks) __nanosleep(64);
+  __syncthreads();
+  pdl_trigger();
   const int b = blockIdx.x;
-  if (p.has_seg && b < p.task0) {
-    dense_task(p.seg, b, p.ntok, red);
-    return;
-  }
-  const int local = b - p.task0;
-  const int slot = local % p.slots, rb = local / p.slots;
+  const int slot = b % p.slots, rb = b / p.slots;
   const int t = slot / p.K;
-  const int e = clamp_expert(p.ids[slot], p.N);
+  const int e = clamp_expert(__ldcg(p.ids + slot), p.N);
   const int row0 = rb * 16, rows_valid = min(16, p.m - row0);
   int kb0, kb1;
   warp_kblocks(p.W, kb0, kb1);
   float acc[1][4] = {};
   warp_rows16<1, bf16>(p.up + (int64_t(e) * p.m + row0) * p.W, p.W, rows_valid,
                        p.z + int64_t(t) * p.ldz, p.ldz, 1, p.W, kb0, kb1, acc);
-  int row, tok;
-  const float v = block_reduce<1>(acc, red, row, tok);
-  if (row >= 0 && tok == 0 && row < rows_valid)
-    p.h[int64_t(slot) * p.m + row0 + row] = __float2bfloat16_rn(relu2f(v));
+  block_reduce<1>(acc, red, [&](int row, int tok, float v) {
+    if (tok == 0 && row < rows_valid) p.h[int64_t(slot) * p.m + row0 + row] = __float2bfloat16_rn(relu2f(v));
+  });
+  pdl_wait();
 }
 
 // ---------------------------------------------------------------- expert FC2 + combine
@@ -336,51 +410,64 @@ struct Fc2Params {
 // Block (t, kg, cb), t fastest: rows [cb*16, +16) of acc[t] over experts k in
 // [kg*K/KG, (kg+1)*K/KG): sum_k w[t,k] (down_e[rows] . h[t,k]). With KG > 1 the k groups of
 // one (t, cb) land in part[kg] and the last of them to finish (ticket) adds them in kg order.
-__global__ void __launch_bounds__(kThreads, 2)
+// The ids are final when this kernel starts (FC1 published them), so each block prefetches its
+// experts' rows into L2 while FC1 drains.
+__global__ void __launch_bounds__(kThreads, 3)
 fc2_kernel(const __grid_constant__ Fc2Params p) {
-  __shared__ RedBuf red;
+  __shared__ RedBuf<1> red;
   __shared__ int s_last;
   const int b = blockIdx.x;
   const int t = b % p.T, rest = b / p.T;
   const int kg = rest % p.KG, cb = rest / p.KG;
   const int k0 = kg * p.K / p.KG, k1 = (kg + 1) * p.K / p.KG;
   const int row0 = cb * 16, rows_valid = min(16, p.W - row0);
+  for (int k = k0; k < k1; ++k) {
+    const int e = clamp_expert(__ldcg(p.ids + t * p.K + k), p.N);
+    prefetch_l2(p.down + (int64_t(e) * p.W + row0) * p.m, int64_t(rows_valid) * p.m * 2);
+  }
+  pdl_wait();
+  pdl_trigger();
   int kb0, kb1;
   warp_kblocks(p.m, kb0, kb1);
   float tot[1][4] = {};
   for (int k = k0; k < k1; ++k) {
     const int slot = t * p.K + k;
-    const int e = clamp_expert(p.ids[slot], p.N);
-    const float wk = p.wts[slot];
+    const int e = clamp_expert(__ldcg(p.ids + slot), p.N);
+    const float wk = __ldcg(p.wts + slot);
     float acc[1][4] = {};
     warp_rows16<1, bf16>(p.down + (int64_t(e) * p.W + row0) * p.m, p.m, rows_valid,
                          p.h + int64_t(slot) * p.m, p.m, 1, p.m, kb0, kb1, acc);
 #pragma unroll
     for (int i = 0; i < 4; ++i) tot[0][i] = fmaf(wk, acc[0][i], tot[0][i]);
   }
-  int row, tok;
-  const float v = block_reduce<1>(tot, red, row, tok);
-  const bool mine = row >= 0 && tok == 0 && row < rows_valid;
-  const int c = row0 + row;
+  int mrow = -1;
+  float mv = 0.f;
+  block_reduce<1>(tot, red, [&](int row, int tok, float v) {
+    if (tok == 0 && row < rows_valid) {
+      mrow = row;
+      mv = v;
+    }
+  });
+  const int c = row0 + mrow;
   if (p.KG == 1) {
-    if (mine) {
+    if (mrow >= 0) {
       const float a = p.add ? p.add[int64_t(t) * p.W + c] : 0.f;
-      p.out[int64_t(t) * p.W + c] = __float2bfloat16_rn(v + a);
+      p.out[int64_t(t) * p.W + c] = __float2bfloat16_rn(mv + a);
     }
     return;
   }
-  if (mine) p.part[(int64_t(kg) * p.T + t) * p.W + c] = v;
+  if (mrow >= 0) p.part[(int64_t(kg) * p.T + t) * p.W + c] = mv;
   __threadfence();
   __syncthreads();
   if (threadIdx.x == 0) s_last = atomicAdd(&p.tickets[t * p.nrb + cb], 1) == p.KG - 1;
   __syncthreads();
   if (!s_last) return;
   __threadfence();
-  if (mine) {
-    float s = 0.f;
-    for (int g = 0; g < p.KG; ++g) s += __ldcg(&p.part[(int64_t(g) * p.T + t) * p.W + c]);
+  if (mrow >= 0) {
+    float sum = 0.f;
+    for (int g = 0; g < p.KG; ++g) sum += __ldcg(&p.part[(int64_t(g) * p.T + t) * p.W + c]);
     const float a = p.add ? p.add[int64_t(t) * p.W + c] : 0.f;
-    p.out[int64_t(t) * p.W + c] = __float2bfloat16_rn(s + a);
+    p.out[int64_t(t) * p.W + c] = __float2bfloat16_rn(sum + a);
   }
 }
 
@@ -399,14 +486,43 @@ int sm_or_default() {
   return sm;
 }
 
-// FC2 k groups: enough (t, cb, kg) blocks to fill the GPU ~4 times.
+// FC2 k groups: enough (t, cb, kg) blocks for ~8 waves of 2 blocks per SM, so that the last,
+// partial wave is a small share of the kernel (at T = 1 with 2 waves of long blocks it was ~25%).
 int fc2_groups(const lmoe_config* c, int64_t T, int sm) {
   const int64_t base = T * ((expert_width(c) + 15) / 16);
   if (base <= 0) return 1;
-  int64_t kg = (4 * int64_t(sm) + base - 1) / base;
+  int64_t kg = (16 * int64_t(sm) + base - 1) / base;
   if (kg < 1) kg = 1;
   if (kg > c->top_k) kg = c->top_k;
   return int(kg);
+}
+
+// PDL on by default; LMOE_CUDA_PDL=0 launches the decode kernels plainly (for A/B timing).
+bool pdl_enabled() {
+  static const bool on = [] {
+    const char* v = getenv("LMOE_CUDA_PDL");
+    return !(v && v[0] == '0');
+  }();
+  return on;
+}
+
+template <class P>
+lmoe_status launch(void (*kernel)(const P), int64_t grid, bool pdl, const P& p, cudaStream_t s,
+                   const char* name) {
+  if (grid <= 0) return LMOE_OK;
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(unsigned(grid));
+  cfg.blockDim = dim3(kThreads);
+  cfg.dynamicSmemBytes = 0;
+  cfg.stream = s;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = (pdl && pdl_enabled()) ? 1 : 0;
+  const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, p);
+  if (e != cudaSuccess) return cuda_error(e, name);
+  return LMOE_OK;
 }
 
 struct DecLayout {
@@ -426,15 +542,17 @@ DecLayout dec_layout(const lmoe_config* c, int64_t T, int sm) {
   L.h = o; o += aup(T * K * m * 2);
   L.so = o; o += shared ? aup(T * d * 4) : 0;
   L.part = o; o += L.KG > 1 ? aup(int64_t(L.KG) * T * W * 4) : 0;
-  L.tickets = o; o += L.KG > 1 ? aup(T * ((W + 15) / 16) * 4) : 0;
+  // [0]: top-K blocks done; then the FC2 tickets [T, W/16] (zeroed together by kernel A)
+  L.tickets = o; o += aup((1 + T * ((W + 15) / 16)) * 4);
   L.accb = o; o += latent ? aup(T * W * 2) : 0;
   L.total = o;
   return L;
 }
 
+// tok_chunk: 16 (NT = 2) or 32 (NT = 4) tokens per task
 void add_seg(DenseParams& p, int& tasks, const void* w, bool w_f32, int rows, int K,
              const bf16* x, int64_t ldx, int epi, void* out, int64_t ldo, const float* add,
-             int64_t ld_add, int64_t T) {
+             int64_t ld_add, int64_t T, int tok_chunk = 16) {
   DenseSeg& s = p.seg[p.nseg++];
   s.w = w;
   s.w_f32 = w_f32 ? 1 : 0;
@@ -449,33 +567,30 @@ void add_seg(DenseParams& p, int& tasks, const void* w, bool w_f32, int rows, in
   s.ld_add = ld_add;
   s.nrb = (rows + 15) / 16;
   s.task0 = tasks;
-  tasks += s.nrb * int((T + kTokChunk - 1) / kTokChunk);
-}
-
-lmoe_status launch_dense(const DenseParams& p, int tasks, cudaStream_t s) {
-  if (tasks <= 0 && p.nzero <= 0) return LMOE_OK;
-  dense_kernel<<<unsigned(tasks > 0 ? tasks : 1), kThreads, 0, s>>>(p);
-  LMOE_CU_LAUNCH("decode dense");
-  return LMOE_OK;
+  tasks += s.nrb * int((T + tok_chunk - 1) / tok_chunk);
 }
 
 }  // namespace
 
 // ================================================================ internal API
 bool gemv_router_ok(const lmoe_config* c, const lmoe_cuda_weights* w, const void* x, int64_t T) {
-  return T >= 1 && T <= kRouterGemvMaxT && c->hidden_size % 8 == 0 && al16(x) && w->gate &&
+  const int64_t tasks = ((c->num_experts + 15) / 16) * ((T + 15) / 16);
+  return T >= 1 && tasks < INT_MAX && c->hidden_size % 8 == 0 && al16(x) && w->gate &&
          al16(w->gate);
 }
 
+// Beyond 16 tokens the tasks take 32 tokens each: half the re-reads of the (L2-resident) gate.
 lmoe_status gemv_router_logits(const lmoe_config* c, const lmoe_cuda_weights* w, const bf16* x,
                                int64_t T, float* logits, cudaStream_t s) {
   DenseParams p{};
   int tasks = 0;
   const int d = c->hidden_size, N = c->num_experts;
+  const bool wide = T > kRouterNarrowMaxT;
   add_seg(p, tasks, w->gate, w->gate_dtype == LMOE_DTYPE_F32, N, d, x, d, EPI_F32, logits, N,
-          nullptr, 0, T);
+          nullptr, 0, T, wide ? 32 : 16);
   p.ntok = int(T);
-  return launch_dense(p, tasks, s);
+  if (wide) return launch(dense_kernel<4>, tasks, false, p, s, "router logits");
+  return launch(dense_kernel<2>, tasks, false, p, s, "router logits");
 }
 
 bool decode_supported(const lmoe_config* c, const lmoe_cuda_weights* w, const void* x, int64_t T) {
@@ -487,7 +602,7 @@ bool decode_supported(const lmoe_config* c, const lmoe_cuda_weights* w, const vo
   if (c->latent_size > 0 && (!al16(w->latent_down) || !al16(w->latent_up))) return false;
   if (ms > 0 && (!al16(w->shared_up) || !al16(w->shared_down))) return false;
   // grid sizes (int32 block indices)
-  const int64_t fc1 = T * c->top_k * ((m + 15) / 16) + ((d + 15) / 16) * ((T + 15) / 16);
+  const int64_t fc1 = T * c->top_k * ((m + 15) / 16);
   const int64_t fc2 = T * c->top_k * ((W + 15) / 16);
   const int64_t dense = ((T + 15) / 16) * ((c->num_experts + W + ms + d + 63) / 16 + 4);
   return fc1 < INT_MAX && fc2 < INT_MAX && dense < INT_MAX;
@@ -497,6 +612,12 @@ int64_t decode_workspace_bytes(const lmoe_config* c, int64_t T) {
   return dec_layout(c, T, sm_or_default()).total;
 }
 
+// Five launches; B..E use programmatic dependent launch (see pdl_wait):
+//   A  router logits, z = x W_down^T, hs = relu2(x S_up^T); zero the counters
+//   B  top-K (publishes the ids)              || so = hs S_down^T
+//   C  h = relu2(up_e z)  (starts on the ids, overlaps B's shared down)
+//   D  acc = sum_k w down_e h (prefetches its experts' rows while C drains)
+//   E  out = acc W_up^T + so (latent; prefetches W_up)
 lmoe_status decode_forward(const lmoe_config* c, const lmoe_cuda_weights* w, const bf16* x,
                            int64_t T, int32_t* ids, float* wts, void* ws, int64_t ws_bytes,
                            bf16* out, cudaStream_t s) {
@@ -515,12 +636,16 @@ lmoe_status decode_forward(const lmoe_config* c, const lmoe_cuda_weights* w, con
   bf16* h = reinterpret_cast<bf16*>(b + L.h);
   float* so = shared ? reinterpret_cast<float*>(b + L.so) : nullptr;
   float* part = L.KG > 1 ? reinterpret_cast<float*>(b + L.part) : nullptr;
-  int32_t* tickets = L.KG > 1 ? reinterpret_cast<int32_t*>(b + L.tickets) : nullptr;
+  int32_t* counters = reinterpret_cast<int32_t*>(b + L.tickets);
+  int32_t* topk_done = counters;
+  int32_t* tickets = counters + 1;
   bf16* accb = latent ? reinterpret_cast<bf16*>(b + L.accb) : nullptr;
   const int nrb_w = (W + 15) / 16;
+  const int topk_blocks = int((T + kTopkTokPerBlock - 1) / kTopkTokPerBlock);
 
-  // A: router (when the GEMV router applies), latent down, shared up; zero the FC2 tickets.
-  const bool router_fused = gemv_router_ok(c, w, x, T);
+  // A: router (when the GEMV router applies), latent down, shared up; zero the counters.
+  const bool router_fused = gemv_router_ok(c, w, x, T) && T <= kRouterNarrowMaxT;
+  if (!router_fused) LMOE_TRY(router_logits_stage(c, w, x, T, logits, s));
   {
     DenseParams p{};
     int tasks = 0;
@@ -532,16 +657,13 @@ lmoe_status decode_forward(const lmoe_config* c, const lmoe_cuda_weights* w, con
     if (shared)
       add_seg(p, tasks, w->shared_up, false, ms, d, x, d, EPI_RELU2_BF16, hs, ms, nullptr, 0, T);
     p.ntok = int(T);
-    p.zero = tickets;
-    p.nzero = tickets ? int(T) * nrb_w : 0;
-    LMOE_TRY(launch_dense(p, tasks, s));
+    p.zero = counters;
+    p.nzero = 1 + int(T) * nrb_w;
+    LMOE_TRY(launch(dense_kernel<2>, tasks > 0 ? tasks : 1, false, p, s, "decode dense A"));
   }
-  // B: top-K (router logits first when not fused)
-  LMOE_TRY(router_topk_stage(c, w, x, T, router_fused, logits, ids, wts, s));
-
-  // C: shared down + expert FC1
+  // B: top-K || shared down
   {
-    Fc1Params p{};
+    TopkSdownParams p{};
     int tasks = 0;
     if (shared) {
       DenseParams dp{};
@@ -550,6 +672,22 @@ lmoe_status decode_forward(const lmoe_config* c, const lmoe_cuda_weights* w, con
       p.has_seg = 1;
     }
     p.ntok = int(T);
+    p.logits = logits;
+    p.bias = w->gate_bias;
+    p.N = N;
+    p.K = K;
+    p.softmax = c->scoring == LMOE_SCORING_SOFTMAX;
+    p.norm = c->norm_topk_prob;
+    p.scale = c->routed_scaling_factor;
+    p.ids = ids;
+    p.wts = wts;
+    p.topk_blocks = topk_blocks;
+    p.done = topk_done;
+    LMOE_TRY(launch(topk_sdown_kernel, int64_t(topk_blocks) + tasks, true, p, s, "decode topk+sdown"));
+  }
+  // C: expert FC1
+  {
+    Fc1Params p{};
     p.up = static_cast<const bf16*>(w->expert_up);
     p.m = m;
     p.W = W;
@@ -560,10 +698,9 @@ lmoe_status decode_forward(const lmoe_config* c, const lmoe_cuda_weights* w, con
     p.ldz = W;
     p.ids = ids;
     p.h = h;
-    p.task0 = tasks;
-    const int64_t total = int64_t(tasks) + int64_t(p.slots) * ((m + 15) / 16);
-    fc1_kernel<<<unsigned(total), kThreads, 0, s>>>(p);
-    LMOE_CU_LAUNCH("decode fc1");
+    p.topk_done = topk_done;
+    p.topk_blocks = topk_blocks;
+    LMOE_TRY(launch(fc1_kernel, int64_t(p.slots) * ((m + 15) / 16), true, p, s, "decode fc1"));
   }
   // D: expert FC2 + weighted combine
   {
@@ -583,9 +720,7 @@ lmoe_status decode_forward(const lmoe_config* c, const lmoe_cuda_weights* w, con
     p.tickets = tickets;
     p.out = latent ? accb : out;
     p.add = latent ? nullptr : so;
-    const int64_t total = T * int64_t(L.KG) * nrb_w;
-    fc2_kernel<<<unsigned(total), kThreads, 0, s>>>(p);
-    LMOE_CU_LAUNCH("decode fc2");
+    LMOE_TRY(launch(fc2_kernel, T * int64_t(L.KG) * nrb_w, true, p, s, "decode fc2"));
   }
   // E: latent up (+ shared)
   if (latent) {
@@ -593,7 +728,8 @@ lmoe_status decode_forward(const lmoe_config* c, const lmoe_cuda_weights* w, con
     int tasks = 0;
     add_seg(p, tasks, w->latent_up, false, d, W, accb, W, EPI_ADD_BF16, out, d, so, d, T);
     p.ntok = int(T);
-    LMOE_TRY(launch_dense(p, tasks, s));
+    p.prefetch = 1;
+    LMOE_TRY(launch(dense_kernel<2>, tasks, true, p, s, "decode dense E"));
   }
   return LMOE_OK;
 }

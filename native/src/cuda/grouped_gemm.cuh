@@ -59,13 +59,25 @@ using LayoutB = cutlass::layout::ColumnMajor;
 using LayoutD = cutlass::layout::RowMajor;
 constexpr int kAlign = 8;  // 16 bytes of bf16
 
-using TileShape = Shape<_128, _128, _64>;
-using ClusterShape = Shape<_1, _1, _1>;
 using KernelSchedule = cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative;
 using EpilogueSchedule = cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative;
 
-template <class FusionOp>
+// Tile configurations, chosen per token bucket (layer.cu): a 128x128 tile for few rows per
+// expert, a 128x256 tile with a 1x2 cluster (the two CTAs share the token tile through TMA
+// multicast) for prefill, where each expert holds hundreds of rows.
+struct TileNarrow {
+  using TileShape = Shape<_128, _128, _64>;
+  using ClusterShape = Shape<_1, _1, _1>;
+};
+struct TileWide {
+  using TileShape = Shape<_128, _256, _64>;
+  using ClusterShape = Shape<_1, _2, _1>;
+};
+
+template <class FusionOp, class Tile>
 struct GemmFor {
+  using TileShape = typename Tile::TileShape;
+  using ClusterShape = typename Tile::ClusterShape;
   using CollectiveEpilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
       cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, TileShape, ClusterShape,
       cutlass::epilogue::collective::EpilogueTileAuto, ElementAcc, ElementAcc,

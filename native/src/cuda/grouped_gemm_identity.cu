@@ -1,17 +1,18 @@
-// FC2 of the experts (and the SwiGLU up/gate GEMMs): D = A . B^T.
+// FC2 of the experts (and the SwiGLU up/gate GEMMs, the dense projections): D = A . B^T.
+// 128x128 tiles (gg::TileNarrow).
 #include "grouped_gemm.cuh"
 
 namespace lmoe_cuda {
 namespace {
-using FusionIdentity = cutlass::epilogue::fusion::LinearCombination<
+using Fusion = cutlass::epilogue::fusion::LinearCombination<
     gg::ElementD, gg::ElementAcc, gg::ElementD, gg::ElementAcc>;
-using GemmIdentity = gg::GemmFor<FusionIdentity>::Gemm;
+using Gemm = gg::GemmFor<Fusion, gg::TileNarrow>::Gemm;
 }  // namespace
 
-size_t grouped_gemm_identity_workspace_bytes(int num_groups, int sm_count) {
-  return gg::workspace_bytes<GemmIdentity>(num_groups, sm_count);
+size_t gg_identity_narrow_ws(int num_groups, int sm_count) {
+  return gg::workspace_bytes<Gemm>(num_groups, sm_count);
 }
-lmoe_status grouped_gemm_identity(const GroupedGemmArgs& a) {
-  return gg::run<GemmIdentity>(a, "grouped_gemm_identity");
+lmoe_status gg_identity_narrow(const GroupedGemmArgs& a) {
+  return gg::run<Gemm>(a, "grouped_gemm_identity_narrow");
 }
 }  // namespace lmoe_cuda

@@ -12,6 +12,7 @@
 #include "decode.cuh"
 #include "internal.cuh"
 #include "simt.cuh"
+#include "topk.cuh"
 
 namespace lmoe_cuda {
 
@@ -181,6 +182,17 @@ static bool dense_tc_ok(int64_t T, std::initializer_list<const void*> ptrs,
   return device_is_sm90();
 }
 
+// CUTLASS tile per token bucket: 128x256 tiles (1x2 cluster) once a GEMM has many rows per
+// group, 128x128 below (more CTAs for few rows). Thresholds from H200 runs at the Super shape.
+constexpr int64_t kWideMinRowsPerExpert = 128;  // experts: T*K/N
+constexpr int64_t kWideMinTokensDense = 2048;   // dense projections: T
+static bool wide_tiles(int64_t rows_per_group, int64_t min_rows) {
+  const int b = g_experts_backend.load();
+  if (b == LMOE_CUDA_EXPERTS_CUTLASS_WIDE) return true;
+  if (b == LMOE_CUDA_EXPERTS_CUTLASS_NARROW) return false;
+  return rows_per_group >= min_rows;
+}
+
 __global__ void set_offsets2_kernel(int32_t* o, int rows) {
   o[0] = 0;
   o[1] = rows;
@@ -191,6 +203,7 @@ struct DenseTc {
   void* gws;
   size_t gws_bytes;
   int sm, dev;
+  int wide;
 };
 // region: dense_tc_ws() bytes, 256-aligned
 static lmoe_status dense_tc_setup(DenseTc& d, void* region, int64_t T, cudaStream_t s) {
@@ -198,6 +211,7 @@ static lmoe_status dense_tc_setup(DenseTc& d, void* region, int64_t T, cudaStrea
   d.offs = static_cast<int32_t*>(region);
   d.gws = static_cast<char*>(region) + aup(2 * 4);
   d.gws_bytes = size_t(dense_tc_ws() - aup(2 * 4));
+  d.wide = wide_tiles(T, kWideMinTokensDense) ? 1 : 0;
   set_offsets2_kernel<<<1, 1, 0, s>>>(d.offs, int(T));
   LMOE_CU_LAUNCH("set_offsets2");
   return LMOE_OK;
@@ -218,6 +232,7 @@ static lmoe_status dense_tc_gemm(const DenseTc& d, bool relu2_act, const bf16* A
   a.workspace = d.gws;
   a.workspace_bytes = d.gws_bytes;
   a.stream = s;
+  a.wide = d.wide;
   return relu2_act ? grouped_gemm_relu2(a) : grouped_gemm_identity(a);
 }
 
@@ -241,132 +256,40 @@ __global__ void add_out_kernel(const RT* __restrict__ routed, const bf16* __rest
 }
 
 // ================================================================ router + top-K
-// One block per token. logits [T,N] f32 -> scores -> K rounds of a block-wide argmax
-// (biased score, ties to the lower id) -> weights.
-constexpr int kTopkThreads = 256;
-
-struct Cand {
-  float v;
-  int id;
-};
-__device__ __forceinline__ bool better(const Cand& a, const Cand& b) {
-  // b.id == INT_MAX means "none"; NaN never wins.
-  if (a.id == INT_MAX) return false;
-  if (b.id == INT_MAX) return true;
-  return a.v > b.v || (a.v == b.v && a.id < b.id);
-}
-__device__ __forceinline__ Cand warp_best(Cand c) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) {
-    Cand o;
-    o.v = __shfl_xor_sync(0xffffffffu, c.v, off);
-    o.id = __shfl_xor_sync(0xffffffffu, c.id, off);
-    if (better(o, c)) c = o;
-  }
-  return c;
-}
-
-__global__ void __launch_bounds__(kTopkThreads)
-topk_kernel(const float* __restrict__ logits, const float* __restrict__ bias, int N, int K,
-            int softmax, int norm, float scale, int32_t* __restrict__ ids, float* __restrict__ wts) {
-  __shared__ float s_score[kMaxExperts];
-  __shared__ float s_biased[kMaxExperts];
-  __shared__ Cand s_warp[kTopkThreads / 32];
-  __shared__ float s_red[kTopkThreads / 32];
-  __shared__ int s_sel[32];
-  const int t = blockIdx.x, tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-  const float* l = logits + int64_t(t) * N;
-
-  if (!softmax) {
-    for (int e = tid; e < N; e += kTopkThreads) s_score[e] = 1.0f / (1.0f + expf(-l[e]));
-  } else {
-    float mx = -INFINITY;
-    for (int e = tid; e < N; e += kTopkThreads) mx = fmaxf(mx, l[e]);
-    for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-    if (lane == 0) s_red[warp] = mx;
-    __syncthreads();
-    mx = s_red[0];
-    for (int i = 1; i < kTopkThreads / 32; ++i) mx = fmaxf(mx, s_red[i]);
-    __syncthreads();
-    float sum = 0.f;
-    for (int e = tid; e < N; e += kTopkThreads) {
-      float ex = expf(l[e] - mx);
-      s_score[e] = ex;
-      sum += ex;
-    }
-    for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
-    if (lane == 0) s_red[warp] = sum;
-    __syncthreads();
-    sum = 0.f;
-    for (int i = 0; i < kTopkThreads / 32; ++i) sum += s_red[i];
-    for (int e = tid; e < N; e += kTopkThreads) s_score[e] = s_score[e] / sum;
-  }
-  __syncthreads();
-  for (int e = tid; e < N; e += kTopkThreads) s_biased[e] = s_score[e] + (bias ? bias[e] : 0.f);
-  __syncthreads();
-
-  for (int k = 0; k < K; ++k) {
-    Cand best{0.f, INT_MAX};
-    for (int e = tid; e < N; e += kTopkThreads) {
-      bool taken = false;
-      for (int j = 0; j < k; ++j) taken |= (s_sel[j] == e);
-      if (taken) continue;
-      Cand c{s_biased[e], e};
-      if (!(c.v == c.v)) continue;  // NaN
-      if (better(c, best)) best = c;
-    }
-    best = warp_best(best);
-    if (lane == 0) s_warp[warp] = best;
-    __syncthreads();
-    if (tid == 0) {
-      Cand b = s_warp[0];
-      for (int i = 1; i < kTopkThreads / 32; ++i)
-        if (better(s_warp[i], b)) b = s_warp[i];
-      if (b.id == INT_MAX) {  // all remaining NaN: take the lowest unselected id
-        for (int e = 0; e < N; ++e) {
-          bool taken = false;
-          for (int j = 0; j < k; ++j) taken |= (s_sel[j] == e);
-          if (!taken) { b.id = e; break; }
-        }
-      }
-      s_sel[k] = b.id;
-    }
-    __syncthreads();
-  }
-  if (tid == 0) {
-    float sum = 0.f;
-    if (norm) {
-      for (int k = 0; k < K; ++k) sum += s_score[s_sel[k]];
-    }
-    for (int k = 0; k < K; ++k) {
-      float v = s_score[s_sel[k]];
-      if (norm) v = v / (sum + 1e-20f);
-      ids[int64_t(t) * K + k] = s_sel[k];
-      wts[int64_t(t) * K + k] = v * scale;
-    }
-  }
+// Top-K: one warp per token (topk.cuh), kTopkWarps tokens per block.
+constexpr int kTopkWarps = 4;
+__global__ void __launch_bounds__(kTopkWarps * 32)
+topk_warp_kernel(const float* __restrict__ logits, const float* __restrict__ bias, int64_t T, int N,
+                 int K, int softmax, int norm, float scale, int32_t* __restrict__ ids,
+                 float* __restrict__ wts) {
+  __shared__ float s_biased[kTopkWarps][kTopkMaxExperts];
+  const int warp = threadIdx.x >> 5;
+  const int64_t t = int64_t(blockIdx.x) * kTopkWarps + warp;
+  if (t >= T) return;  // whole warp leaves together
+  warp_topk(logits + t * N, bias, N, K, softmax, norm, scale, s_biased[warp], ids + t * K, wts + t * K);
 }
 
 static int64_t router_ws(const lmoe_config* c, int64_t T) { return aup(T * c->num_experts * 4); }
+
+lmoe_status router_logits_stage(const lmoe_config* c, const lmoe_cuda_weights* w, const bf16* x,
+                                int64_t T, float* logits, cudaStream_t s) {
+  if (T == 0) return LMOE_OK;
+  const int N = c->num_experts, d = c->hidden_size;
+  if (gemv_router_ok(c, w, x, T)) return gemv_router_logits(c, w, x, T, logits, s);
+  EpiStore<float, ACT_NONE> epi{logits, N};
+  if (w->gate_dtype == LMOE_DTYPE_F32)
+    return gemm_nt(x, d, static_cast<const float*>(w->gate), d, int(T), N, d, epi, s);
+  return gemm_nt(x, d, static_cast<const bf16*>(w->gate), d, int(T), N, d, epi, s);
+}
 
 lmoe_status router_topk_stage(const lmoe_config* c, const lmoe_cuda_weights* w, const bf16* x,
                               int64_t T, bool logits_ready, float* logits, int32_t* ids,
                               float* wts, cudaStream_t s) {
   if (T == 0) return LMOE_OK;
-  const int N = c->num_experts, d = c->hidden_size;
-  if (!logits_ready) {
-    if (gemv_router_ok(c, w, x, T)) {
-      LMOE_TRY(gemv_router_logits(c, w, x, T, logits, s));
-    } else {
-      EpiStore<float, ACT_NONE> epi{logits, N};
-      if (w->gate_dtype == LMOE_DTYPE_F32)
-        LMOE_TRY(gemm_nt(x, d, static_cast<const float*>(w->gate), d, int(T), N, d, epi, s));
-      else
-        LMOE_TRY(gemm_nt(x, d, static_cast<const bf16*>(w->gate), d, int(T), N, d, epi, s));
-    }
-  }
-  topk_kernel<<<unsigned(T), kTopkThreads, 0, s>>>(
-      logits, w->gate_bias, N, c->top_k, c->scoring == LMOE_SCORING_SOFTMAX, c->norm_topk_prob,
+  const int N = c->num_experts;
+  if (!logits_ready) LMOE_TRY(router_logits_stage(c, w, x, T, logits, s));
+  topk_warp_kernel<<<unsigned((T + kTopkWarps - 1) / kTopkWarps), kTopkWarps * 32, 0, s>>>(
+      logits, w->gate_bias, T, N, c->top_k, c->scoring == LMOE_SCORING_SOFTMAX, c->norm_topk_prob,
       c->routed_scaling_factor, ids, wts);
   LMOE_CU_LAUNCH("topk");
   return LMOE_OK;
@@ -676,6 +599,7 @@ static lmoe_status experts_impl(const lmoe_config* c, const lmoe_cuda_weights* w
     a.workspace = gws;
     a.workspace_bytes = size_t(gws_bytes);
     a.stream = s;
+    a.wide = wide_tiles(rows / N, kWideMinRowsPerExpert) ? 1 : 0;
     // FC1
     a.A = latent_sorted;
     a.n = m;
@@ -900,7 +824,7 @@ LMOE_CUDA_API lmoe_status lmoe_cuda_validate(const lmoe_config* cfg, const lmoe_
 
 LMOE_CUDA_API lmoe_status lmoe_cuda_set_experts_backend(int32_t backend) {
   API_BEGIN;
-  if (backend != LMOE_CUDA_EXPERTS_AUTO && backend != LMOE_CUDA_EXPERTS_SIMT)
+  if (backend < LMOE_CUDA_EXPERTS_AUTO || backend > LMOE_CUDA_EXPERTS_CUTLASS_WIDE)
     return set_error(LMOE_ERR_INVALID_ARGUMENT, "experts backend %d unknown", backend);
   g_experts_backend.store(backend);
   return LMOE_OK;

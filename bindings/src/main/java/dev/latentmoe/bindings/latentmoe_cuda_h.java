@@ -37,6 +37,8 @@ public final class latentmoe_cuda_h {
   public static final int LMOE_CUDA_WORKSPACE_ALIGN = 256;
   public static final int LMOE_CUDA_EXPERTS_AUTO = 0;
   public static final int LMOE_CUDA_EXPERTS_SIMT = 1;
+  public static final int LMOE_CUDA_EXPERTS_CUTLASS_NARROW = 2;
+  public static final int LMOE_CUDA_EXPERTS_CUTLASS_WIDE = 3;
   public static final int LMOE_CUDA_DECODE_AUTO = 0;
   public static final int LMOE_CUDA_DECODE_ON = 1;
   public static final int LMOE_CUDA_DECODE_OFF = 2;
