@@ -148,6 +148,7 @@ final class CudaIsoCommand {
             throw new IllegalStateException("bench --iso --backend cuda needs a GPU: CUDA backend unavailable: "
                     + backend.unavailableReason());
         }
+        long start = System.nanoTime();
         CudaStream s = ((CudaBackend) backend).stream();
         String device = CudaBenchCommand.deviceName();
         System.out.printf(Locale.ROOT, "LatentMoE iso-cost comparison on the GPU: device %s, %s%n", device, o.weightsNote());
@@ -170,23 +171,30 @@ final class CudaIsoCommand {
         System.out.println();
         System.out.print(sideBySide(all));
         CudaBenchCommand.writeJson(Path.of(o.json()), json(all, o, ceil));
-        System.out.println("wrote " + o.json());
+        System.out.printf(Locale.ROOT, "wrote %s (%.1f s in all)%n", o.json(), (System.nanoTime() - start) / 1e9);
     }
 
     /** The shapes, α and the byte equality, as printed before any measurement. */
     static String header(Options o) {
         StringBuilder sb = new StringBuilder();
         MoeConfig b = o.base().config();
-        sb.append(String.format(Locale.ROOT, "shapes (%s): α = d/ℓ = %d/%d = %d; relu² experts, bf16 weights%n", o.preset(),
-                b.hiddenSize(), o.base().latent(), o.alpha()));
+        sb.append(String.format(Locale.ROOT, "shapes (%s): α = d/ℓ = %d/%d = %d; %s experts, %s scoring, bf16 weights%n",
+                o.preset(), b.hiddenSize(), o.base().latent(), o.alpha(), b.activation() == Activation.RELU2 ? "relu²" : "SwiGLU",
+                b.scoring().name().toLowerCase(Locale.ROOT)));
         for (IsoCommand.Variant v : o.variants()) {
             MoeConfig c = v.config();
-            sb.append(String.format(Locale.ROOT, "  %-10s %s: routed weights %d B (%.1f MB), routed bytes per token %.1f MB%n",
+            sb.append(String.format(Locale.ROOT, "  %-10s %s: routed weights %d B (%.1f MB; all weights %.1f MB), "
+                            + "routed bytes per token %.1f MB%n",
                     v.name(), Shapes.describe(c), v.routedWeightBytes(2), v.routedWeightBytes(2) / 1e6,
-                    c.topK() * c.expertWeightBytes(2) / 1e6));
+                    allWeightBytes(c) / 1e6, c.topK() * c.expertWeightBytes(2) / 1e6));
         }
         sb.append(String.format(Locale.ROOT, "routed weight bytes equal: %d B per variant%n", o.variants().get(0).routedWeightBytes(2)));
         return sb.toString();
+    }
+
+    /** Every weight of {@code c} in bf16 (router, bias, latent projections, all experts, shared expert): LayerTraffic at T = 0 with all N used. */
+    static long allWeightBytes(MoeConfig c) {
+        return LayerTraffic.of(c, 2, 2, c.numExperts(), 0).bytes();
     }
 
     /** The copy and GEMM ceilings of {@link CudaBenchCommand}, or NaN with the reason. */
@@ -312,7 +320,8 @@ final class CudaIsoCommand {
      * {@code achieved_gbps}, {@code tflops}, {@code distinct_experts}, {@code ratio_to_standard}
      * (median over the standard's at that T), the variant's shape ({@code d}, {@code l}, {@code N},
      * {@code K}, {@code m}, {@code shared}, {@code alpha}), {@code routed_weight_bytes} (equal across
-     * variants), {@code device_weight_bytes} (all of the variant's weights on the GPU), and the run's
+     * variants), {@code weight_bytes} (all of the variant's weights, {@link #allWeightBytes}),
+     * {@code device_weight_bytes} (what they took on the GPU, allocations padded), and the run's
      * {@code preset}, {@code backend}, {@code dtype}, {@code device}, {@code weights} and ceilings:
      * {@code roofline_gbps} = {@code d2d_copy_gbps}, {@code ratio} (achieved over it),
      * {@code d2d_copy_bytes}, {@code gemm_tflops}, {@code tflops_ratio}, {@code gemm_note} (null
@@ -330,7 +339,7 @@ final class CudaIsoCommand {
                         "  {\"variant\": %s, \"tokens\": %d, \"path\": %s, \"median_ms\": %s, \"min_ms\": %s, \"calls\": %d, "
                                 + "\"bytes\": %d, \"flops\": %s, \"achieved_gbps\": %s, \"tflops\": %s, \"distinct_experts\": %d, "
                                 + "\"ratio_to_standard\": %s, \"d\": %d, \"l\": %d, \"N\": %d, \"K\": %d, \"m\": %d, \"shared\": %d, "
-                                + "\"alpha\": %d, \"routed_weight_bytes\": %d, \"device_weight_bytes\": %d, "
+                                + "\"alpha\": %d, \"routed_weight_bytes\": %d, \"weight_bytes\": %d, \"device_weight_bytes\": %d, "
                                 + "\"preset\": %s, \"backend\": \"cuda\", \"dtype\": \"bf16\", \"device\": %s, \"weights\": %s, "
                                 + "\"roofline_gbps\": %s, \"ratio\": %s, \"d2d_copy_gbps\": %s, \"d2d_copy_bytes\": %d, "
                                 + "\"gemm_tflops\": %s, \"tflops_ratio\": %s, \"gemm_note\": %s}",
@@ -340,7 +349,7 @@ final class CudaIsoCommand {
                         CudaBenchCommand.num(r.tflops(), 6), r.distinctExperts(),
                         CudaBenchCommand.num(r.medianMs() / std.get(i).medianMs(), 5),
                         v.hiddenSize(), v.latentSize(), v.numExperts(), v.topK(), v.intermediateSize(), v.sharedIntermediateSize(),
-                        o.alpha(), m.variant().routedWeightBytes(2), m.deviceWeightBytes(),
+                        o.alpha(), m.variant().routedWeightBytes(2), allWeightBytes(v), m.deviceWeightBytes(),
                         CudaBenchCommand.quote(o.preset()), CudaBenchCommand.quote(c.device()), CudaBenchCommand.quote(o.weightsNote()),
                         CudaBenchCommand.num(c.d2dGbps(), 4), CudaBenchCommand.num(r.achievedGbps() / c.d2dGbps(), 5),
                         CudaBenchCommand.num(c.d2dGbps(), 4), c.d2dBytes(), CudaBenchCommand.num(c.gemmTflops(), 4),

@@ -160,7 +160,7 @@ class CudaIsoCommandTest {
         Map<?, ?> acc = assertInstanceOf(Map.class, list.get(5));
         for (String k : List.of("variant", "tokens", "path", "median_ms", "min_ms", "calls", "bytes", "flops", "achieved_gbps",
                 "tflops", "distinct_experts", "ratio_to_standard", "d", "l", "N", "K", "m", "shared", "alpha",
-                "routed_weight_bytes", "device_weight_bytes", "preset", "backend", "dtype", "device", "weights",
+                "routed_weight_bytes", "weight_bytes", "device_weight_bytes", "preset", "backend", "dtype", "device", "weights",
                 "roofline_gbps", "ratio", "d2d_copy_gbps", "d2d_copy_bytes", "gemm_tflops", "tflops_ratio", "gemm_note")) {
             assertTrue(acc.containsKey(k), "key " + k + " in " + acc);
         }
@@ -172,6 +172,9 @@ class CudaIsoCommandTest {
         assertEquals(4, ((Number) acc.get("alpha")).intValue());
         assertEquals(1.1, ((Number) acc.get("ratio_to_standard")).doubleValue(), 1e-9);
         assertEquals(5_637_144_576L, ((Number) acc.get("routed_weight_bytes")).longValue());
+        // acc: + bf16 router 512 x 4096, f32 bias, latent projections 2 x 4096 x 1024, shared 2 x 4096 x 5376
+        assertEquals(5_637_144_576L + 512L * 4096 * 2 + 512 * 4 + 2L * 4096 * 1024 * 2 + 2L * 4096 * 5376 * 2,
+                ((Number) acc.get("weight_bytes")).longValue());
         assertEquals("cuda", acc.get("backend"));
         assertEquals("gpu-default", acc.get("preset"));
         assertEquals("unavailable: \"x\"", acc.get("gemm_note"));
