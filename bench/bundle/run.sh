@@ -15,15 +15,18 @@
 #   java-bench latentmoe bench --backend cuda --json OUTDIR/bench-cuda.json       -> bench.log
 #   peers      python3 peers/peers_gpu.py --json OUTDIR/peers.json, when the bundle has that
 #              script and python3 can import torch; skipped otherwise              -> bench.log
-# OUTDIR gets at most 8 files: summary.txt, native.log, bench-native.jsonl, sanitizer.log,
-# java-tests.log, bench.log, bench-cuda.json, peers.json. summary.txt has one line per step
+#   java-iso   latentmoe bench --iso --backend cuda --json OUTDIR/iso-cuda.json: standard MoE vs
+#              l-MoE_eff vs l-MoE_acc at equal weight bytes, T=1..4096, weights made on the GPU -> bench.log
+# OUTDIR gets at most 9 files: summary.txt, native.log, bench-native.jsonl, sanitizer.log,
+# java-tests.log, bench.log, bench-cuda.json, peers.json, iso-cuda.json. summary.txt has one line per step
 # (PASS / FAIL / TIMEOUT / SKIP / NO-GPU, seconds, note) and a final RESULT line.
 #
 # Environment: LMOE_BUNDLE_BUDGET (seconds for the whole run, default 330: a step that would start
 # with less than 15 s left is skipped), per-step limits LMOE_T_QUICK (60) LMOE_T_SUPER (90)
 # LMOE_T_BENCH (60) LMOE_T_MEMCHECK (90) LMOE_T_RACECHECK (90) LMOE_T_JAVA_TESTS (180)
-# LMOE_T_JAVA_BENCH (150) LMOE_T_PEERS (120); LMOE_BENCH_ARGS (extra arguments for the Java
-# bench, e.g. "--tokens 1,64"); LMOE_JAVA_OPTS (extra JVM options); COMPUTE_SANITIZER (path).
+# LMOE_T_JAVA_BENCH (150) LMOE_T_PEERS (120) LMOE_T_JAVA_ISO (120); LMOE_BENCH_ARGS (extra arguments
+# for the Java bench, e.g. "--tokens 1,64"); LMOE_ISO_ARGS (extra arguments for java-iso, e.g.
+# "--preset super"); LMOE_JAVA_OPTS (extra JVM options); COMPUTE_SANITIZER (path).
 # Exit status: 0 when every step passed (or was skipped for a reason that is not a failure),
 # 1 when a step failed or timed out, 2 when there is no usable GPU here.
 set -uo pipefail
@@ -32,7 +35,7 @@ B="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out="${1:?usage: run.sh OUTDIR}"
 mkdir -p "$out" || { echo "run.sh: cannot create $out" >&2; exit 1; }
 out="$(cd "$out" && pwd)"
-steps="${LMOE_BUNDLE_STEPS:-smi quick super bench memcheck racecheck java-tests java-bench peers}"
+steps="${LMOE_BUNDLE_STEPS:-smi quick super bench memcheck racecheck java-tests java-bench peers java-iso}"
 budget="${LMOE_BUNDLE_BUDGET:-330}"
 summary="$out/summary.txt"
 native_log="$out/native.log"
@@ -214,7 +217,22 @@ for s in $steps; do
       [[ $gpu == 0 && $st == FAIL ]] && st=NO-GPU
       record peers "$st" "$last_secs" "rc=$last_rc"
       ;;
-    *) record "$s" FAIL 0 "unknown step (known: smi quick super bench memcheck racecheck java-tests java-bench peers)" ;;
+    java-iso)
+      rm -f "$out/iso-cuda.json"
+      # shellcheck disable=SC2086
+      run_step java-iso "$bench_log" "${LMOE_T_JAVA_ISO:-120}" \
+        "$JAVA" "${JOPTS[@]}" -cp "$CP" dev.latentmoe.bench.Main bench --iso --backend cuda \
+        --json "$out/iso-cuda.json" ${LMOE_ISO_ARGS:-}
+      st="$last_status"
+      note="rc=$last_rc"
+      if [[ $st == PASS && ! -s "$out/iso-cuda.json" ]]; then st=FAIL; note="no iso-cuda.json written"; fi
+      [[ -s "$out/iso-cuda.json" ]] && note="$(grep -c '"variant"' "$out/iso-cuda.json") rows in iso-cuda.json"
+      if [[ $gpu == 0 && $st == FAIL ]]; then
+        st=NO-GPU; note="$(sed -n '/^==== step java-iso /,$p' "$bench_log" | grep -m1 'latentmoe bench' | cut -c1-200)"
+      fi
+      record java-iso "$st" "$last_secs" "$note"
+      ;;
+    *) record "$s" FAIL 0 "unknown step (known: smi quick super bench memcheck racecheck java-tests java-bench peers java-iso)" ;;
   esac
 done
 

@@ -322,7 +322,7 @@ final class CudaBenchCommand {
         }
     }
 
-    private static String deviceName() {
+    static String deviceName() {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment name = a.allocate(256);
             MemorySegment sms = a.allocate(ValueLayout.JAVA_INT);
@@ -340,7 +340,7 @@ final class CudaBenchCommand {
     }
 
     /** Runs {@code reps} copies of the work {@code enqueue} puts on {@code s}, timed back to back with events; returns ms per call. */
-    private static double[] timeBackToBack(CudaStream s, int reps, Runnable enqueue) {
+    static double[] timeBackToBack(CudaStream s, int reps, Runnable enqueue) {
         CudaEvent[] ev = new CudaEvent[reps + 1];
         try {
             for (int i = 0; i <= reps; i++) ev[i] = CudaEvent.create();
@@ -530,7 +530,7 @@ final class CudaBenchCommand {
     }
 
     /** A JSON number, or null for NaN / infinity. */
-    private static String num(double v, int decimals) {
+    static String num(double v, int decimals) {
         return Double.isFinite(v) ? String.format(Locale.ROOT, "%." + decimals + "f", v) : "null";
     }
 

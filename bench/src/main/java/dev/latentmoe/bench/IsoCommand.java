@@ -26,11 +26,30 @@ import java.util.Set;
  * shapes (d 1024, N 64, K 4, m 512, shared 1024, ℓ 256, so it finishes in minutes on 2 cores);
  * {@code --preset P} uses a preset's d and m (a latent preset's N and K are divided by α for the
  * standard base, so that its acc variant is the preset's own N with K rounded to α·K/α).
+ * With {@code --backend cuda} the GPU version runs instead ({@link CudaIsoCommand}).
  */
 final class IsoCommand {
     private IsoCommand() {}
 
-    record Variant(String name, MoeConfig config) {}
+    record Variant(String name, MoeConfig config) {
+        /** Bytes of all routed experts' matrices at {@code elementBytes} per weight (N·mats·w·m·bytes). */
+        long routedWeightBytes(int elementBytes) { return config.numExperts() * config.expertWeightBytes(elementBytes); }
+    }
+
+    /** The standard MoE the variants derive from, and the latent size ℓ they use. */
+    record Base(MoeConfig config, int latent) {
+        /**
+         * From a preset: a latent preset's N and K are divided by α = d/ℓ (so that its acc variant is
+         * the preset's own N, with K rounded to α·K/α); a standard preset is the base itself, with ℓ = d/4.
+         */
+        static Base of(MoeConfig p) {
+            if (!p.isLatent()) return new Base(p, p.hiddenSize() / 4);
+            int alpha = p.hiddenSize() / p.latentSize();
+            return new Base(new MoeConfig(p.hiddenSize(), 0, Math.max(1, p.numExperts() / alpha),
+                    Math.max(1, Math.round((float) p.topK() / alpha)), p.intermediateSize(), p.sharedIntermediateSize(),
+                    p.routedScalingFactor(), p.normTopkProb(), p.activation(), p.scoring()), p.latentSize());
+        }
+    }
 
     static List<Variant> variants(MoeConfig base, int latent) {
         int d = base.hiddenSize(), alpha = d / latent;
@@ -43,6 +62,7 @@ final class IsoCommand {
     }
 
     static void run(String[] argv) {
+        if (CudaBenchCommand.wants(argv)) { CudaIsoCommand.run(argv); return; }   // --backend cuda
         Args a = new Args(argv, 1, Set.of("iso"));
         a.flag("iso");
         String presetName = a.get("preset", null);
@@ -52,32 +72,17 @@ final class IsoCommand {
         int iters = a.intValue("iters", 3);
         Path json = Path.of(a.get("json", "bench/out/iso.json"));
         a.finish();
-        MoeConfig base;
-        int latent;
-        if (presetName == null) {
-            base = new MoeConfig(1024, 0, 64, 4, 512, 1024, 2.5f, true, Activation.RELU2, Scoring.SIGMOID);
-            latent = 256;
-        } else {
-            MoeConfig p = Shapes.byName(presetName);
-            if (p.isLatent()) {
-                int alpha = p.hiddenSize() / p.latentSize();
-                base = new MoeConfig(p.hiddenSize(), 0, Math.max(1, p.numExperts() / alpha),
-                        Math.max(1, Math.round((float) p.topK() / alpha)), p.intermediateSize(), p.sharedIntermediateSize(),
-                        p.routedScalingFactor(), p.normTopkProb(), p.activation(), p.scoring());
-                latent = p.latentSize();
-            } else {
-                base = p;
-                latent = p.hiddenSize() / 4;
-            }
-        }
+        Base b = presetName == null
+                ? new Base(new MoeConfig(1024, 0, 64, 4, 512, 1024, 2.5f, true, Activation.RELU2, Scoring.SIGMOID), 256)
+                : Base.of(Shapes.byName(presetName));
         Backend backend = Backends.cpu();
         CpuBackend.setThreads(threads);
-        List<Variant> vs = variants(base, latent);
+        List<Variant> vs = variants(b.config(), b.latent());
         System.out.printf("iso-weight comparison on the %s backend, %d threads, isa %s, bf16 weights%n", backend.name(),
                 threads, CpuBackend.isaName(latentmoe_h.lmoe_cpu_isa()));
         for (Variant v : vs) {
             System.out.printf("  %-10s %s: routed weights %.1f MB%n", v.name, Shapes.describe(v.config),
-                    v.config.numExperts() * v.config.expertWeightBytes(2) / 1e6);
+                    v.routedWeightBytes(2) / 1e6);
         }
         double bw = BenchCommand.measureBandwidth();
         double peak = Ceilings.peakGflops(512);
