@@ -38,6 +38,9 @@ constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
 constexpr int kMaxSegs = 3;
 constexpr int64_t kRouterNarrowMaxT = 16;  // up to here: 16-token router tasks, fused into A
+constexpr int kDefaultPrefetchKB = 32;
+constexpr int kDefaultFc2BlocksPerSm = 8;
+constexpr int kDefaultMinBlocks = 3;
 
 inline int64_t aup(int64_t v) { return (v + 255) / 256 * 256; }
 inline bool al16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
@@ -250,7 +253,7 @@ struct DenseParams {
   int ntok;
   int32_t* zero;  // zeroed by block 0 (FC2 tickets, top-K counter), or NULL
   int nzero;
-  int prefetch;   // prefetch the block's weight rows into L2 before the PDL wait
+  int prefetch;   // bytes of the block's weight rows to prefetch into L2 before the PDL wait
 };
 
 __device__ __forceinline__ void dense_store(const DenseSeg& s, int row, int tok, float v) {
@@ -266,11 +269,13 @@ __device__ __forceinline__ void dense_store(const DenseSeg& s, int row, int tok,
   }
 }
 
-// The 16 weight rows of task `local` are contiguous: one L2 prefetch sweep.
-__device__ __forceinline__ void dense_prefetch(const DenseSeg& s, int local) {
+// The 16 weight rows of task `local` are contiguous: one L2 prefetch sweep of its first `budget`
+// bytes (enough to cover the wait; more only competes with the demand loads for L2).
+__device__ __forceinline__ void dense_prefetch(const DenseSeg& s, int local, int budget) {
   const int row0 = (local % s.nrb) * 16, rows = min(16, s.rows - row0);
   const int64_t esz = s.w_f32 ? 4 : 2;
-  prefetch_l2(static_cast<const char*>(s.w) + int64_t(row0) * s.K * esz, int64_t(rows) * s.K * esz);
+  prefetch_l2(static_cast<const char*>(s.w) + int64_t(row0) * s.K * esz,
+              min(int64_t(budget), int64_t(rows) * s.K * esz));
 }
 
 template <int NT>
@@ -304,7 +309,7 @@ dense_kernel(const __grid_constant__ DenseParams p) {
   const int b = blockIdx.x;
   int s = 0;
   while (s + 1 < p.nseg && b >= p.seg[s + 1].task0) ++s;
-  if (p.prefetch && p.nseg > 0) dense_prefetch(p.seg[s], b - p.seg[s].task0);
+  if (p.prefetch > 0 && p.nseg > 0) dense_prefetch(p.seg[s], b - p.seg[s].task0, p.prefetch);
   pdl_wait();
   pdl_trigger();
   if (b == 0)
@@ -330,6 +335,7 @@ struct TopkSdownParams {
   float* wts;    // [T, K]
   int topk_blocks;
   int32_t* done;  // zeroed by kernel A
+  int prefetch;   // bytes of S_down rows prefetched per block before the PDL wait
 };
 
 __global__ void __launch_bounds__(kThreads, 2)
@@ -338,7 +344,7 @@ topk_sdown_kernel(const __grid_constant__ TopkSdownParams p) {
   __shared__ float s_biased[kTopkTokPerBlock][kTopkMaxExperts];
   const int b = blockIdx.x;
   const bool topk = b < p.topk_blocks;
-  if (!topk) dense_prefetch(p.seg, b - p.topk_blocks);
+  if (!topk && p.has_seg && p.prefetch > 0) dense_prefetch(p.seg, b - p.topk_blocks, p.prefetch);
   pdl_wait();
   pdl_trigger();
   if (topk) {
@@ -371,7 +377,8 @@ struct Fc1Params {
 // previous kernel have published the ids (it needs nothing else from it), so FC1 streams while
 // the shared-expert down projection still runs; it completes only after that kernel (pdl_wait
 // at the end), so the kernels after it may rely on everything before it.
-__global__ void __launch_bounds__(kThreads, 3)
+template <int MINB>
+__global__ void __launch_bounds__(kThreads, MINB)
 fc1_kernel(const __grid_constant__ Fc1Params p) {
   __shared__ RedBuf<1> red;
   if (threadIdx.x == 0)
@@ -405,6 +412,7 @@ struct Fc2Params {
   int32_t* tickets;     // [T, nrb] when KG > 1, zero on entry
   bf16* out;            // [T, W]
   const float* add;     // [T, W] or NULL
+  int prefetch;         // bytes of the first expert's rows prefetched before the PDL wait
 };
 
 // Block (t, kg, cb), t fastest: rows [cb*16, +16) of acc[t] over experts k in
@@ -412,7 +420,8 @@ struct Fc2Params {
 // one (t, cb) land in part[kg] and the last of them to finish (ticket) adds them in kg order.
 // The ids are final when this kernel starts (FC1 published them), so each block prefetches its
 // experts' rows into L2 while FC1 drains.
-__global__ void __launch_bounds__(kThreads, 3)
+template <int MINB>
+__global__ void __launch_bounds__(kThreads, MINB)
 fc2_kernel(const __grid_constant__ Fc2Params p) {
   __shared__ RedBuf<1> red;
   __shared__ int s_last;
@@ -421,9 +430,10 @@ fc2_kernel(const __grid_constant__ Fc2Params p) {
   const int kg = rest % p.KG, cb = rest / p.KG;
   const int k0 = kg * p.K / p.KG, k1 = (kg + 1) * p.K / p.KG;
   const int row0 = cb * 16, rows_valid = min(16, p.W - row0);
-  for (int k = k0; k < k1; ++k) {
-    const int e = clamp_expert(__ldcg(p.ids + t * p.K + k), p.N);
-    prefetch_l2(p.down + (int64_t(e) * p.W + row0) * p.m, int64_t(rows_valid) * p.m * 2);
+  if (p.prefetch > 0 && k0 < k1) {
+    const int e = clamp_expert(__ldcg(p.ids + t * p.K + k0), p.N);
+    prefetch_l2(p.down + (int64_t(e) * p.W + row0) * p.m,
+                min(int64_t(p.prefetch), int64_t(rows_valid) * p.m * 2));
   }
   pdl_wait();
   pdl_trigger();
@@ -486,25 +496,45 @@ int sm_or_default() {
   return sm;
 }
 
-// FC2 k groups: enough (t, cb, kg) blocks for ~8 waves of 2 blocks per SM, so that the last,
-// partial wave is a small share of the kernel (at T = 1 with 2 waves of long blocks it was ~25%).
+// Tuning knobs of the decode path (H200-tuned defaults; environment overrides for sweeps):
+//   LMOE_CUDA_PDL=0            plain launches instead of programmatic dependent launch
+//   LMOE_CUDA_PREFETCH_KB=n    L2 prefetch per block before the PDL wait (0: none)
+//   LMOE_CUDA_FC2_BLOCKS=n     FC2 k-groups chosen for about n x SMs blocks
+//   LMOE_CUDA_DEC_MINB=2|3     FC1/FC2 blocks per SM the registers are sized for
+int env_int(const char* name, int dflt) {
+  const char* v = getenv(name);
+  return (v && *v) ? atoi(v) : dflt;
+}
+struct DecTuning {
+  bool pdl;
+  int prefetch_bytes, fc2_blocks_per_sm, minb;
+};
+const DecTuning& tuning() {
+  static const DecTuning t = [] {
+    DecTuning d;
+    d.pdl = env_int("LMOE_CUDA_PDL", 1) != 0;
+    d.prefetch_bytes = env_int("LMOE_CUDA_PREFETCH_KB", kDefaultPrefetchKB) * 1024;
+    d.fc2_blocks_per_sm = env_int("LMOE_CUDA_FC2_BLOCKS", kDefaultFc2BlocksPerSm);
+    d.minb = env_int("LMOE_CUDA_DEC_MINB", kDefaultMinBlocks) == 2 ? 2 : 3;
+    if (d.prefetch_bytes < 0) d.prefetch_bytes = 0;
+    if (d.fc2_blocks_per_sm < 1) d.fc2_blocks_per_sm = 1;
+    return d;
+  }();
+  return t;
+}
+
+// FC2 k groups: enough (t, cb, kg) blocks that the last, partial wave is a small share of the
+// kernel (at T = 1 with 2 waves of long blocks it was ~25%).
 int fc2_groups(const lmoe_config* c, int64_t T, int sm) {
   const int64_t base = T * ((expert_width(c) + 15) / 16);
   if (base <= 0) return 1;
-  int64_t kg = (16 * int64_t(sm) + base - 1) / base;
+  int64_t kg = (int64_t(tuning().fc2_blocks_per_sm) * sm + base - 1) / base;
   if (kg < 1) kg = 1;
   if (kg > c->top_k) kg = c->top_k;
   return int(kg);
 }
 
-// PDL on by default; LMOE_CUDA_PDL=0 launches the decode kernels plainly (for A/B timing).
-bool pdl_enabled() {
-  static const bool on = [] {
-    const char* v = getenv("LMOE_CUDA_PDL");
-    return !(v && v[0] == '0');
-  }();
-  return on;
-}
+bool pdl_enabled() { return tuning().pdl; }
 
 template <class P>
 lmoe_status launch(void (*kernel)(const P), int64_t grid, bool pdl, const P& p, cudaStream_t s,
@@ -683,6 +713,7 @@ lmoe_status decode_forward(const lmoe_config* c, const lmoe_cuda_weights* w, con
     p.wts = wts;
     p.topk_blocks = topk_blocks;
     p.done = topk_done;
+    p.prefetch = tuning().prefetch_bytes;
     LMOE_TRY(launch(topk_sdown_kernel, int64_t(topk_blocks) + tasks, true, p, s, "decode topk+sdown"));
   }
   // C: expert FC1
@@ -700,7 +731,8 @@ lmoe_status decode_forward(const lmoe_config* c, const lmoe_cuda_weights* w, con
     p.h = h;
     p.topk_done = topk_done;
     p.topk_blocks = topk_blocks;
-    LMOE_TRY(launch(fc1_kernel, int64_t(p.slots) * ((m + 15) / 16), true, p, s, "decode fc1"));
+    const int64_t grid = int64_t(p.slots) * ((m + 15) / 16);
+    LMOE_TRY(launch(tuning().minb == 2 ? fc1_kernel<2> : fc1_kernel<3>, grid, true, p, s, "decode fc1"));
   }
   // D: expert FC2 + weighted combine
   {
@@ -720,7 +752,9 @@ lmoe_status decode_forward(const lmoe_config* c, const lmoe_cuda_weights* w, con
     p.tickets = tickets;
     p.out = latent ? accb : out;
     p.add = latent ? nullptr : so;
-    LMOE_TRY(launch(fc2_kernel, T * int64_t(L.KG) * nrb_w, true, p, s, "decode fc2"));
+    p.prefetch = tuning().prefetch_bytes;
+    LMOE_TRY(launch(tuning().minb == 2 ? fc2_kernel<2> : fc2_kernel<3>, T * int64_t(L.KG) * nrb_w,
+                    true, p, s, "decode fc2"));
   }
   // E: latent up (+ shared)
   if (latent) {
@@ -728,7 +762,7 @@ lmoe_status decode_forward(const lmoe_config* c, const lmoe_cuda_weights* w, con
     int tasks = 0;
     add_seg(p, tasks, w->latent_up, false, d, W, accb, W, EPI_ADD_BF16, out, d, so, d, T);
     p.ntok = int(T);
-    p.prefetch = 1;
+    p.prefetch = tuning().prefetch_bytes;
     LMOE_TRY(launch(dense_kernel<2>, tasks, true, p, s, "decode dense E"));
   }
   return LMOE_OK;

@@ -59,8 +59,6 @@ using LayoutB = cutlass::layout::ColumnMajor;
 using LayoutD = cutlass::layout::RowMajor;
 constexpr int kAlign = 8;  // 16 bytes of bf16
 
-using KernelSchedule = cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative;
-using EpilogueSchedule = cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative;
 
 // Tile configurations, chosen per token bucket (layer.cu): a 128x128 tile for few rows per
 // expert, a 128x256 tile with a 1x2 cluster (the two CTAs share the token tile through TMA
@@ -68,16 +66,30 @@ using EpilogueSchedule = cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperativ
 struct TileNarrow {
   using TileShape = Shape<_128, _128, _64>;
   using ClusterShape = Shape<_1, _1, _1>;
+  using KernelSchedule = cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative;
+  using EpilogueSchedule = cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative;
 };
 struct TileWide {
   using TileShape = Shape<_128, _256, _64>;
   using ClusterShape = Shape<_1, _2, _1>;
+  using KernelSchedule = cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative;
+  using EpilogueSchedule = cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative;
+};
+// Ping-pong: the two consumer warpgroups take alternate 64x256 tiles, so one's epilogue hides
+// under the other's main loop (FC1 has a short K = latent width).
+struct TilePingpong {
+  using TileShape = Shape<_64, _256, _64>;
+  using ClusterShape = Shape<_1, _2, _1>;
+  using KernelSchedule = cutlass::gemm::KernelPtrArrayTmaWarpSpecializedPingpong;
+  using EpilogueSchedule = cutlass::epilogue::PtrArrayTmaWarpSpecializedPingpong;
 };
 
 template <class FusionOp, class Tile>
 struct GemmFor {
   using TileShape = typename Tile::TileShape;
   using ClusterShape = typename Tile::ClusterShape;
+  using KernelSchedule = typename Tile::KernelSchedule;
+  using EpilogueSchedule = typename Tile::EpilogueSchedule;
   using CollectiveEpilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
       cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, TileShape, ClusterShape,
       cutlass::epilogue::collective::EpilogueTileAuto, ElementAcc, ElementAcc,

@@ -3,6 +3,8 @@
 // (+ up-projection + shared expert), and the forward pass. No host synchronisation anywhere.
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <atomic>
 #include <initializer_list>
@@ -186,6 +188,18 @@ static bool dense_tc_ok(int64_t T, std::initializer_list<const void*> ptrs,
 // group, 128x128 below (more CTAs for few rows). Thresholds from H200 runs at the Super shape.
 constexpr int64_t kWideMinRowsPerExpert = 128;  // experts: T*K/N
 constexpr int64_t kWideMinTokensDense = 2048;   // dense projections: T
+constexpr int kFc1WideTileDefault = 1;
+// FC1 (relu2) in the wide bucket: 1 = 128x256 cooperative, 2 = 64x256 ping-pong
+// (LMOE_CUDA_FC1_TILE=pingpong|wide overrides, for tuning sweeps).
+static int fc1_wide_tile() {
+  static const int t = [] {
+    const char* v = getenv("LMOE_CUDA_FC1_TILE");
+    if (v && strcmp(v, "pingpong") == 0) return 2;
+    if (v && strcmp(v, "wide") == 0) return 1;
+    return kFc1WideTileDefault;
+  }();
+  return t;
+}
 static bool wide_tiles(int64_t rows_per_group, int64_t min_rows) {
   const int b = g_experts_backend.load();
   if (b == LMOE_CUDA_EXPERTS_CUTLASS_WIDE) return true;
@@ -600,6 +614,7 @@ static lmoe_status experts_impl(const lmoe_config* c, const lmoe_cuda_weights* w
     a.workspace_bytes = size_t(gws_bytes);
     a.stream = s;
     a.wide = wide_tiles(rows / N, kWideMinRowsPerExpert) ? 1 : 0;
+    const int fc1_wide = a.wide ? fc1_wide_tile() : 0;
     // FC1
     a.A = latent_sorted;
     a.n = m;
@@ -607,7 +622,9 @@ static lmoe_status experts_impl(const lmoe_config* c, const lmoe_cuda_weights* w
     if (!swiglu_act) {
       a.B = up;
       a.D = h;
+      a.wide = fc1_wide;
       LMOE_TRY(grouped_gemm_relu2(a));
+      a.wide = fc1_wide ? 1 : 0;
     } else {
       a.B = gate;
       a.D = h;
