@@ -322,7 +322,7 @@ final class CudaBenchCommand {
         }
     }
 
-    private static String deviceName() {
+    static String deviceName() {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment name = a.allocate(256);
             MemorySegment sms = a.allocate(ValueLayout.JAVA_INT);
