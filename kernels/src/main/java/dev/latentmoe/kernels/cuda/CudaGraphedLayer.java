@@ -60,8 +60,9 @@ import java.util.stream.IntStream;
  *
  * <p><b>Cost per call.</b> Once a bucket is captured, {@link #forwardAsync} and {@link Bucket#replay}
  * allocate nothing on the Java heap (no lambdas, boxing, varargs or new segments: every segment is
- * made at construction) and make 3 to 4 native calls (set device, copy in, graph launch, copy out;
- * plus one memset after a larger call) or 2 ({@code replay}: set device, launch).
+ * made at construction). {@code forwardAsync} makes 4 native calls (set device, copy in, graph
+ * launch, copy out; one memset more after a larger call, two copies more with the routing),
+ * {@code replay} 2 (set device, launch).
  *
  * <p><b>Lifetime.</b> Closing frees the graphs, the static buffers (in stream order, after the
  * replays already enqueued; waits for the stream) and the private capture stream. Closing the layer
