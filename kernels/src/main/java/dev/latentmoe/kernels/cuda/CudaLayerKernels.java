@@ -382,7 +382,7 @@ public final class CudaLayerKernels extends CheckedLayerKernels {
         synchronized (lock) {
             attached = new ArrayList<>(graphs);
         }
-        // Outside the lock: a graph's close() detaches itself, taking the lock.
+        // Outside the lock: a graph's close() holds its own lock and then takes ours (detach).
         for (CudaGraphedLayer g : attached) {
             try {
                 g.close();
