@@ -4,7 +4,8 @@
 # no network, no registry). Also `./latentmoe bundle --out DIR`.
 #
 #   OUTDIR/run.sh            run it there: `bash OUTDIR/run.sh RESULTS_DIR` (see run.sh)
-#   OUTDIR/jre/              jlink'd JDK runtime (java.base, java.logging, java.xml, jdk.unsupported)
+#   OUTDIR/jre/              jlink'd JDK runtime (java.base, java.logging, java.xml, jdk.unsupported,
+#                            java.management and jdk.management for the per-thread allocation counter)
 #   OUTDIR/jars/             latentmoe-{bindings,memory,kernels,bench}.jar, the kernels and memory
 #                            test classes as jars, junit-platform-console-standalone-1.14.1.jar
 #   OUTDIR/lib/              liblatentmoe.so, liblatentmoe_cuda.so (sm_90a, static cudart)
@@ -26,7 +27,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/bench/bundle"
 JUNIT_VERSION=1.14.1
 JUNIT_JAR="junit-platform-console-standalone-$JUNIT_VERSION.jar"
-MODULES="java.base,java.logging,java.xml,jdk.unsupported"
+MODULES="java.base,java.logging,java.xml,jdk.unsupported,java.management,jdk.management"
 MAX_MIB="${LMOE_BUNDLE_MAX_MIB:-60}"
 NATIVE="${LMOE_BUNDLE_NATIVE_DIR:-$ROOT/native/build}"
 
@@ -70,7 +71,8 @@ jar_of() { # module -> its main jar
 for m in kernels memory; do
   [[ -d "$ROOT/$m/target/test-classes/dev" ]] || die "$m/target/test-classes missing: ./mvnw install -DskipTests compiles the tests (not -Dmaven.test.skip)"
 done
-for c in kernels/CudaBackendTest kernels/LayerForwardTest kernels/KernelStepsTest kernels/CudaSuperLayerTest memory/DeviceArenaTest; do
+for c in kernels/CudaBackendTest kernels/LayerForwardTest kernels/KernelStepsTest kernels/CudaSuperLayerTest \
+         kernels/CudaGraphedLayerTest memory/DeviceArenaTest memory/CudaGraphTest; do
   m="${c%%/*}"
   [[ -f "$ROOT/$m/target/test-classes/dev/latentmoe/$c.class" ]] \
     || die "$m/target/test-classes/dev/latentmoe/$c.class missing (stale build?)"

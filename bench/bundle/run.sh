@@ -13,19 +13,25 @@
 #   java-tests the Java GPU tests (JUnit console, -Dlatentmoe.test.backend=cuda,
 #              -Dlatentmoe.test.require=true: a missing GPU fails them, never skips) -> java-tests.log
 #   java-bench latentmoe bench --backend cuda --json OUTDIR/bench-cuda.json       -> bench.log
+#   java-graph latentmoe bench --backend cuda --graph-overhead --json OUTDIR/graph.json: host time
+#              per CUDA graph replay call from Java (target <= 2 us) against the raw launch, bytes
+#              allocated per call (must be 0), GPU time per layer call with and without graphs
+#              (Super, T = 1, 4, 16, 64; graphed and plain outputs must be bitwise equal)  -> bench.log
 #   peers      python3 peers/peers_gpu.py --json OUTDIR/peers.json, when the bundle has that
 #              script and python3 can import torch; skipped otherwise              -> bench.log
 #   java-iso   latentmoe bench --iso --backend cuda --json OUTDIR/iso-cuda.json: standard MoE vs
 #              l-MoE_eff vs l-MoE_acc at equal weight bytes, T=1..4096, weights made on the GPU -> bench.log
-# OUTDIR gets at most 9 files: summary.txt, native.log, bench-native.jsonl, sanitizer.log,
-# java-tests.log, bench.log, bench-cuda.json, peers.json, iso-cuda.json. summary.txt has one line per step
+# OUTDIR gets at most 10 files: summary.txt, native.log, bench-native.jsonl, sanitizer.log,
+# java-tests.log, bench.log, bench-cuda.json, graph.json, peers.json, iso-cuda.json. summary.txt has
+# one line per step
 # (PASS / FAIL / TIMEOUT / SKIP / NO-GPU, seconds, note) and a final RESULT line.
 #
 # Environment: LMOE_BUNDLE_BUDGET (seconds for the whole run, default 330: a step that would start
 # with less than 15 s left is skipped), per-step limits LMOE_T_QUICK (60) LMOE_T_SUPER (90)
 # LMOE_T_BENCH (60) LMOE_T_MEMCHECK (90) LMOE_T_RACECHECK (90) LMOE_T_JAVA_TESTS (180)
-# LMOE_T_JAVA_BENCH (150) LMOE_T_PEERS (120) LMOE_T_JAVA_ISO (120); LMOE_BENCH_ARGS (extra arguments
-# for the Java bench, e.g. "--tokens 1,64"); LMOE_ISO_ARGS (extra arguments for java-iso, e.g.
+# LMOE_T_JAVA_BENCH (150) LMOE_T_JAVA_GRAPH (150) LMOE_T_PEERS (120) LMOE_T_JAVA_ISO (120);
+# LMOE_BENCH_ARGS (extra arguments for the Java bench, e.g. "--tokens 1,64"); LMOE_GRAPH_ARGS (extra
+# arguments for java-graph, e.g. "--calls 5000"); LMOE_ISO_ARGS (extra arguments for java-iso, e.g.
 # "--preset super"); LMOE_JAVA_OPTS (extra JVM options); COMPUTE_SANITIZER (path).
 # Exit status: 0 when every step passed (or was skipped for a reason that is not a failure),
 # 1 when a step failed or timed out, 2 when there is no usable GPU here.
@@ -35,7 +41,7 @@ B="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out="${1:?usage: run.sh OUTDIR}"
 mkdir -p "$out" || { echo "run.sh: cannot create $out" >&2; exit 1; }
 out="$(cd "$out" && pwd)"
-steps="${LMOE_BUNDLE_STEPS:-smi quick super bench memcheck racecheck java-tests java-bench peers java-iso}"
+steps="${LMOE_BUNDLE_STEPS:-smi quick super bench memcheck racecheck java-tests java-bench java-graph peers java-iso}"
 budget="${LMOE_BUNDLE_BUDGET:-330}"
 summary="$out/summary.txt"
 native_log="$out/native.log"
@@ -182,7 +188,8 @@ for s in $steps; do
         -jar "$JUNIT" execute --disable-banner --details=tree --fail-if-no-tests --class-path "$CP" \
         --select-class dev.latentmoe.kernels.CudaBackendTest --select-class dev.latentmoe.kernels.LayerForwardTest \
         --select-class dev.latentmoe.kernels.KernelStepsTest --select-class dev.latentmoe.kernels.CudaSuperLayerTest \
-        --select-class dev.latentmoe.memory.DeviceArenaTest
+        --select-class dev.latentmoe.kernels.CudaGraphedLayerTest \
+        --select-class dev.latentmoe.memory.DeviceArenaTest --select-class dev.latentmoe.memory.CudaGraphTest
       st="$last_status"
       note="$(grep -Eo '[0-9]+ tests (successful|failed|aborted|skipped)' "$jt_log" | tail -n 4 | sed 's/ tests//' | paste -sd, - | sed 's/,/, /g')"
       [[ $gpu == 0 && $st == FAIL ]] && { st=NO-GPU; note="failures expected without a GPU (-Dlatentmoe.test.require=true): $note"; }
@@ -200,6 +207,19 @@ for s in $steps; do
       [[ -s "$out/bench-cuda.json" ]] && note="$(grep -c '"tokens"' "$out/bench-cuda.json") rows in bench-cuda.json"
       if [[ $gpu == 0 && $st == FAIL ]]; then st=NO-GPU; note="$(grep -m1 'latentmoe bench' "$bench_log" | cut -c1-200)"; fi
       record java-bench "$st" "$last_secs" "$note"
+      ;;
+    java-graph)
+      rm -f "$out/graph.json"
+      # shellcheck disable=SC2086
+      run_step java-graph "$bench_log" "${LMOE_T_JAVA_GRAPH:-150}" \
+        "$JAVA" "${JOPTS[@]}" -cp "$CP" dev.latentmoe.bench.Main bench --backend cuda --graph-overhead \
+        --json "$out/graph.json" ${LMOE_GRAPH_ARGS:-}
+      st="$last_status"
+      # the run's verdict lines: the replay target and the allocation check
+      note="$(sed -n '/^==== step java-graph /,$p' "$bench_log" | grep -E '^(target <=|allocation:)' | paste -sd';' - | sed 's/;/; /')"
+      if [[ $st == PASS && ! -s "$out/graph.json" ]]; then st=FAIL; note="no graph.json written"; fi
+      if [[ $gpu == 0 && $st == FAIL ]]; then st=NO-GPU; note="$(sed -n '/^==== step java-graph /,$p' "$bench_log" | grep -m1 'latentmoe bench' | cut -c1-200)"; fi
+      record java-graph "$st" "$last_secs" "${note:-rc=$last_rc}"
       ;;
     peers)
       if [[ ! -f "$B/peers/peers_gpu.py" ]]; then
@@ -232,7 +252,7 @@ for s in $steps; do
       fi
       record java-iso "$st" "$last_secs" "$note"
       ;;
-    *) record "$s" FAIL 0 "unknown step (known: smi quick super bench memcheck racecheck java-tests java-bench peers java-iso)" ;;
+    *) record "$s" FAIL 0 "unknown step (known: smi quick super bench memcheck racecheck java-tests java-bench java-graph peers java-iso)" ;;
   esac
 done
 

@@ -37,6 +37,7 @@ final class BenchCommand {
                double tflops, int distinctExperts) {}
 
     static void run(String[] argv) {
+        if (GraphBenchCommand.wants(argv)) { GraphBenchCommand.run(argv); return; } // --graph-overhead (cuda)
         if (CudaBenchCommand.wants(argv)) { CudaBenchCommand.run(argv); return; }   // --backend cuda
         Args a = new Args(argv, 1, Set.of());
         String presetName = a.get("preset", "nemotron3-super");

@@ -16,7 +16,9 @@ import dev.latentmoe.memory.Tensor;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -58,6 +60,8 @@ public final class CudaLayerKernels extends CheckedLayerKernels {
     private final MemorySegment cfg;
     private final MemorySegment wts;
     private final Map<Long, Workspace> workspaces = new LinkedHashMap<>();
+    /** Graphs captured over these weights: closed (and their launches waited for) before the weights are freed. */
+    private final List<CudaGraphedLayer> graphs = new ArrayList<>();
     private final Object lock = new Object();
 
     /** Device scratch for one stream: grown (never shrunk) to the largest request. */
@@ -224,6 +228,29 @@ public final class CudaLayerKernels extends CheckedLayerKernels {
     /** Device bytes held by the uploaded weights. */
     public long weightBytes() { return weightArena.bytesHeld(); }
 
+    /** The {@code lmoe_config} struct (host memory), for {@link CudaGraphedLayer}'s captures. */
+    MemorySegment configStruct() { return cfg; }
+
+    /** The {@code lmoe_cuda_weights} struct (host memory holding device pointers). */
+    MemorySegment weightsStruct() { return wts; }
+
+    /** Throws unless these kernels and the weights' host arenas are open. */
+    void checkOpen() { ensureOpen(); }
+
+    /** Registers a graph set over these weights; it is closed before the weights are freed. */
+    void attach(CudaGraphedLayer g) {
+        synchronized (lock) {
+            ensureOpen();
+            graphs.add(g);
+        }
+    }
+
+    void detach(CudaGraphedLayer g) {
+        synchronized (lock) {
+            graphs.remove(g);
+        }
+    }
+
     private MemorySegment workspace(CudaStream stream, long need, String what) {
         if (need < 0) Cuda.check(latentmoe_h.LMOE_ERR_INVALID_ARGUMENT, what);
         long bytes = Math.max(ALIGN, (need + ALIGN - 1) / ALIGN * ALIGN);
@@ -351,6 +378,18 @@ public final class CudaLayerKernels extends CheckedLayerKernels {
     @Override
     protected void release() {
         RuntimeException first = null;
+        List<CudaGraphedLayer> attached;
+        synchronized (lock) {
+            attached = new ArrayList<>(graphs);
+        }
+        // Outside the lock: a graph's close() holds its own lock and then takes ours (detach).
+        for (CudaGraphedLayer g : attached) {
+            try {
+                g.close();
+            } catch (RuntimeException e) {
+                if (first == null) first = e;
+            }
+        }
         synchronized (lock) {
             for (Workspace ws : workspaces.values()) {
                 try {
