@@ -4,6 +4,7 @@
 # no network, no registry). Also `./latentmoe bundle --out DIR`.
 #
 #   OUTDIR/run.sh            run it there: `bash OUTDIR/run.sh RESULTS_DIR` (see run.sh)
+#   OUTDIR/tune.sh           sweep of the CUDA tuning knobs: `bash OUTDIR/tune.sh DIR` -> DIR/tune.env
 #   OUTDIR/jre/              jlink'd JDK runtime (java.base, java.logging, java.xml, jdk.unsupported,
 #                            java.management and jdk.management for the per-thread allocation counter)
 #   OUTDIR/jars/             latentmoe-{bindings,memory,kernels,bench}.jar, the kernels and memory
@@ -137,7 +138,8 @@ cp "$NATIVE/lib/liblatentmoe.so" "$NATIVE/lib/liblatentmoe_cuda.so" "$stage/lib/
 cp "$NATIVE/bin/lmoe_cuda_test" "$NATIVE/bin/lmoe_cuda_bench" "$stage/bin/"
 chmod 755 "$stage/bin/"* "$stage/lib/"*
 cp "$HERE/run.sh" "$stage/run.sh"
-chmod 755 "$stage/run.sh"
+cp "$HERE/tune.sh" "$stage/tune.sh"
+chmod 755 "$stage/run.sh" "$stage/tune.sh"
 if [[ -f "$ROOT/bench/peers/peers_gpu.py" ]]; then
   mkdir -p "$stage/peers"
   cp "$ROOT/bench/peers/peers_gpu.py" "$stage/peers/"
