@@ -38,9 +38,12 @@ constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
 constexpr int kMaxSegs = 3;
 constexpr int64_t kRouterNarrowMaxT = 16;  // up to here: 16-token router tasks, fused into A
-constexpr int kDefaultPrefetchKB = 32;
-constexpr int kDefaultFc2BlocksPerSm = 8;
-constexpr int kDefaultMinBlocks = 3;
+// Defaults from bench/bundle/tune.sh on an H200 (bench/results/gpu/2026-11-26-bundle-h200-run4):
+// no pre-wait prefetch (it competed with the demand loads for L2), ~4 FC2 blocks per SM, FC2 sized
+// for 2 blocks per SM.
+constexpr int kDefaultPrefetchKB = 0;
+constexpr int kDefaultFc2BlocksPerSm = 4;
+constexpr int kDefaultMinBlocks = 2;
 
 inline int64_t aup(int64_t v) { return (v + 255) / 256 * 256; }
 inline bool al16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
