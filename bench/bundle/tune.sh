@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # tune.sh OUTDIR - sweeps the CUDA backend's tuning knobs on this GPU (native bench, Super shape)
-# and writes OUTDIR/tune.env with the fastest setting, to be sourced before run.sh:
-#   decode path (T = 1, 4, 16): LMOE_CUDA_PREFETCH_KB, LMOE_CUDA_FC2_BLOCKS, LMOE_CUDA_DEC_MINB,
-#     LMOE_CUDA_PDL; score = sum over T of median / median of the defaults (lower is better)
-#   prefill FC1 tile (T = 4096, 8192, experts stage): LMOE_CUDA_FC1_TILE = wide | pingpong
+# and writes OUTDIR/tune.env with the fastest setting, to be sourced before run.sh (so that every
+# later step, the tests included, runs with it): decode path (T = 1, 4, 16): LMOE_CUDA_PREFETCH_KB,
+#     LMOE_CUDA_FC2_BLOCKS, LMOE_CUDA_DEC_MINB, LMOE_CUDA_PDL; score = sum over T of median /
+#     median of the defaults (lower is better)
+#     LMOE_CUDA_DECODE_FUSED (one fused task-queue kernel instead of five launches)
 # Every run's JSON lines go to OUTDIR/tune.jsonl. The defaults compiled into the library are the
 # first configuration of each list.
 set -uo pipefail
@@ -21,24 +22,22 @@ run() { # label env... -- args...
   env "${envs[@]}" timeout 60 "$bench" "$@" 2>&1 | grep '^{' | sed "s/^{/{\"tune\":\"$label\",/" >> "$out/tune.jsonl"
 }
 decode_cfgs=(
-  "LMOE_CUDA_PREFETCH_KB=0 LMOE_CUDA_FC2_BLOCKS=4 LMOE_CUDA_DEC_MINB=2 LMOE_CUDA_PDL=1"
-  "LMOE_CUDA_PREFETCH_KB=32 LMOE_CUDA_FC2_BLOCKS=8 LMOE_CUDA_DEC_MINB=3 LMOE_CUDA_PDL=1"
-  "LMOE_CUDA_PREFETCH_KB=0 LMOE_CUDA_FC2_BLOCKS=8 LMOE_CUDA_DEC_MINB=3 LMOE_CUDA_PDL=1"
-  "LMOE_CUDA_PREFETCH_KB=16 LMOE_CUDA_FC2_BLOCKS=8 LMOE_CUDA_DEC_MINB=3 LMOE_CUDA_PDL=1"
-  "LMOE_CUDA_PREFETCH_KB=64 LMOE_CUDA_FC2_BLOCKS=8 LMOE_CUDA_DEC_MINB=3 LMOE_CUDA_PDL=1"
-  "LMOE_CUDA_PREFETCH_KB=32 LMOE_CUDA_FC2_BLOCKS=4 LMOE_CUDA_DEC_MINB=3 LMOE_CUDA_PDL=1"
-  "LMOE_CUDA_PREFETCH_KB=32 LMOE_CUDA_FC2_BLOCKS=16 LMOE_CUDA_DEC_MINB=3 LMOE_CUDA_PDL=1"
-  "LMOE_CUDA_PREFETCH_KB=32 LMOE_CUDA_FC2_BLOCKS=4 LMOE_CUDA_DEC_MINB=2 LMOE_CUDA_PDL=1"
-  "LMOE_CUDA_PREFETCH_KB=0 LMOE_CUDA_FC2_BLOCKS=4 LMOE_CUDA_DEC_MINB=2 LMOE_CUDA_PDL=0"
+  "LMOE_CUDA_PREFETCH_KB=0 LMOE_CUDA_FC2_BLOCKS=4 LMOE_CUDA_DEC_MINB=2 LMOE_CUDA_PDL=1 LMOE_CUDA_DECODE_FUSED=0"
+  "LMOE_CUDA_PREFETCH_KB=32 LMOE_CUDA_FC2_BLOCKS=8 LMOE_CUDA_DEC_MINB=3 LMOE_CUDA_PDL=1 LMOE_CUDA_DECODE_FUSED=0"
+  "LMOE_CUDA_PREFETCH_KB=0 LMOE_CUDA_FC2_BLOCKS=8 LMOE_CUDA_DEC_MINB=3 LMOE_CUDA_PDL=1 LMOE_CUDA_DECODE_FUSED=0"
+  "LMOE_CUDA_PREFETCH_KB=16 LMOE_CUDA_FC2_BLOCKS=8 LMOE_CUDA_DEC_MINB=3 LMOE_CUDA_PDL=1 LMOE_CUDA_DECODE_FUSED=0"
+  "LMOE_CUDA_PREFETCH_KB=64 LMOE_CUDA_FC2_BLOCKS=8 LMOE_CUDA_DEC_MINB=3 LMOE_CUDA_PDL=1 LMOE_CUDA_DECODE_FUSED=0"
+  "LMOE_CUDA_PREFETCH_KB=32 LMOE_CUDA_FC2_BLOCKS=4 LMOE_CUDA_DEC_MINB=3 LMOE_CUDA_PDL=1 LMOE_CUDA_DECODE_FUSED=0"
+  "LMOE_CUDA_PREFETCH_KB=32 LMOE_CUDA_FC2_BLOCKS=16 LMOE_CUDA_DEC_MINB=3 LMOE_CUDA_PDL=1 LMOE_CUDA_DECODE_FUSED=0"
+  "LMOE_CUDA_PREFETCH_KB=32 LMOE_CUDA_FC2_BLOCKS=4 LMOE_CUDA_DEC_MINB=2 LMOE_CUDA_PDL=1 LMOE_CUDA_DECODE_FUSED=0"
+  "LMOE_CUDA_PREFETCH_KB=0 LMOE_CUDA_FC2_BLOCKS=4 LMOE_CUDA_DEC_MINB=2 LMOE_CUDA_PDL=0 LMOE_CUDA_DECODE_FUSED=0"
+  "LMOE_CUDA_PREFETCH_KB=0 LMOE_CUDA_FC2_BLOCKS=4 LMOE_CUDA_DEC_MINB=2 LMOE_CUDA_PDL=1 LMOE_CUDA_DECODE_FUSED=1"
 )
 i=0
 for cfg in "${decode_cfgs[@]}"; do
   # shellcheck disable=SC2086
   run "d$i" $cfg -- --tokens 1,4,16 --reps 30 --decode auto --no-stages
   i=$((i + 1))
-done
-for tile in wide pingpong; do
-  run "f-$tile" LMOE_CUDA_FC1_TILE=$tile -- --tokens 4096,8192 --reps 10 --decode off --stages --stage-tokens 4096,8192
 done
 python3 - "$out" "${decode_cfgs[@]}" <<'PY'
 import json, sys
@@ -59,18 +58,7 @@ for i, cfg in enumerate(cfgs):
     print(f"  d{i}: " + "  ".join(f"T={t} {m[t]:.4f}" for t in sorted(m)) + f"  score {score:.3f}  {cfg}")
     if best_score is None or score < best_score:
         best, best_score = f"d{i}", score
-exp = {}
-for r in rows:
-    if r.get("kind") == "stage" and r.get("stage") == "experts" and r["tune"].startswith("f-"):
-        exp.setdefault(r["tune"][2:], {})[r["T"]] = (r["median_ms"], r["tflops"])
-print("FC1 tile in the wide bucket (experts stage, median ms / TFLOP/s):")
-tile, tbest = "wide", None
-for t, m in exp.items():
-    tot = sum(v[0] for v in m.values())
-    print(f"  {t}: " + "  ".join(f"T={k} {v[0]:.4f} ms {v[1]:.1f} TF" for k, v in sorted(m.items())))
-    if tbest is None or tot < tbest:
-        tile, tbest = t, tot
-chosen = cfgs[int(best[1:])] + f" LMOE_CUDA_FC1_TILE={tile}"
+chosen = cfgs[int(best[1:])]
 print("chosen:", chosen)
 with open(f"{out}/tune.env", "w") as f:
     for kv in chosen.split():

@@ -147,11 +147,17 @@ int32_t lmoe_cuda_experts_backend(void);
  *                          shape decode beats the sorted path up to T = 16 and loses from T = 32,
  *                          bench/results/gpu/2026-11-26-bundle-h200-run2),
  *   LMOE_CUDA_DECODE_ON:   always (tests), LMOE_CUDA_DECODE_OFF: never.
- * Process-wide. Both paths are deterministic; they round differently (not bitwise equal).
+ * The decode path runs either as five chained kernels (programmatic dependent launch) or as one
+ * fused kernel that takes its stages from a task queue in dependency order; the default is the
+ * faster one on the tuning GPU. LMOE_CUDA_DECODE_ON_FUSED / LMOE_CUDA_DECODE_ON_STAGED force the
+ * decode path with that form (tests, benchmarks).
+ * Process-wide. All paths are deterministic; they round differently (not bitwise equal).
  * lmoe_cuda_forward_workspace_bytes covers both paths. */
 #define LMOE_CUDA_DECODE_AUTO 0
 #define LMOE_CUDA_DECODE_ON 1
 #define LMOE_CUDA_DECODE_OFF 2
+#define LMOE_CUDA_DECODE_ON_FUSED 3
+#define LMOE_CUDA_DECODE_ON_STAGED 4
 lmoe_status lmoe_cuda_set_decode_policy(int32_t mode, int32_t auto_max_tokens);
 int32_t lmoe_cuda_decode_mode(void);
 int32_t lmoe_cuda_decode_max_tokens(void);

@@ -1,7 +1,8 @@
 // lmoe_cuda_bench - Super-shape forward timings on the GPU, JSON lines on stdout.
 // Usage: lmoe_cuda_bench [--tokens 1,2,4,8,16,32,64,256,4096,8192] [--reps 20]
 //                        [--backend auto|simt|cutlass128|cutlass256]
-//                        [--shape super|nano] [--decode auto|on|off|compare] [--decode-max 16]
+//                        [--shape super|nano] [--decode auto|on|off|fused|staged|variants|compare]
+//                        [--decode-max 16]
 //                        [--stages | --no-stages] [--stage-tokens 1,64,4096,8192]
 //   --decode compare (default): auto for every T, plus the forced other path for T <= 64 (or
 //   <= --decode-max), so the decode/sorted crossover can be read off one run. Each line says
@@ -259,6 +260,9 @@ int main(int argc, char** argv) {
     if (decode == "on") modes = {LMOE_CUDA_DECODE_ON};
     else if (decode == "off") modes = {LMOE_CUDA_DECODE_OFF};
     else if (decode == "auto") modes = {LMOE_CUDA_DECODE_AUTO};
+    else if (decode == "fused") modes = {LMOE_CUDA_DECODE_ON_FUSED};
+    else if (decode == "staged") modes = {LMOE_CUDA_DECODE_ON_STAGED};
+    else if (decode == "variants") modes = {LMOE_CUDA_DECODE_ON_FUSED, LMOE_CUDA_DECODE_ON_STAGED};
     else {
       modes = {LMOE_CUDA_DECODE_AUTO};
       if (T <= std::max(64, decode_max)) modes.push_back(T <= decode_max ? LMOE_CUDA_DECODE_OFF : LMOE_CUDA_DECODE_ON);
@@ -291,7 +295,11 @@ int main(int argc, char** argv) {
                             double(2 * ms * d * 2);
       const double abytes = double(T * d * 2) * 2 + double(T * K * W * 2) * 4 + double(T * K * m * 2) * 2;
       const double flops = 2.0 * T * (double(N * d) + 2.0 * l * d + double(K) * 2.0 * m * W + 2.0 * ms * d);
-      const char* mname = mode == LMOE_CUDA_DECODE_AUTO ? "auto" : mode == LMOE_CUDA_DECODE_ON ? "on" : "off";
+      const char* mname = mode == LMOE_CUDA_DECODE_AUTO        ? "auto"
+                          : mode == LMOE_CUDA_DECODE_ON        ? "on"
+                          : mode == LMOE_CUDA_DECODE_ON_FUSED  ? "fused"
+                          : mode == LMOE_CUDA_DECODE_ON_STAGED ? "staged"
+                                                               : "off";
       printf("{\"kind\":\"forward\",\"device\":\"%s\",\"shape\":\"%s\",\"backend\":\"%s\",\"decode_mode\":\"%s\","
              "\"path\":\"%s\",\"T\":%" PRId64
              ",\"reps\":%d,\"median_ms\":%.4f,\"min_ms\":%.4f,\"experts_used\":%" PRId64

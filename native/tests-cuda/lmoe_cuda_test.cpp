@@ -317,8 +317,10 @@ static void run_case(const char* name, const lmoe_config& cfg, int gate_f32, boo
       CKCPU(lmoe_cpu_forward(&M.c, &M.cpu, xf.data(), T, cfid.data(), cfw.data(), cws_p, cwsb, cfo.data()));
       // every forward path: auto, decode forced on, decode off (sorted grouped GEMMs), and the
       // sorted path once more with the wide CUTLASS tiles forced on every GEMM
-      const int runs[4][2] = {{LMOE_CUDA_DECODE_AUTO, LMOE_CUDA_EXPERTS_AUTO},
+      const int runs[6][2] = {{LMOE_CUDA_DECODE_AUTO, LMOE_CUDA_EXPERTS_AUTO},
                               {LMOE_CUDA_DECODE_ON, LMOE_CUDA_EXPERTS_AUTO},
+                              {LMOE_CUDA_DECODE_ON_FUSED, LMOE_CUDA_EXPERTS_AUTO},
+                              {LMOE_CUDA_DECODE_ON_STAGED, LMOE_CUDA_EXPERTS_AUTO},
                               {LMOE_CUDA_DECODE_OFF, LMOE_CUDA_EXPERTS_AUTO},
                               {LMOE_CUDA_DECODE_OFF, LMOE_CUDA_EXPERTS_CUTLASS_WIDE}};
       for (const auto& run : runs) {
@@ -328,12 +330,15 @@ static void run_case(const char* name, const lmoe_config& cfg, int gate_f32, boo
         const int path = lmoe_cuda_forward_path(&cfg, &M.gpu, dx.p, T);
         const char* mname = mode == LMOE_CUDA_DECODE_AUTO ? "auto"
                              : mode == LMOE_CUDA_DECODE_ON ? "on"
+                             : mode == LMOE_CUDA_DECODE_ON_FUSED ? "on-fused"
+                             : mode == LMOE_CUDA_DECODE_ON_STAGED ? "on-staged"
                              : run[1] == LMOE_CUDA_EXPERTS_CUTLASS_WIDE ? "off+wide" : "off";
         const char* pname = path == LMOE_CUDA_PATH_DECODE ? "decode" : path == LMOE_CUDA_PATH_SORTED ? "sorted" : "INVALID";
         check(path == LMOE_CUDA_PATH_DECODE || path == LMOE_CUDA_PATH_SORTED, "forward_path");
         if (mode == LMOE_CUDA_DECODE_OFF) check(path == LMOE_CUDA_PATH_SORTED, "forward_path off -> sorted");
         if (mode == LMOE_CUDA_DECODE_AUTO && T > kDecodeMax) check(path == LMOE_CUDA_PATH_SORTED, "forward_path auto T>kDecodeMax -> sorted");
-        if (mode == LMOE_CUDA_DECODE_ON && decode_capable(cfg))
+        if ((mode == LMOE_CUDA_DECODE_ON || mode == LMOE_CUDA_DECODE_ON_FUSED || mode == LMOE_CUDA_DECODE_ON_STAGED) &&
+            decode_capable(cfg))
           check(path == LMOE_CUDA_PATH_DECODE, "forward_path on -> decode");
         if (mode == LMOE_CUDA_DECODE_AUTO && T <= kDecodeMax && decode_capable(cfg))
           check(path == LMOE_CUDA_PATH_DECODE, "forward_path auto T<=64 -> decode");

@@ -44,6 +44,7 @@ constexpr int64_t kRouterNarrowMaxT = 16;  // up to here: 16-token router tasks,
 constexpr int kDefaultPrefetchKB = 0;
 constexpr int kDefaultFc2BlocksPerSm = 4;
 constexpr int kDefaultMinBlocks = 2;
+constexpr int kDefaultFused = 0;
 
 inline int64_t aup(int64_t v) { return (v + 255) / 256 * 256; }
 inline bool al16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
@@ -63,11 +64,13 @@ __device__ __forceinline__ uint4 ld_weights(const void* p, bool ok) {
       : "l"(p), "r"(int(ok)));
   return v;
 }
-// 16-byte load of activations (small, re-read by many CTAs: cached), zero when !ok.
+// 16-byte load of activations (small, re-read by many CTAs: L2-cached), zero when !ok. Coherent
+// (.cg, not the read-only path): in the fused kernel they were written by other blocks of the
+// same grid.
 __device__ __forceinline__ uint4 ld_act(const void* p, bool ok) {
   uint4 v = make_uint4(0u, 0u, 0u, 0u);
   asm volatile("{\n .reg .pred p;\n setp.ne.b32 p, %5, 0;\n"
-      " @p ld.global.nc.v4.u32 {%0,%1,%2,%3}, [%4];\n}\n"
+      " @p ld.global.cg.v4.u32 {%0,%1,%2,%3}, [%4];\n}\n"
       : "+r"(v.x), "+r"(v.y), "+r"(v.z), "+r"(v.w)
       : "l"(p), "r"(int(ok)));
   return v;
@@ -266,7 +269,7 @@ __device__ __forceinline__ void dense_store(const DenseSeg& s, int row, int tok,
     case EPI_BF16: static_cast<bf16*>(s.out)[o] = __float2bfloat16_rn(v); break;
     case EPI_RELU2_BF16: static_cast<bf16*>(s.out)[o] = __float2bfloat16_rn(relu2f(v)); break;
     default: {
-      const float a = s.add ? s.add[int64_t(tok) * s.ld_add + row] : 0.f;
+      const float a = s.add ? __ldcg(s.add + int64_t(tok) * s.ld_add + row) : 0.f;
       static_cast<bf16*>(s.out)[o] = __float2bfloat16_rn(v + a);
     }
   }
@@ -380,15 +383,20 @@ struct Fc1Params {
 // previous kernel have published the ids (it needs nothing else from it), so FC1 streams while
 // the shared-expert down projection still runs; it completes only after that kernel (pdl_wait
 // at the end), so the kernels after it may rely on everything before it.
-template <int MINB>
-__global__ void __launch_bounds__(kThreads, MINB)
-fc1_kernel(const __grid_constant__ Fc1Params p) {
-  __shared__ RedBuf<1> red;
+__device__ __forceinline__ void wait_ge(const int32_t* c, int target) {
   if (threadIdx.x == 0)
-    while (ld_acquire(p.topk_done) < p.topk_blocks) __nanosleep(64);
+    while (ld_acquire(c) < target) __nanosleep(64);
   __syncthreads();
-  pdl_trigger();
-  const int b = blockIdx.x;
+}
+// Every thread's writes, then one gpu-scope release of the block's completion.
+__device__ __forceinline__ void signal_done(int32_t* c) {
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) atomicAdd(c, 1);
+}
+
+// FC1 task b: (slot, row block), slot fastest.
+__device__ __forceinline__ void fc1_body(const Fc1Params& p, int b, RedBuf<1>& red) {
   const int slot = b % p.slots, rb = b / p.slots;
   const int t = slot / p.K;
   const int e = clamp_expert(__ldcg(p.ids + slot), p.N);
@@ -401,6 +409,38 @@ fc1_kernel(const __grid_constant__ Fc1Params p) {
   block_reduce<1>(acc, red, [&](int row, int tok, float v) {
     if (tok == 0 && row < rows_valid) p.h[int64_t(slot) * p.m + row0 + row] = __float2bfloat16_rn(relu2f(v));
   });
+}
+
+// FC1 task b of the fused kernel: (slot, group of 128 rows), slot fastest. Each warp owns 16 rows
+// over the whole reduction (W is short), so there is no cross-warp reduction and no barrier: 256 KB
+// per task instead of 32 KB, the loads of a warp stream back to back.
+constexpr int kFc1RowsPerTask = kWarps * 16;
+__device__ __forceinline__ void fc1_rows_body(const Fc1Params& p, int b) {
+  const int slot = b % p.slots, rg = b / p.slots;
+  const int t = slot / p.K;
+  const int e = clamp_expert(__ldcg(p.ids + slot), p.N);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int row0 = rg * kFc1RowsPerTask + warp * 16, rows_valid = min(16, p.m - row0);
+  if (rows_valid > 0) {  // warp-uniform
+    float acc[1][4] = {};
+    warp_rows16<1, bf16>(p.up + (int64_t(e) * p.m + row0) * p.W, p.W, rows_valid,
+                         p.z + int64_t(t) * p.ldz, p.ldz, 1, p.W, 0, (p.W + 31) / 32, acc);
+    if ((lane & 3) == 0) {  // token 0 of the mma tile: c0 (row r) and c2 (row r + 8)
+      const int r = lane >> 2;
+      bf16* hrow = p.h + int64_t(slot) * p.m + row0;
+      if (r < rows_valid) hrow[r] = __float2bfloat16_rn(relu2f(acc[0][0]));
+      if (r + 8 < rows_valid) hrow[r + 8] = __float2bfloat16_rn(relu2f(acc[0][2]));
+    }
+  }
+}
+
+template <int MINB>
+__global__ void __launch_bounds__(kThreads, MINB)
+fc1_kernel(const __grid_constant__ Fc1Params p) {
+  __shared__ RedBuf<1> red;
+  wait_ge(p.topk_done, p.topk_blocks);
+  pdl_trigger();
+  fc1_body(p, blockIdx.x, red);
   pdl_wait();
 }
 
@@ -423,23 +463,15 @@ struct Fc2Params {
 // one (t, cb) land in part[kg] and the last of them to finish (ticket) adds them in kg order.
 // The ids are final when this kernel starts (FC1 published them), so each block prefetches its
 // experts' rows into L2 while FC1 drains.
-template <int MINB>
-__global__ void __launch_bounds__(kThreads, MINB)
-fc2_kernel(const __grid_constant__ Fc2Params p) {
-  __shared__ RedBuf<1> red;
-  __shared__ int s_last;
-  const int b = blockIdx.x;
+// FC2 task b: (t, kg, cb), t fastest. before_final() runs (all threads) before the last k group
+// of a (t, cb) writes the output; after_final() (all threads) after that write.
+template <class BeforeFinal, class AfterFinal>
+__device__ __forceinline__ void fc2_body(const Fc2Params& p, int b, RedBuf<1>& red, int& s_last,
+                                         BeforeFinal&& before_final, AfterFinal&& after_final) {
   const int t = b % p.T, rest = b / p.T;
   const int kg = rest % p.KG, cb = rest / p.KG;
   const int k0 = kg * p.K / p.KG, k1 = (kg + 1) * p.K / p.KG;
   const int row0 = cb * 16, rows_valid = min(16, p.W - row0);
-  if (p.prefetch > 0 && k0 < k1) {
-    const int e = clamp_expert(__ldcg(p.ids + t * p.K + k0), p.N);
-    prefetch_l2(p.down + (int64_t(e) * p.W + row0) * p.m,
-                min(int64_t(p.prefetch), int64_t(rows_valid) * p.m * 2));
-  }
-  pdl_wait();
-  pdl_trigger();
   int kb0, kb1;
   warp_kblocks(p.m, kb0, kb1);
   float tot[1][4] = {};
@@ -462,25 +494,166 @@ fc2_kernel(const __grid_constant__ Fc2Params p) {
     }
   });
   const int c = row0 + mrow;
-  if (p.KG == 1) {
+  if (p.KG > 1) {
+    if (mrow >= 0) p.part[(int64_t(kg) * p.T + t) * p.W + c] = mv;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) s_last = atomicAdd(&p.tickets[t * p.nrb + cb], 1) == p.KG - 1;
+    __syncthreads();
+    if (!s_last) return;
+    __threadfence();
     if (mrow >= 0) {
-      const float a = p.add ? p.add[int64_t(t) * p.W + c] : 0.f;
-      p.out[int64_t(t) * p.W + c] = __float2bfloat16_rn(mv + a);
+      float sum = 0.f;
+      for (int g = 0; g < p.KG; ++g) sum += __ldcg(&p.part[(int64_t(g) * p.T + t) * p.W + c]);
+      mv = sum;
     }
+  }
+  before_final();
+  if (mrow >= 0) {
+    const float a = p.add ? __ldcg(p.add + int64_t(t) * p.W + c) : 0.f;
+    p.out[int64_t(t) * p.W + c] = __float2bfloat16_rn(mv + a);
+  }
+  after_final();
+}
+
+template <int MINB>
+__global__ void __launch_bounds__(kThreads, MINB)
+fc2_kernel(const __grid_constant__ Fc2Params p) {
+  __shared__ RedBuf<1> red;
+  __shared__ int s_last;
+  const int b = blockIdx.x;
+  if (p.prefetch > 0) {
+    const int t = b % p.T, rest = b / p.T;
+    const int kg = rest % p.KG, cb = rest / p.KG;
+    const int k0 = kg * p.K / p.KG, row0 = cb * 16, rows_valid = min(16, p.W - row0);
+    const int e = clamp_expert(__ldcg(p.ids + t * p.K + k0), p.N);
+    prefetch_l2(p.down + (int64_t(e) * p.W + row0) * p.m,
+                min(int64_t(p.prefetch), int64_t(rows_valid) * p.m * 2));
+  }
+  pdl_wait();
+  pdl_trigger();
+  fc2_body(p, b, red, s_last, [] {}, [] {});
+}
+
+// ---------------------------------------------------------------- the fused decode kernel
+// The whole decode forward as one grid of tasks in dependency order. A block claims the next
+// task with an atomic ticket (not blockIdx), so every task it may wait for was claimed earlier by
+// a block that is running or done: waits always end, and no kernel boundary drains the memory
+// pipe between the stages. Order (counters in ctr):
+//   router (1) | W_down -> z (2) | top-K (3: waits 1) | S_up -> hs (4) |
+//   FC1 per (slot, 128 rows), slot-major (per-slot counters: waits 2, 3) | S_down -> so (5: waits 4) |
+//   FC2 per (t, k, column block), slot-major (waits its slot; the last k of a column block adds
+//   the K partials up, waiting for 5 first when it adds so) (6) |
+//   latent: W_up + so -> out (waits 6 and 5; prefetches its rows while waiting)
+// FC2 takes one expert per task (KG = K), so the result does not depend on T.
+enum { C_NEXT = 0, C_ROUTER, C_WDOWN, C_TOPK, C_SUP, C_SDOWN, C_FINALS, C_SLOTS = 8 };
+struct FusedParams {
+  DenseSeg router, wdown, sup, sdown, wup;
+  int has_wdown, has_sup, has_wup;
+  int ntok;
+  // top-K
+  const float* logits;
+  const float* bias;
+  int N, K, softmax, norm;
+  float scale;
+  int32_t* ids;
+  float* wts;
+  Fc1Params fc1;
+  Fc2Params fc2;
+  int32_t* ctr;  // [C_SLOTS + T*K] + FC2 tickets, zeroed before the launch
+  int n_router, n_wdown, n_topk, n_sup, n_fc1, n_sdown, n_fc2, n_wup;
+  int fc1_rows;  // FC1 tasks per slot
+  int wup_prefetch;
+};
+
+union FusedRed {
+  RedBuf<2> r2;
+  RedBuf<1> r1;
+};
+template <int NT> __device__ __forceinline__ RedBuf<NT>& red_nt(FusedRed& r);
+template <> __device__ __forceinline__ RedBuf<1>& red_nt<1>(FusedRed& r) { return r.r1; }
+template <> __device__ __forceinline__ RedBuf<2>& red_nt<2>(FusedRed& r) { return r.r2; }
+
+// NT = 1 (T <= 8): 8-token dense tasks, registers for 3 blocks per SM; NT = 2: 16-token tasks.
+template <int NT>
+__global__ void __launch_bounds__(kThreads, NT == 1 ? 3 : 2)
+fused_decode_kernel(const __grid_constant__ FusedParams p) {
+  __shared__ FusedRed red;
+  __shared__ float s_biased[kTopkTokPerBlock][kTopkMaxExperts];
+  __shared__ int s_task, s_last;
+  if (threadIdx.x == 0) s_task = atomicAdd(&p.ctr[C_NEXT], 1);
+  __syncthreads();
+  int task = s_task;
+  if (task < p.n_router) {
+    dense_task<NT>(p.router, task, p.ntok, red_nt<NT>(red));
+    signal_done(&p.ctr[C_ROUTER]);
     return;
   }
-  if (mrow >= 0) p.part[(int64_t(kg) * p.T + t) * p.W + c] = mv;
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) s_last = atomicAdd(&p.tickets[t * p.nrb + cb], 1) == p.KG - 1;
-  __syncthreads();
-  if (!s_last) return;
-  __threadfence();
-  if (mrow >= 0) {
-    float sum = 0.f;
-    for (int g = 0; g < p.KG; ++g) sum += __ldcg(&p.part[(int64_t(g) * p.T + t) * p.W + c]);
-    const float a = p.add ? p.add[int64_t(t) * p.W + c] : 0.f;
-    p.out[int64_t(t) * p.W + c] = __float2bfloat16_rn(sum + a);
+  task -= p.n_router;
+  if (task < p.n_wdown) {
+    dense_task<NT>(p.wdown, task, p.ntok, red_nt<NT>(red));
+    signal_done(&p.ctr[C_WDOWN]);
+    return;
+  }
+  task -= p.n_wdown;
+  if (task < p.n_topk) {
+    wait_ge(&p.ctr[C_ROUTER], p.n_router);
+    const int warp = threadIdx.x >> 5, t = task * kTopkTokPerBlock + warp;
+    if (warp < kTopkTokPerBlock && t < p.ntok)
+      warp_topk(p.logits + int64_t(t) * p.N, p.bias, p.N, p.K, p.softmax, p.norm, p.scale,
+                s_biased[warp], p.ids + int64_t(t) * p.K, p.wts + int64_t(t) * p.K);
+    signal_done(&p.ctr[C_TOPK]);
+    return;
+  }
+  task -= p.n_topk;
+  if (task < p.n_sup) {
+    dense_task<NT>(p.sup, task, p.ntok, red_nt<NT>(red));
+    signal_done(&p.ctr[C_SUP]);
+    return;
+  }
+  task -= p.n_sup;
+  if (task < p.n_fc1) {
+    if (threadIdx.x == 0) {
+      while (ld_acquire(&p.ctr[C_TOPK]) < p.n_topk) __nanosleep(64);
+      while (ld_acquire(&p.ctr[C_WDOWN]) < p.n_wdown) __nanosleep(64);
+    }
+    __syncthreads();
+    // slot-major here (a slot's row groups back to back), so slots complete in order and the
+    // FC2 tasks, in the same order, find theirs done
+    const int slot = task / p.fc1_rows, rg = task % p.fc1_rows;
+    fc1_rows_body(p.fc1, slot + p.fc1.slots * rg);
+    signal_done(&p.ctr[C_SLOTS + slot]);
+    return;
+  }
+  task -= p.n_fc1;
+  if (task < p.n_sdown) {
+    wait_ge(&p.ctr[C_SUP], p.n_sup);
+    dense_task<NT>(p.sdown, task, p.ntok, red_nt<NT>(red));
+    signal_done(&p.ctr[C_SDOWN]);
+    return;
+  }
+  task -= p.n_sdown;
+  if (task < p.n_fc2) {
+    const Fc2Params& q = p.fc2;  // KG == K: task (t, k, cb) needs slot t*K + k
+    const int cb = task % q.nrb, k = (task / q.nrb) % q.K, t = task / (q.nrb * q.K);  // slot order
+    wait_ge(&p.ctr[C_SLOTS + t * q.K + k], p.fc1_rows);
+    fc2_body(
+        q, t + q.T * (k + q.KG * cb), red.r1, s_last,
+        [&] {
+          if (q.add) wait_ge(&p.ctr[C_SDOWN], p.n_sdown);
+        },
+        [&] { signal_done(&p.ctr[C_FINALS]); });
+    return;
+  }
+  task -= p.n_fc2;
+  if (task < p.n_wup) {
+    if (p.wup_prefetch > 0) dense_prefetch(p.wup, task, p.wup_prefetch);
+    if (threadIdx.x == 0) {
+      while (ld_acquire(&p.ctr[C_FINALS]) < p.fc2.T * p.fc2.nrb) __nanosleep(64);
+      while (ld_acquire(&p.ctr[C_SDOWN]) < p.n_sdown) __nanosleep(64);
+    }
+    __syncthreads();
+    dense_task<NT>(p.wup, task, p.ntok, red_nt<NT>(red));
   }
 }
 
@@ -504,18 +677,20 @@ int sm_or_default() {
 //   LMOE_CUDA_PREFETCH_KB=n    L2 prefetch per block before the PDL wait (0: none)
 //   LMOE_CUDA_FC2_BLOCKS=n     FC2 k-groups chosen for about n x SMs blocks
 //   LMOE_CUDA_DEC_MINB=2|3     FC1/FC2 blocks per SM the registers are sized for
+//   LMOE_CUDA_DECODE_FUSED=0|1 one fused kernel (task queue) instead of the five launches
 int env_int(const char* name, int dflt) {
   const char* v = getenv(name);
   return (v && *v) ? atoi(v) : dflt;
 }
 struct DecTuning {
-  bool pdl;
+  bool pdl, fused;
   int prefetch_bytes, fc2_blocks_per_sm, minb;
 };
 const DecTuning& tuning() {
   static const DecTuning t = [] {
     DecTuning d;
     d.pdl = env_int("LMOE_CUDA_PDL", 1) != 0;
+    d.fused = env_int("LMOE_CUDA_DECODE_FUSED", kDefaultFused) != 0;
     d.prefetch_bytes = env_int("LMOE_CUDA_PREFETCH_KB", kDefaultPrefetchKB) * 1024;
     d.fc2_blocks_per_sm = env_int("LMOE_CUDA_FC2_BLOCKS", kDefaultFc2BlocksPerSm);
     d.minb = env_int("LMOE_CUDA_DEC_MINB", kDefaultMinBlocks) == 2 ? 2 : 3;
@@ -574,9 +749,11 @@ DecLayout dec_layout(const lmoe_config* c, int64_t T, int sm) {
   L.hs = o; o += shared ? aup(T * ms * 2) : 0;
   L.h = o; o += aup(T * K * m * 2);
   L.so = o; o += shared ? aup(T * d * 4) : 0;
-  L.part = o; o += L.KG > 1 ? aup(int64_t(L.KG) * T * W * 4) : 0;
-  // [0]: top-K blocks done; then the FC2 tickets [T, W/16] (zeroed together by kernel A)
-  L.tickets = o; o += aup((1 + T * ((W + 15) / 16)) * 4);
+  // FC2 partials: KG groups (five-kernel path) or K (fused kernel)
+  L.part = o; o += K > 1 ? aup(K * T * W * 4) : 0;
+  // counters: five-kernel path [0] top-K done, then FC2 tickets [T, W/16] (zeroed by kernel A);
+  // fused kernel [C_SLOTS] task counters, per-slot FC1 counters [T*K], FC2 tickets [T, W/16]
+  L.tickets = o; o += aup((C_SLOTS + T * K + T * ((W + 15) / 16)) * 4);
   L.accb = o; o += latent ? aup(T * W * 2) : 0;
   L.total = o;
   return L;
@@ -653,7 +830,7 @@ int64_t decode_workspace_bytes(const lmoe_config* c, int64_t T) {
 //   E  out = acc W_up^T + so (latent; prefetches W_up)
 lmoe_status decode_forward(const lmoe_config* c, const lmoe_cuda_weights* w, const bf16* x,
                            int64_t T, int32_t* ids, float* wts, void* ws, int64_t ws_bytes,
-                           bf16* out, cudaStream_t s) {
+                           bf16* out, cudaStream_t s, DecodeVariant variant) {
   if (T == 0) return LMOE_OK;
   const int d = c->hidden_size, W = expert_width(c), m = c->expert_intermediate_size;
   const int ms = c->shared_intermediate_size, K = c->top_k, N = c->num_experts;
@@ -668,13 +845,98 @@ lmoe_status decode_forward(const lmoe_config* c, const lmoe_cuda_weights* w, con
   bf16* hs = shared ? reinterpret_cast<bf16*>(b + L.hs) : nullptr;
   bf16* h = reinterpret_cast<bf16*>(b + L.h);
   float* so = shared ? reinterpret_cast<float*>(b + L.so) : nullptr;
-  float* part = L.KG > 1 ? reinterpret_cast<float*>(b + L.part) : nullptr;
+  float* part = K > 1 ? reinterpret_cast<float*>(b + L.part) : nullptr;
   int32_t* counters = reinterpret_cast<int32_t*>(b + L.tickets);
   int32_t* topk_done = counters;
   int32_t* tickets = counters + 1;
   bf16* accb = latent ? reinterpret_cast<bf16*>(b + L.accb) : nullptr;
   const int nrb_w = (W + 15) / 16;
   const int topk_blocks = int((T + kTopkTokPerBlock - 1) / kTopkTokPerBlock);
+
+  const bool fused = variant == DECODE_FUSED || (variant == DECODE_DEFAULT && tuning().fused);
+  if (fused && gemv_router_ok(c, w, x, T)) {
+    // ---- one fused kernel (see fused_decode_kernel)
+    LMOE_CU(cudaMemsetAsync(counters, 0, size_t(C_SLOTS + T * K + T * nrb_w) * 4, s));
+    FusedParams p{};
+    const int nt = T <= 8 ? 1 : 2, chunk = 8 * nt;
+    int n = 0;
+    DenseParams tmp{};
+    add_seg(tmp, n, w->gate, w->gate_dtype == LMOE_DTYPE_F32, N, d, x, d, EPI_F32, logits, N,
+            nullptr, 0, T, chunk);
+    p.router = tmp.seg[0];
+    p.n_router = n;
+    if (latent) {
+      n = 0;
+      add_seg(tmp, n, w->latent_down, false, W, d, x, d, EPI_BF16, z, W, nullptr, 0, T, chunk);
+      p.wdown = tmp.seg[1];
+      p.n_wdown = n;
+    }
+    if (shared) {
+      DenseParams t2{};
+      n = 0;
+      add_seg(t2, n, w->shared_up, false, ms, d, x, d, EPI_RELU2_BF16, hs, ms, nullptr, 0, T, chunk);
+      p.sup = t2.seg[0];
+      p.n_sup = n;
+      n = 0;
+      add_seg(t2, n, w->shared_down, false, d, ms, hs, ms, EPI_F32, so, d, nullptr, 0, T, chunk);
+      p.sdown = t2.seg[1];
+      p.n_sdown = n;
+    }
+    if (latent) {
+      DenseParams t3{};
+      n = 0;
+      add_seg(t3, n, w->latent_up, false, d, W, accb, W, EPI_ADD_BF16, out, d, so, d, T, chunk);
+      p.wup = t3.seg[0];
+      p.n_wup = n;
+      p.wup_prefetch = 32 * 1024;  // HBM is idle while the last FC2 tasks finish
+    }
+    p.ntok = int(T);
+    p.logits = logits;
+    p.bias = w->gate_bias;
+    p.N = N;
+    p.K = K;
+    p.softmax = c->scoring == LMOE_SCORING_SOFTMAX;
+    p.norm = c->norm_topk_prob;
+    p.scale = c->routed_scaling_factor;
+    p.ids = ids;
+    p.wts = wts;
+    p.n_topk = topk_blocks;
+    Fc1Params& f1 = p.fc1;
+    f1.up = static_cast<const bf16*>(w->expert_up);
+    f1.m = m;
+    f1.W = W;
+    f1.K = K;
+    f1.N = N;
+    f1.slots = int(T) * K;
+    f1.z = latent ? z : x;
+    f1.ldz = W;
+    f1.ids = ids;
+    f1.h = h;
+    p.fc1_rows = (m + kFc1RowsPerTask - 1) / kFc1RowsPerTask;
+    p.n_fc1 = f1.slots * p.fc1_rows;
+    Fc2Params& f2 = p.fc2;
+    f2.down = static_cast<const bf16*>(w->expert_down);
+    f2.m = m;
+    f2.W = W;
+    f2.K = K;
+    f2.N = N;
+    f2.T = int(T);
+    f2.KG = K;
+    f2.nrb = nrb_w;
+    f2.h = h;
+    f2.ids = ids;
+    f2.wts = wts;
+    f2.part = part;
+    f2.tickets = counters + C_SLOTS + T * K;
+    f2.out = latent ? accb : out;
+    f2.add = latent ? nullptr : so;
+    p.n_fc2 = int(T) * K * nrb_w;
+    p.ctr = counters;
+    const int64_t total = int64_t(p.n_router) + p.n_wdown + p.n_topk + p.n_sup + p.n_fc1 +
+                          p.n_sdown + p.n_fc2 + p.n_wup;
+    return launch(nt == 1 ? fused_decode_kernel<1> : fused_decode_kernel<2>, total, false, p, s,
+                  "decode fused");
+  }
 
   // A: router (when the GEMV router applies), latent down, shared up; zero the counters.
   const bool router_fused = gemv_router_ok(c, w, x, T) && T <= kRouterNarrowMaxT;

@@ -15,9 +15,11 @@ lmoe_status gemv_router_logits(const lmoe_config* c, const lmoe_cuda_weights* w,
 // Can the decode (GEMV weight-stream) forward run these shapes/pointers?
 bool decode_supported(const lmoe_config* c, const lmoe_cuda_weights* w, const void* x, int64_t T);
 int64_t decode_workspace_bytes(const lmoe_config* c, int64_t T);
+// variant: the fused task-queue kernel, the five staged kernels, or the tuned default.
+enum DecodeVariant { DECODE_DEFAULT = 0, DECODE_FUSED = 1, DECODE_STAGED = 2 };
 lmoe_status decode_forward(const lmoe_config* c, const lmoe_cuda_weights* w, const bf16* x,
                            int64_t T, int32_t* ids, float* wts, void* ws, int64_t ws_bytes,
-                           bf16* out, cudaStream_t s);
+                           bf16* out, cudaStream_t s, DecodeVariant variant);
 // layer.cu: router logits [T, N] f32 (tensor-core GEMV when gemv_router_ok, else SIMT).
 lmoe_status router_logits_stage(const lmoe_config* c, const lmoe_cuda_weights* w, const bf16* x,
                                 int64_t T, float* logits, cudaStream_t s);

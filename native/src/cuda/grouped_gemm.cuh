@@ -75,14 +75,8 @@ struct TileWide {
   using KernelSchedule = cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative;
   using EpilogueSchedule = cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative;
 };
-// Ping-pong: the two consumer warpgroups take alternate 64x256 tiles, so one's epilogue hides
-// under the other's main loop (FC1 has a short K = latent width).
-struct TilePingpong {
-  using TileShape = Shape<_64, _256, _64>;
-  using ClusterShape = Shape<_1, _2, _1>;
-  using KernelSchedule = cutlass::gemm::KernelPtrArrayTmaWarpSpecializedPingpong;
-  using EpilogueSchedule = cutlass::epilogue::PtrArrayTmaWarpSpecializedPingpong;
-};
+// (A 64x256 ping-pong tile for FC1 ran at 387 TFLOP/s against 521 for TileWide at T = 8192 on
+// an H200: bench/results/gpu/2026-11-26-bundle-h200-run4/tune.txt.)
 
 template <class FusionOp, class Tile>
 struct GemmFor {

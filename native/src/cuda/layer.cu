@@ -188,18 +188,6 @@ static bool dense_tc_ok(int64_t T, std::initializer_list<const void*> ptrs,
 // group, 128x128 below (more CTAs for few rows). Thresholds from H200 runs at the Super shape.
 constexpr int64_t kWideMinRowsPerExpert = 128;  // experts: T*K/N
 constexpr int64_t kWideMinTokensDense = 2048;   // dense projections: T
-constexpr int kFc1WideTileDefault = 1;
-// FC1 (relu2) in the wide bucket: 1 = 128x256 cooperative, 2 = 64x256 ping-pong
-// (LMOE_CUDA_FC1_TILE=pingpong|wide overrides, for tuning sweeps).
-static int fc1_wide_tile() {
-  static const int t = [] {
-    const char* v = getenv("LMOE_CUDA_FC1_TILE");
-    if (v && strcmp(v, "pingpong") == 0) return 2;
-    if (v && strcmp(v, "wide") == 0) return 1;
-    return kFc1WideTileDefault;
-  }();
-  return t;
-}
 static bool wide_tiles(int64_t rows_per_group, int64_t min_rows) {
   const int b = g_experts_backend.load();
   if (b == LMOE_CUDA_EXPERTS_CUTLASS_WIDE) return true;
@@ -614,7 +602,6 @@ static lmoe_status experts_impl(const lmoe_config* c, const lmoe_cuda_weights* w
     a.workspace_bytes = size_t(gws_bytes);
     a.stream = s;
     a.wide = wide_tiles(rows / N, kWideMinRowsPerExpert) ? 1 : 0;
-    const int fc1_wide = a.wide ? fc1_wide_tile() : 0;
     // FC1
     a.A = latent_sorted;
     a.n = m;
@@ -622,9 +609,7 @@ static lmoe_status experts_impl(const lmoe_config* c, const lmoe_cuda_weights* w
     if (!swiglu_act) {
       a.B = up;
       a.D = h;
-      a.wide = fc1_wide;
       LMOE_TRY(grouped_gemm_relu2(a));
-      a.wide = fc1_wide ? 1 : 0;
     } else {
       a.B = gate;
       a.D = h;
@@ -822,7 +807,7 @@ static bool use_decode(const lmoe_config* c, const lmoe_cuda_weights* w, const v
   const int mode = g_decode_mode.load();
   if (mode == LMOE_CUDA_DECODE_OFF || T <= 0) return false;
   if (!decode_supported(c, w, x, T)) return false;
-  if (mode == LMOE_CUDA_DECODE_ON) return true;
+  if (mode != LMOE_CUDA_DECODE_AUTO) return true;  // ON, ON_FUSED, ON_STAGED
   return T <= g_decode_max_tokens.load();
 }
 
@@ -850,7 +835,7 @@ LMOE_CUDA_API int32_t lmoe_cuda_experts_backend(void) { return g_experts_backend
 
 LMOE_CUDA_API lmoe_status lmoe_cuda_set_decode_policy(int32_t mode, int32_t auto_max_tokens) {
   API_BEGIN;
-  if (mode != LMOE_CUDA_DECODE_AUTO && mode != LMOE_CUDA_DECODE_ON && mode != LMOE_CUDA_DECODE_OFF)
+  if (mode < LMOE_CUDA_DECODE_AUTO || mode > LMOE_CUDA_DECODE_ON_STAGED)
     return set_error(LMOE_ERR_INVALID_ARGUMENT, "decode mode %d unknown", mode);
   if (auto_max_tokens < 0)
     return set_error(LMOE_ERR_INVALID_ARGUMENT, "auto_max_tokens %d < 0", auto_max_tokens);
@@ -984,7 +969,10 @@ LMOE_CUDA_API lmoe_status lmoe_cuda_forward(const lmoe_config* cfg, const lmoe_c
   cudaStream_t s = STREAM(stream);
   if (use_decode(cfg, w, x, T))
     return decode_forward(cfg, w, static_cast<const bf16*>(x), T, topk_ids, topk_weights, ws,
-                          ws_bytes, static_cast<bf16*>(out), s);
+                          ws_bytes, static_cast<bf16*>(out), s,
+                          g_decode_mode.load() == LMOE_CUDA_DECODE_ON_FUSED    ? DECODE_FUSED
+                          : g_decode_mode.load() == LMOE_CUDA_DECODE_ON_STAGED ? DECODE_STAGED
+                                                                               : DECODE_DEFAULT);
   char* b = static_cast<char*>(ws);
   int32_t* offsets = reinterpret_cast<int32_t*>(b + L.offsets);
   int32_t* sorted_row = reinterpret_cast<int32_t*>(b + L.sorted_row);

@@ -52,15 +52,16 @@ __device__ __forceinline__ void warp_topk(const float* __restrict__ l, const flo
   const int lane = threadIdx.x & 31;
   float mx = -INFINITY, sum = 0.f;
   if (softmax) {
-    for (int e = lane; e < N; e += 32) mx = fmaxf(mx, l[e]);
+    for (int e = lane; e < N; e += 32) mx = fmaxf(mx, __ldcg(l + e));
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(full, mx, off));
-    for (int e = lane; e < N; e += 32) sum += expf(l[e] - mx);
+    for (int e = lane; e < N; e += 32) sum += expf(__ldcg(l + e) - mx);
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(full, sum, off);
   }
   for (int e = lane; e < N; e += 32) {
-    const float sc = softmax ? expf(l[e] - mx) / sum : 1.0f / (1.0f + expf(-l[e]));
+    const float le = __ldcg(l + e);  // written by other blocks of the fused kernel: L2, not L1
+    const float sc = softmax ? expf(le - mx) / sum : 1.0f / (1.0f + expf(-le));
     s_biased[e] = sc + (bias ? bias[e] : 0.f);
   }
   __syncwarp();
@@ -78,7 +79,7 @@ __device__ __forceinline__ void warp_topk(const float* __restrict__ l, const flo
       topk_lane_best(s_biased, N, lane, taken, key, id);
     }
   }
-  const float lm = l[lane < K ? mine : 0];
+  const float lm = __ldcg(l + (lane < K ? mine : 0));
   const float sc = softmax ? expf(lm - mx) / sum : 1.0f / (1.0f + expf(-lm));
   float tot = 0.f;
   if (norm)

@@ -42,6 +42,8 @@ public final class latentmoe_cuda_h {
   public static final int LMOE_CUDA_DECODE_AUTO = 0;
   public static final int LMOE_CUDA_DECODE_ON = 1;
   public static final int LMOE_CUDA_DECODE_OFF = 2;
+  public static final int LMOE_CUDA_DECODE_ON_FUSED = 3;
+  public static final int LMOE_CUDA_DECODE_ON_STAGED = 4;
   public static final int LMOE_CUDA_PATH_SORTED = 0;
   public static final int LMOE_CUDA_PATH_DECODE = 1;
 
