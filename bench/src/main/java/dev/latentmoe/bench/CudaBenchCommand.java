@@ -10,6 +10,7 @@ import dev.latentmoe.kernels.MoeLayer;
 import dev.latentmoe.kernels.Routing;
 import dev.latentmoe.kernels.cuda.CudaBackend;
 import dev.latentmoe.kernels.cuda.CudaLayerKernels;
+import dev.latentmoe.memory.Checkpoint;
 import dev.latentmoe.memory.Cuda;
 import dev.latentmoe.memory.CudaCopies;
 import dev.latentmoe.memory.CudaEvent;
@@ -47,7 +48,11 @@ import java.util.Set;
  * <p>Ceilings, same run: device-to-device copy bandwidth ({@code lmoe_cuda_memcpy_d2d_async} of
  * 1 GiB, read + write counted; this is {@code roofline_gbps}), and the dense bf16 GEMM rate of
  * cuBLASLt (8192³, fp32 compute, heuristic algorithm, 32 MiB workspace) when
- * {@code libcublasLt.so.13} is found — else reported unavailable with the reason.
+ * {@code libcublasLt.so.13} is found — else reported unavailable with the reason. Then, shape-matched,
+ * the same cuBLASLt GEMM at the routed experts' prefill shapes for each T of {@code --gemm-shape-tokens}
+ * (default: the T >= 4096 of {@code --tokens}; empty: none): M = T·K, FC1 M x m x ℓ and FC2 M x ℓ x m
+ * (ℓ = d for a standard MoE), each rate and the combined one, (FLOPs FC1 + FC2) / (time FC1 + FC2)
+ * ({@link #expertShapeCeilings}), so the experts' GEMMs can be set against a dense GEMM of the same M, N, K.
  *
  * <p><b>Checkpoint mode</b> ({@code --checkpoint DIR [--layer I]}): the weights of layer I of a
  * Nemotron-H checkpoint (config.json + safetensors, {@link MoeLayer#fromCheckpoint}) instead of random
@@ -70,14 +75,16 @@ final class CudaBenchCommand {
      * then give the shape); with a checkpoint, {@code preset} is "checkpoint", {@code config} is null (it
      * comes from the checkpoint's config.json), and {@code inputFiles} / {@code compareFiles} (possibly
      * empty; compareFiles empty or one per input) replace {@code tokens} when given.
+     * {@code gemmShapeTokens}: the T whose expert GEMM shapes get a cuBLASLt ceiling (empty: none).
      */
     record Options(String preset, MoeConfig config, List<Integer> tokens, String json, long seed, int reps,
                    int warmup, int inputs, boolean ceilings, long copyBytes, int gemmSize,
-                   Path checkpoint, int layer, List<Path> inputFiles, List<Path> compareFiles, double tolerance) {
+                   Path checkpoint, int layer, List<Path> inputFiles, List<Path> compareFiles, double tolerance,
+                   List<Integer> gemmShapeTokens) {
         Options(String preset, MoeConfig config, List<Integer> tokens, String json, long seed, int reps,
                 int warmup, int inputs, boolean ceilings, long copyBytes, int gemmSize) {
             this(preset, config, tokens, json, seed, reps, warmup, inputs, ceilings, copyBytes, gemmSize,
-                    null, 0, List.of(), List.of(), DEFAULT_TOLERANCE);
+                    null, 0, List.of(), List.of(), DEFAULT_TOLERANCE, defaultGemmShapeTokens(tokens));
         }
 
         /** What the weights are, for the report and the JSON. */
@@ -87,6 +94,14 @@ final class CudaBenchCommand {
     }
 
     static final double DEFAULT_TOLERANCE = 1e-2;
+
+    /** Smallest T whose expert GEMM shapes are measured by default (prefill sizes). */
+    static final int GEMM_SHAPE_MIN_TOKENS = 4096;
+
+    /** The default {@code --gemm-shape-tokens}: the distinct T >= {@value #GEMM_SHAPE_MIN_TOKENS} of {@code tokens}, in order. */
+    static List<Integer> defaultGemmShapeTokens(List<Integer> tokens) {
+        return tokens.stream().filter(t -> t >= GEMM_SHAPE_MIN_TOKENS).distinct().toList();
+    }
 
     /** One token count's result; {@code relErr} is NaN unless the output was compared with a reference. */
     record Row(int tokens, double medianMs, double minMs, int calls, long bytes, double achievedGbps,
@@ -105,8 +120,38 @@ final class CudaBenchCommand {
      * Ceilings measured in the run. {@code gemmTflops} is NaN when cuBLASLt was unavailable, with
      * {@code gemmNote} saying why; otherwise {@code gemmNote} describes the GEMM.
      */
-    record GpuCeilings(String device, double d2dGbps, long d2dBytes, double gemmTflops, String gemmNote) {
+    record GpuCeilings(String device, double d2dGbps, long d2dBytes, double gemmTflops, String gemmNote,
+                       List<ExpertGemm> expertShapes) {
+        GpuCeilings(String device, double d2dGbps, long d2dBytes, double gemmTflops, String gemmNote) {
+            this(device, d2dGbps, d2dBytes, gemmTflops, gemmNote, List.of());
+        }
+
         boolean gemmAvailable() { return !Double.isNaN(gemmTflops); }
+    }
+
+    /**
+     * The dense cuBLASLt rate at the routed experts' prefill GEMM shapes for T tokens: M = T·K rows,
+     * FC1 = [M x width] x [width x inter] and FC2 = [M x inter] x [inter x width] (width = ℓ, or d for a
+     * standard MoE; inter = m, the expert intermediate size). {@code combinedTflops} is
+     * (FLOPs FC1 + FLOPs FC2) / (time FC1 + time FC2). Times and rates are NaN when not measured, with
+     * {@code note} saying why (null when measured).
+     */
+    record ExpertGemm(int tokens, int topK, long rows, int width, int inter, double fc1Ms, double fc2Ms, String note) {
+        static ExpertGemm of(int tokens, MoeConfig c, double fc1Ms, double fc2Ms, String note) {
+            return new ExpertGemm(tokens, c.topK(), (long) tokens * c.topK(), c.expertWidth(), c.intermediateSize(),
+                    fc1Ms, fc2Ms, note);
+        }
+
+        /** FLOPs of one of FC1 and FC2 (both are 2 M ℓ m). */
+        double flopsEach() { return 2.0 * rows * (double) width * inter; }
+
+        double fc1Tflops() { return flopsEach() / (fc1Ms * 1e-3) / 1e12; }
+
+        double fc2Tflops() { return flopsEach() / (fc2Ms * 1e-3) / 1e12; }
+
+        double combinedTflops() { return 2 * flopsEach() / ((fc1Ms + fc2Ms) * 1e-3) / 1e12; }
+
+        boolean available() { return !Double.isNaN(fc1Ms) && !Double.isNaN(fc2Ms); }
     }
 
     /** True when {@code argv} asks for the CUDA backend ({@code --backend cuda} or {@code --backend=cuda}). */
@@ -176,6 +221,9 @@ final class CudaBenchCommand {
         boolean ceilings = !a.flag("no-ceilings");
         long copyMiB = a.longValue("copy-mib", 1024);
         int gemm = a.intValue("gemm-size", 8192);
+        String shapeArg = a.get("gemm-shape-tokens", null);
+        List<Integer> shapeTokens = shapeArg == null ? defaultGemmShapeTokens(tokens)
+                : shapeArg.isBlank() ? List.of() : a.intList("gemm-shape-tokens", null);
         a.finish();
         if (reps < 1) throw new Args.UsageException("--reps must be >= 1, got " + reps);
         if (warmup < 0) throw new Args.UsageException("--warmup must be >= 0, got " + warmup);
@@ -183,7 +231,7 @@ final class CudaBenchCommand {
         if (copyMiB < 1) throw new Args.UsageException("--copy-mib must be >= 1, got " + copyMiB);
         if (gemm < 16 || gemm % 16 != 0) throw new Args.UsageException("--gemm-size must be a multiple of 16, got " + gemm);
         return new Options(preset, cfg, tokens, json, seed, reps, warmup, inputs, ceilings, copyMiB << 20, gemm,
-                ckpt == null ? null : Path.of(ckpt), layer, inputFiles, compareFiles, tolerance);
+                ckpt == null ? null : Path.of(ckpt), layer, inputFiles, compareFiles, tolerance, shapeTokens);
     }
 
     /** A comma-separated list of files (null: none). */
@@ -223,10 +271,10 @@ final class CudaBenchCommand {
                 note = String.format(Locale.ROOT, "cuBLASLt %s bf16 GEMM %dx%dx%d, fp32 compute, TN, heuristic algo, 32 MiB workspace",
                         cublasLt_h.libraryPath(), o.gemmSize(), o.gemmSize(), o.gemmSize());
             } catch (RuntimeException | LinkageError e) {
-                note = "unavailable: " + String.valueOf(e.getMessage()).replace('\n', ' ');
+                note = unavailable(e);
             }
             System.out.println(gemmLine(gemm, note));
-            ceil = new GpuCeilings(device, d2d, o.copyBytes(), gemm, note);
+            ceil = new GpuCeilings(device, d2d, o.copyBytes(), gemm, note, expertShapeCeilings(stream, o));
         } else {
             ceil = new GpuCeilings(device, Double.NaN, 0, Double.NaN, "not measured (--no-ceilings)");
         }
@@ -334,6 +382,63 @@ final class CudaBenchCommand {
         }
     }
 
+    private static String unavailable(Throwable e) {
+        return "unavailable: " + String.valueOf(e.getMessage()).replace('\n', ' ');
+    }
+
+    /**
+     * The expert-shape GEMM ceilings for {@code o.gemmShapeTokens()}, each printed as it is measured;
+     * never throws (a failure is reported in the entry's note). With a checkpoint the shape comes from
+     * its config.json, read here (the weights are loaded later).
+     */
+    static List<ExpertGemm> expertShapeCeilings(CudaStream s, Options o) {
+        return expertShapeCeilings(o, (m, n, k) -> gemmMillis(s, m, n, k));
+    }
+
+    /** Times one m x n x k GEMM in ms ({@link #gemmMillis}); throws with the reason when it cannot. */
+    interface GemmTimer {
+        double millis(long m, long n, long k);
+    }
+
+    /** {@link #expertShapeCeilings(CudaStream, Options)} with the GEMMs timed by {@code timer}. */
+    static List<ExpertGemm> expertShapeCeilings(Options o, GemmTimer timer) {
+        if (o.gemmShapeTokens().isEmpty()) return List.of();
+        MoeConfig cfg = o.config();
+        if (cfg == null) {
+            try (Checkpoint ck = Checkpoint.open(o.checkpoint())) {
+                cfg = MoeConfig.fromConfigJson(ck.config());
+            } catch (RuntimeException e) {
+                System.out.println("expert-shape GEMM ceilings unavailable: cannot read the checkpoint's config: "
+                        + String.valueOf(e.getMessage()).replace('\n', ' '));
+                return List.of();
+            }
+        }
+        List<ExpertGemm> out = new ArrayList<>();
+        for (int t : o.gemmShapeTokens()) {
+            ExpertGemm g;
+            long rows = (long) t * cfg.topK();
+            try {
+                double fc1 = timer.millis(rows, cfg.intermediateSize(), cfg.expertWidth());
+                double fc2 = timer.millis(rows, cfg.expertWidth(), cfg.intermediateSize());
+                g = ExpertGemm.of(t, cfg, fc1, fc2, null);
+            } catch (RuntimeException | LinkageError e) {
+                g = ExpertGemm.of(t, cfg, Double.NaN, Double.NaN, unavailable(e));
+            }
+            System.out.println(expertGemmLine(g));
+            out.add(g);
+        }
+        return out;
+    }
+
+    static String expertGemmLine(ExpertGemm g) {
+        String head = String.format(Locale.ROOT, "expert-shape GEMM ceiling T=%d (M = T*K = %d, MxNxK): ", g.tokens(), g.rows());
+        if (!g.available()) return head + "cuBLASLt GEMM " + g.note();
+        return head + String.format(Locale.ROOT,
+                "FC1 %dx%dx%d %.1f TFLOP/s (%.3f ms), FC2 %dx%dx%d %.1f TFLOP/s (%.3f ms), combined %.1f TFLOP/s",
+                g.rows(), g.inter(), g.width(), g.fc1Tflops(), g.fc1Ms(), g.rows(), g.width(), g.inter(), g.fc2Tflops(),
+                g.fc2Ms(), g.combinedTflops());
+    }
+
     static String gemmLine(double tflops, String note) {
         return Double.isNaN(tflops) ? "compute ceiling: cuBLASLt GEMM " + note
                 : String.format(Locale.ROOT, "compute ceiling: %.1f TFLOP/s (%s)", tflops, note);
@@ -382,16 +487,29 @@ final class CudaBenchCommand {
 
     /** cuBLASLt bf16 GEMM rate, n x n x n, fp32 compute, D = A^T B (TN). Throws with the reason when unavailable. */
     static double gemmTflops(CudaStream s, int n) {
+        double ms = gemmMillis(s, n, n, n);
+        return 2.0 * n * (double) n * n / (ms * 1e-3) / 1e12;
+    }
+
+    /**
+     * Median ms of one cuBLASLt bf16 GEMM of m x n x k (D [m x n] = A [m x k] · B [k x n], 2 m n k FLOPs),
+     * fp32 compute, TN (A stored k x m column-major, i.e. row-major [m, k], and transposed by the op; B
+     * k x n column-major; D m x n column-major), heuristic algorithm, 32 MiB workspace; operands filled
+     * on the device with uniform [-1, 1), 2 warm-ups then 10 timed calls, all freed before returning.
+     * Throws with the reason when cuBLASLt is unavailable.
+     */
+    static double gemmMillis(CudaStream s, long m, long n, long k) {
         if (!cublasLt_h.isAvailable()) {
             throw new IllegalStateException(cublasLt_h.unavailableReason().orElse("libcublasLt.so.13 not loaded"));
         }
+        if (m < 1 || n < 1 || k < 1) throw new IllegalArgumentException("GEMM dimensions must be >= 1, got " + m + "x" + n + "x" + k);
         long ws = 32L << 20;
-        long elems = (long) n * n;
+        long aElems = m * k, bElems = k * n, dElems = m * n;
         try (DeviceArena dev = DeviceArena.create("bench-gemm", s); Arena h = Arena.ofConfined()) {
-            MemorySegment a = dev.allocate(elems * 2), b = dev.allocate(elems * 2), d = dev.allocate(elems * 2);
+            MemorySegment a = dev.allocate(aElems * 2), b = dev.allocate(bElems * 2), d = dev.allocate(dElems * 2);
             MemorySegment work = dev.allocate(ws);
-            Cuda.check(latentmoe_cuda_h.lmoe_cuda_fill_uniform(a, DType.BF16.code(), elems, 1, -1f, 1f, s.handle()), "fill A");
-            Cuda.check(latentmoe_cuda_h.lmoe_cuda_fill_uniform(b, DType.BF16.code(), elems, 2, -1f, 1f, s.handle()), "fill B");
+            Cuda.check(latentmoe_cuda_h.lmoe_cuda_fill_uniform(a, DType.BF16.code(), aElems, 1, -1f, 1f, s.handle()), "fill A");
+            Cuda.check(latentmoe_cuda_h.lmoe_cuda_fill_uniform(b, DType.BF16.code(), bElems, 2, -1f, 1f, s.handle()), "fill B");
             s.synchronize();
             MemorySegment p = h.allocate(ValueLayout.ADDRESS);
             cublasLt_h.check(cublasLt_h.cublasLtCreate(p), "cublasLtCreate");
@@ -410,11 +528,12 @@ final class CudaBenchCommand {
                 trans.set(ValueLayout.JAVA_INT, 0, cublasLt_h.CUBLAS_OP_N);
                 cublasLt_h.check(cublasLt_h.cublasLtMatmulDescSetAttribute(op, cublasLt_h.CUBLASLT_MATMUL_DESC_TRANSB, trans, 4),
                         "cublasLtMatmulDescSetAttribute(TRANSB)");
-                // Column-major: A stored k x m (transposed by the op), B k x n, C = D m x n; all n here.
+                // Column-major: A stored k x m (transposed by the op), B k x n, C = D m x n.
+                long[][] dims = {{k, m}, {k, n}, {m, n}};
                 MemorySegment[] lay = new MemorySegment[3];
                 for (int i = 0; i < 3; i++) {
-                    cublasLt_h.check(cublasLt_h.cublasLtMatrixLayoutCreate(p, cublasLt_h.CUDA_R_16BF, n, n, n),
-                            "cublasLtMatrixLayoutCreate");
+                    cublasLt_h.check(cublasLt_h.cublasLtMatrixLayoutCreate(p, cublasLt_h.CUDA_R_16BF, dims[i][0], dims[i][1],
+                            dims[i][0]), "cublasLtMatrixLayoutCreate");
                     MemorySegment l = p.get(ValueLayout.ADDRESS, 0);
                     lay[i] = l;
                     cleanup.add(() -> cublasLt_h.cublasLtMatrixLayoutDestroy(l));
@@ -438,8 +557,7 @@ final class CudaBenchCommand {
                 Runnable gemm = () -> cublasLt_h.check(cublasLt_h.cublasLtMatmul(handle, op, alpha, a, lay[0], b, lay[1], beta,
                         d, lay[2], d, lay[2], algo, work, ws, s.handle()), "cublasLtMatmul");
                 timeBackToBack(s, 2, gemm);
-                double ms = median(timeBackToBack(s, 10, gemm));
-                return 2.0 * n * (double) n * n / (ms * 1e-3) / 1e12;
+                return median(timeBackToBack(s, 10, gemm));
             } finally {
                 s.synchronize();
                 for (int i = cleanup.size() - 1; i >= 0; i--) cleanup.get(i).run();
@@ -563,6 +681,7 @@ final class CudaBenchCommand {
      * {@code tflops}, {@code distinct_experts}, {@code preset}, {@code backend}, {@code dtype}) plus
      * {@code min_ms}, {@code calls}, {@code device}, and the ceilings: {@code d2d_copy_gbps},
      * {@code d2d_copy_bytes}, {@code gemm_tflops} (null when unavailable), {@code gemm_note},
+     * {@code gemm_expert_shapes} (the expert-shape ceilings, {@link #expertShapesJson}; [] when none),
      * {@code tflops_ratio} (null without a GEMM ceiling), {@code rel_err} (the output's relative Frobenius
      * error against {@code --compare}, null when not compared) and {@code weights} (random with its seed,
      * or the checkpoint and layer).
@@ -576,14 +695,37 @@ final class CudaBenchCommand {
                             + "\"roofline_gbps\": %s, \"ratio\": %s, \"tflops\": %s, \"distinct_experts\": %d, "
                             + "\"preset\": %s, \"backend\": \"cuda\", \"dtype\": \"bf16\", \"device\": %s, "
                             + "\"d2d_copy_gbps\": %s, \"d2d_copy_bytes\": %d, \"gemm_tflops\": %s, \"tflops_ratio\": %s, "
-                            + "\"gemm_note\": %s, \"rel_err\": %s, \"weights\": %s}%s%n",
+                            + "\"gemm_note\": %s, \"gemm_expert_shapes\": %s, \"rel_err\": %s, \"weights\": %s}%s%n",
                     r.tokens(), num(r.medianMs(), 6), num(r.minMs(), 6), r.calls(), r.bytes(), num(r.achievedGbps(), 4),
                     num(r.rooflineGbps(), 4), num(r.ratio(), 5), num(r.tflops(), 6), r.distinctExperts(),
                     quote(o.preset()), quote(c.device()), num(c.d2dGbps(), 4), c.d2dBytes(), num(c.gemmTflops(), 4),
                     c.gemmAvailable() ? num(r.tflops() / c.gemmTflops(), 5) : "null", quote(c.gemmNote()),
-                    sci(r.relErr()), quote(o.weightsNote()), i + 1 < rows.size() ? "," : ""));
+                    expertShapesJson(c.expertShapes()), sci(r.relErr()), quote(o.weightsNote()), i + 1 < rows.size() ? "," : ""));
         }
         return sb.append("]\n").toString();
+    }
+
+    /**
+     * The expert-shape ceilings as a JSON array (one line): per T {@code tokens}, {@code top_k}, {@code m}
+     * (= T·K, the GEMMs' rows), {@code fc1_n} / {@code fc1_k} (m, ℓ), {@code fc2_n} / {@code fc2_k} (ℓ, m),
+     * {@code fc1_ms}, {@code fc2_ms}, {@code fc1_tflops}, {@code fc2_tflops}, {@code combined_tflops} (null
+     * when not measured) and {@code note} (null when measured, else why not).
+     */
+    static String expertShapesJson(List<ExpertGemm> shapes) {
+        StringBuilder sb = new StringBuilder("[");
+        for (int i = 0; i < shapes.size(); i++) {
+            ExpertGemm g = shapes.get(i);
+            boolean ok = g.available();
+            sb.append(String.format(Locale.ROOT,
+                    "{\"tokens\": %d, \"top_k\": %d, \"m\": %d, \"fc1_n\": %d, \"fc1_k\": %d, \"fc2_n\": %d, \"fc2_k\": %d, "
+                            + "\"fc1_ms\": %s, \"fc2_ms\": %s, \"fc1_tflops\": %s, \"fc2_tflops\": %s, \"combined_tflops\": %s, "
+                            + "\"note\": %s}%s",
+                    g.tokens(), g.topK(), g.rows(), g.inter(), g.width(), g.width(), g.inter(), num(g.fc1Ms(), 6),
+                    num(g.fc2Ms(), 6), ok ? num(g.fc1Tflops(), 4) : "null", ok ? num(g.fc2Tflops(), 4) : "null",
+                    ok ? num(g.combinedTflops(), 4) : "null", g.note() == null ? "null" : quote(g.note()),
+                    i + 1 < shapes.size() ? ", " : ""));
+        }
+        return sb.append(']').toString();
     }
 
     static void writeJson(Path path, String text) {

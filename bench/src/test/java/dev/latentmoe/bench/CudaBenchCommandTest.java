@@ -1,5 +1,6 @@
 package dev.latentmoe.bench;
 
+import dev.latentmoe.bindings.cublasLt_h;
 import dev.latentmoe.kernels.Backends;
 import dev.latentmoe.kernels.MoeConfig;
 import dev.latentmoe.memory.DType;
@@ -12,6 +13,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 
@@ -47,6 +49,121 @@ class CudaBenchCommandTest {
         assertTrue(o.ceilings());
         assertEquals(1L << 30, o.copyBytes());
         assertEquals(8192, o.gemmSize());
+        assertEquals(List.of(4096, 8192), o.gemmShapeTokens(), "expert-shape GEMMs at the run's T >= 4096");
+    }
+
+    @Test
+    void gemmShapeTokens() {
+        assertEquals(List.of(4096, 8192), CudaBenchCommand.parse(new String[] {"bench", "--backend", "cuda",
+                "--gemm-shape-tokens", "4096,8192"}).gemmShapeTokens());
+        assertEquals(List.of(512, 16384), CudaBenchCommand.parse(new String[] {"bench", "--backend", "cuda",
+                "--gemm-shape-tokens", "512, 16384"}).gemmShapeTokens());
+        assertEquals(List.of(), CudaBenchCommand.parse(new String[] {"bench", "--backend", "cuda",
+                "--gemm-shape-tokens", ""}).gemmShapeTokens(), "empty disables");
+        assertEquals(List.of(), CudaBenchCommand.parse(new String[] {"bench", "--backend", "cuda",
+                "--gemm-shape-tokens="}).gemmShapeTokens());
+        // default: the T >= 4096 of --tokens, distinct, in order
+        assertEquals(List.of(8192, 4096), CudaBenchCommand.parse(new String[] {"bench", "--backend", "cuda",
+                "--tokens", "1,8192,64,4096,8192"}).gemmShapeTokens());
+        assertEquals(List.of(), CudaBenchCommand.parse(new String[] {"bench", "--backend", "cuda",
+                "--tokens", "1,4,4095"}).gemmShapeTokens());
+        // with --input files (T unknown until read) the default is none
+        assertEquals(List.of(), CudaBenchCommand.parse(new String[] {"bench", "--backend", "cuda", "--checkpoint", "ck",
+                "--input", "x.npy"}).gemmShapeTokens());
+        assertEquals(List.of(4096), CudaBenchCommand.parse(new String[] {"bench", "--backend", "cuda", "--checkpoint", "ck",
+                "--input", "x.npy", "--gemm-shape-tokens", "4096"}).gemmShapeTokens());
+    }
+
+    @Test
+    void expertGemmShapesAndRates() {
+        // Super: d 4096, ℓ 1024, K 22, m 2688
+        CudaBenchCommand.ExpertGemm g = CudaBenchCommand.ExpertGemm.of(4096, MoeConfig.NEMOTRON3_SUPER, 1.0, 3.0, null);
+        assertEquals(4096L * 22, g.rows());
+        assertEquals(1024, g.width());
+        assertEquals(2688, g.inter());
+        double flops = 2.0 * 4096 * 22 * 1024 * 2688;
+        assertEquals(flops, g.flopsEach(), 1.0);
+        assertEquals(flops / 1e-3 / 1e12, g.fc1Tflops(), 1e-9);
+        assertEquals(flops / 3e-3 / 1e12, g.fc2Tflops(), 1e-9);
+        assertEquals(2 * flops / 4e-3 / 1e12, g.combinedTflops(), 1e-9);
+        assertTrue(g.available());
+        String line = CudaBenchCommand.expertGemmLine(g);
+        assertTrue(line.contains("T=4096") && line.contains("90112x2688x1024") && line.contains("90112x1024x2688")
+                && line.contains("combined") && !line.contains("\n"), line);
+        // a standard MoE runs its experts at d
+        CudaBenchCommand.ExpertGemm nano = CudaBenchCommand.ExpertGemm.of(8192, MoeConfig.NEMOTRON3_NANO, 1, 1, null);
+        assertEquals(2688, nano.width());
+        assertEquals(1856, nano.inter());
+        assertEquals(8192L * 6, nano.rows());
+        CudaBenchCommand.ExpertGemm na = CudaBenchCommand.ExpertGemm.of(4096, MoeConfig.NEMOTRON3_SUPER, Double.NaN, Double.NaN,
+                "unavailable: libcublasLt.so.13 not found");
+        assertFalse(na.available());
+        assertTrue(CudaBenchCommand.expertGemmLine(na).contains("unavailable: libcublasLt.so.13 not found"));
+    }
+
+    @Test
+    void expertShapeCeilingsTimeFc1AndFc2AtTheExpertShapes(@TempDir Path dir) throws Exception {
+        List<long[]> calls = new ArrayList<>();
+        CudaBenchCommand.GemmTimer fake = (m, n, k) -> {
+            calls.add(new long[] {m, n, k});
+            return n == 2688 ? 2.0 : 1.0; // FC1 (N = m) 2 ms, FC2 (N = ℓ) 1 ms
+        };
+        CudaBenchCommand.Options o = CudaBenchCommand.parse(new String[] {"bench", "--backend", "cuda"});
+        List<CudaBenchCommand.ExpertGemm> g = CudaBenchCommand.expertShapeCeilings(o, fake);
+        assertEquals(List.of(4096, 8192), g.stream().map(CudaBenchCommand.ExpertGemm::tokens).toList());
+        // Super: K 22, ℓ 1024, m 2688; FC1 M x m x ℓ then FC2 M x ℓ x m, per T
+        assertEquals(List.of(List.of(90112L, 2688L, 1024L), List.of(90112L, 1024L, 2688L),
+                        List.of(180224L, 2688L, 1024L), List.of(180224L, 1024L, 2688L)),
+                calls.stream().map(c -> List.of(c[0], c[1], c[2])).toList());
+        CudaBenchCommand.ExpertGemm g0 = g.get(0);
+        assertTrue(g0.available());
+        assertNull(g0.note());
+        assertEquals(2.0, g0.fc1Ms());
+        assertEquals(1.0, g0.fc2Ms());
+        double flops = 2.0 * 90112 * 1024 * 2688;
+        assertEquals(flops / 2e-3 / 1e12, g0.fc1Tflops(), 1e-9);
+        assertEquals(2 * flops / 3e-3 / 1e12, g0.combinedTflops(), 1e-9);
+
+        // a failing GEMM (no cuBLASLt, out of memory, ...) is reported per T, never thrown
+        List<CudaBenchCommand.ExpertGemm> na = CudaBenchCommand.expertShapeCeilings(o, (m, n, k) -> {
+            throw new IllegalStateException("libcublasLt.so.13 not found\nsearched x");
+        });
+        assertEquals(2, na.size());
+        for (CudaBenchCommand.ExpertGemm e : na) {
+            assertFalse(e.available());
+            assertEquals("unavailable: libcublasLt.so.13 not found searched x", e.note());
+        }
+        assertTrue(CudaBenchCommand.expertShapeCeilings(CudaBenchCommand.parse(new String[] {"bench", "--backend", "cuda",
+                "--gemm-shape-tokens", ""}), fake).isEmpty());
+
+        // a checkpoint: the shape from its config.json (a standard MoE runs its experts at d)
+        Files.writeString(dir.resolve("config.json"), WeightCache.configJson(MoeConfig.NEMOTRON3_NANO));
+        Files.writeString(dir.resolve("model.safetensors.index.json"), "{\"weight_map\": {}}");
+        calls.clear();
+        List<CudaBenchCommand.ExpertGemm> ck = CudaBenchCommand.expertShapeCeilings(CudaBenchCommand.parse(new String[] {
+                "bench", "--backend", "cuda", "--checkpoint", dir.toString(), "--gemm-shape-tokens", "4096"}), fake);
+        assertEquals(1, ck.size());
+        assertEquals(4096L * 6, ck.get(0).rows());
+        assertEquals(2688, ck.get(0).width());
+        assertEquals(1856, ck.get(0).inter());
+        assertEquals(List.of(List.of(24576L, 1856L, 2688L), List.of(24576L, 2688L, 1856L)),
+                calls.stream().map(c -> List.of(c[0], c[1], c[2])).toList());
+        // an unreadable checkpoint: nothing measured, no exception (loading the weights fails later)
+        assertTrue(CudaBenchCommand.expertShapeCeilings(CudaBenchCommand.parse(new String[] {"bench", "--backend", "cuda",
+                "--checkpoint", dir.resolve("missing").toString(), "--gemm-shape-tokens", "4096"}), fake).isEmpty());
+    }
+
+    @Test
+    void expertShapeCeilingsWithoutCublasLtAreReportedUnavailable() {
+        Assumptions.assumeFalse(cublasLt_h.isAvailable(), "cuBLASLt is here");
+        // the real timer: fails on the missing library before touching the (absent) stream
+        List<CudaBenchCommand.ExpertGemm> g = CudaBenchCommand.expertShapeCeilings((dev.latentmoe.memory.CudaStream) null,
+                CudaBenchCommand.parse(new String[] {"bench", "--backend", "cuda"}));
+        assertEquals(2, g.size());
+        for (CudaBenchCommand.ExpertGemm e : g) {
+            assertFalse(e.available());
+            assertTrue(e.note().startsWith("unavailable: ") && !e.note().contains("\n"), e.note());
+        }
     }
 
     @Test
@@ -76,6 +193,8 @@ class CudaBenchCommandTest {
                 {"bench", "--backend", "cuda", "--preset", "nope"},
                 {"bench", "--backend", "cuda", "--gemm-size", "100"},
                 {"bench", "--backend", "cuda", "--json"},
+                {"bench", "--backend", "cuda", "--gemm-shape-tokens", "0"},
+                {"bench", "--backend", "cuda", "--gemm-shape-tokens", "4096,x"},
         };
         for (String[] argv : bad) {
             Args.UsageException e = assertThrows(Args.UsageException.class, () -> CudaBenchCommand.parse(argv), String.join(" ", argv));
@@ -114,6 +233,38 @@ class CudaBenchCommandTest {
         assertTrue(n0.containsKey("gemm_tflops"));
         assertNull(n0.get("gemm_tflops"));
         assertNull(n0.get("tflops_ratio"));
+        assertEquals(List.of(), n0.get("gemm_expert_shapes"));
+
+        CudaBenchCommand.GpuCeilings withShapes = new CudaBenchCommand.GpuCeilings("dev", 4233.9, 1L << 30, 750.0, "x",
+                List.of(CudaBenchCommand.ExpertGemm.of(4096, MoeConfig.NEMOTRON3_SUPER, 0.5, 0.6, null),
+                        CudaBenchCommand.ExpertGemm.of(8192, MoeConfig.NEMOTRON3_SUPER, Double.NaN, Double.NaN,
+                                "unavailable: \"out of memory\"")));
+        List<?> ws = assertInstanceOf(List.class, Json.parse(CudaBenchCommand.json(rows, o, withShapes)));
+        for (Object row : ws) {
+            List<?> shapes = assertInstanceOf(List.class, assertInstanceOf(Map.class, row).get("gemm_expert_shapes"));
+            assertEquals(2, shapes.size());
+            Map<?, ?> s0 = assertInstanceOf(Map.class, shapes.get(0));
+            assertEquals(4096, ((Number) s0.get("tokens")).intValue());
+            assertEquals(22, ((Number) s0.get("top_k")).intValue());
+            assertEquals(90112L, ((Number) s0.get("m")).longValue());
+            assertEquals(2688, ((Number) s0.get("fc1_n")).intValue());
+            assertEquals(1024, ((Number) s0.get("fc1_k")).intValue());
+            assertEquals(1024, ((Number) s0.get("fc2_n")).intValue());
+            assertEquals(2688, ((Number) s0.get("fc2_k")).intValue());
+            double flops = 2.0 * 90112 * 1024 * 2688;
+            assertEquals(flops / 0.5e-3 / 1e12, ((Number) s0.get("fc1_tflops")).doubleValue(), 1e-3);
+            assertEquals(flops / 0.6e-3 / 1e12, ((Number) s0.get("fc2_tflops")).doubleValue(), 1e-3);
+            assertEquals(2 * flops / 1.1e-3 / 1e12, ((Number) s0.get("combined_tflops")).doubleValue(), 1e-3);
+            assertEquals(0.5, ((Number) s0.get("fc1_ms")).doubleValue(), 1e-9);
+            assertTrue(s0.containsKey("note"));
+            assertNull(s0.get("note"));
+            Map<?, ?> s1 = assertInstanceOf(Map.class, shapes.get(1));
+            for (String k : List.of("fc1_ms", "fc2_ms", "fc1_tflops", "fc2_tflops", "combined_tflops")) {
+                assertTrue(s1.containsKey(k), k);
+                assertNull(s1.get(k), k);
+            }
+            assertEquals("unavailable: \"out of memory\"", s1.get("note"));
+        }
     }
 
     @Test
