@@ -3,8 +3,8 @@
 # and writes OUTDIR/tune.env with the fastest setting, to be sourced before run.sh (so that every
 # later step, the tests included, runs with it): decode path (T = 1, 4, 16): LMOE_CUDA_PREFETCH_KB,
 #     LMOE_CUDA_FC2_BLOCKS, LMOE_CUDA_DEC_MINB, LMOE_CUDA_PDL; score = sum over T of median /
-#     median of the defaults (lower is better)
-#     LMOE_CUDA_DECODE_FUSED (one fused task-queue kernel instead of five launches)
+#     median of the defaults (lower is better); LMOE_CUDA_DECODE_FUSED (one fused task-queue
+#     kernel instead of five chained launches)
 # Every run's JSON lines go to OUTDIR/tune.jsonl. The defaults compiled into the library are the
 # first configuration of each list.
 set -uo pipefail
@@ -39,6 +39,8 @@ for cfg in "${decode_cfgs[@]}"; do
   run "d$i" $cfg -- --tokens 1,4,16 --reps 30 --decode auto --no-stages
   i=$((i + 1))
 done
+# the two decode forms side by side (not used for the choice; tune.jsonl, "tune":"v")
+run "v" -- --tokens 1,2,4,8,16 --reps 30 --decode variants --no-stages
 python3 - "$out" "${decode_cfgs[@]}" <<'PY'
 import json, sys
 out, cfgs = sys.argv[1], sys.argv[2:]
