@@ -549,7 +549,6 @@ fc2_kernel(const __grid_constant__ Fc2Params p) {
 enum { C_NEXT = 0, C_ROUTER, C_WDOWN, C_TOPK, C_SUP, C_SDOWN, C_FINALS, C_SLOTS = 8 };
 struct FusedParams {
   DenseSeg router, wdown, sup, sdown, wup;
-  int has_wdown, has_sup, has_wup;
   int ntok;
   // top-K
   const float* logits;
