@@ -404,6 +404,13 @@ static void test_errors(void* stream) {
   w.weight_dtype = LMOE_DTYPE_F32;
   check(lmoe_cuda_validate(&c, &w) == LMOE_ERR_UNSUPPORTED, "errors: f32 weights unsupported");
   check(lmoe_cuda_set_decode_policy(7, 16) == LMOE_ERR_INVALID_ARGUMENT, "errors: bad decode mode");
+  check(lmoe_cuda_set_decode_policy(LMOE_CUDA_DECODE_ON_STAGED + 1, 16) == LMOE_ERR_INVALID_ARGUMENT,
+        "errors: decode mode one past the last");
+  check(lmoe_cuda_set_decode_policy(-1, 16) == LMOE_ERR_INVALID_ARGUMENT, "errors: negative decode mode");
+  check(lmoe_cuda_set_experts_backend(LMOE_CUDA_EXPERTS_CUTLASS_WIDE + 1) == LMOE_ERR_INVALID_ARGUMENT &&
+            lmoe_cuda_set_experts_backend(-1) == LMOE_ERR_INVALID_ARGUMENT,
+        "errors: experts backend out of range");
+  check(lmoe_cuda_experts_backend() == LMOE_CUDA_EXPERTS_AUTO, "errors: experts backend unchanged by bad calls");
   check(lmoe_cuda_set_decode_policy(LMOE_CUDA_DECODE_AUTO, -1) == LMOE_ERR_INVALID_ARGUMENT, "errors: bad decode max tokens");
   check(lmoe_cuda_decode_mode() == LMOE_CUDA_DECODE_AUTO && lmoe_cuda_decode_max_tokens() == kDecodeMax, "errors: decode policy default (16)");
   check(lmoe_cuda_forward_path(&c, &w, nullptr, 1) == -1, "errors: forward_path invalid -> -1");

@@ -3,8 +3,6 @@
 // (+ up-projection + shared expert), and the forward pass. No host synchronisation anywhere.
 #include <math.h>
 #include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include <atomic>
 #include <initializer_list>
