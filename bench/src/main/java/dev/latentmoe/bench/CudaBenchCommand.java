@@ -607,13 +607,31 @@ final class CudaBenchCommand {
             int i = next[0]++ % sets;
             k.forwardAsync(xs[i], null, null, out, s);
         };
-        if (o.warmup() > 0) timeBackToBack(s, Math.max(o.warmup(), Math.min(sets, 8)), fwd);
-        next[0] = 0;
+        Sampled m = sample(s, o.warmup(), o.reps(), sets, () -> next[0] = 0, fwd, bytes, flops, distinct);
+        double gbps = m.meanBytes() / (m.medianMs() * 1e-3) / 1e9;
+        double tflops = m.meanFlops() / (m.medianMs() * 1e-3) / 1e12;
+        System.err.printf(Locale.ROOT, "  T=%d: %d calls, median %.4f ms, min %.4f ms%n", tokens, m.calls(),
+                m.medianMs(), m.minMs());
+        return new Row(tokens, m.medianMs(), m.minMs(), m.calls(), m.meanBytes(), gbps, roofline, gbps / roofline,
+                tflops, m.meanDistinct());
+    }
+
+    /** Medians of a sampled forward loop, and the per-call means of what its input sets need. */
+    record Sampled(double medianMs, double minMs, int calls, long meanBytes, double meanFlops, int meanDistinct) {}
+
+    /**
+     * Warms up, then times {@code fwd} (which cycles through {@code sets} input sets; {@code rewind}
+     * restarts the cycle) in batches of --reps calls until 0.25 s of GPU time or 10 batches; bytes,
+     * flops and distinct experts are averaged over the calls actually made.
+     */
+    static Sampled sample(CudaStream s, int warmup, int reps, int sets, Runnable rewind, Runnable fwd, long[] bytes,
+                          double[] flops, int[] distinct) {
+        if (warmup > 0) timeBackToBack(s, Math.max(warmup, Math.min(sets, 8)), fwd);
+        rewind.run();
         List<Double> all = new ArrayList<>();
         double total = 0;
-        // Batches of --reps calls until 0.25 s of GPU time or 10 batches.
         for (int batch = 0; batch < 10 && (batch == 0 || total < 250); batch++) {
-            for (double ms : timeBackToBack(s, o.reps(), fwd)) {
+            for (double ms : timeBackToBack(s, reps, fwd)) {
                 all.add(ms);
                 total += ms;
             }
@@ -627,12 +645,7 @@ final class CudaBenchCommand {
             distinctSum += distinct[i % sets];
         }
         double med = median(ms), min = Arrays.stream(ms).min().orElse(med);
-        long meanBytes = Math.round(bytesSum / n);
-        double gbps = meanBytes / (med * 1e-3) / 1e9;
-        double tflops = flopsSum / n / (med * 1e-3) / 1e12;
-        System.err.printf(Locale.ROOT, "  T=%d: %d calls, median %.4f ms, min %.4f ms%n", tokens, n, med, min);
-        return new Row(tokens, med, min, n, meanBytes, gbps, roofline, gbps / roofline, tflops,
-                (int) Math.round(distinctSum / n));
+        return new Sampled(med, min, n, Math.round(bytesSum / n), flopsSum / n, (int) Math.round(distinctSum / n));
     }
 
     static String table(List<Row> rows) {

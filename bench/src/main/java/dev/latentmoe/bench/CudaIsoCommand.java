@@ -18,7 +18,6 @@ import dev.latentmoe.memory.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Set;
@@ -246,29 +245,12 @@ final class CudaIsoCommand {
             }
             int[] next = {0};
             Runnable fwd = () -> layer.forwardAsync(xs[next[0]++ % sets], ids, tw, ws, out);
-            if (o.warmup() > 0) CudaBenchCommand.timeBackToBack(s, Math.max(o.warmup(), Math.min(sets, 8)), fwd);
-            next[0] = 0;
-            List<Double> all = new ArrayList<>();
-            double total = 0;
-            // CudaBenchCommand's rule: batches of --reps calls until 0.25 s of GPU time or 10 batches.
-            for (int batch = 0; batch < 10 && (batch == 0 || total < 250); batch++) {
-                for (double ms : CudaBenchCommand.timeBackToBack(s, o.reps(), fwd)) {
-                    all.add(ms);
-                    total += ms;
-                }
-            }
-            double[] ms = all.stream().mapToDouble(Double::doubleValue).toArray();
-            int n = ms.length;
-            double bytesSum = 0, flopsSum = 0, distinctSum = 0;
-            for (int i = 0; i < n; i++) {
-                bytesSum += bytes[i % sets];
-                flopsSum += flops[i % sets];
-                distinctSum += distinct[i % sets];
-            }
-            double med = CudaBenchCommand.median(ms), min = Arrays.stream(ms).min().orElse(med);
-            System.err.printf(Locale.ROOT, "  %s T=%d (%s): %d calls, median %.4f ms, min %.4f ms%n", name, tokens, path, n, med, min);
-            return new Row(name, tokens, path, med, min, n, Math.round(bytesSum / n), flopsSum / n,
-                    (int) Math.round(distinctSum / n));
+            CudaBenchCommand.Sampled m = CudaBenchCommand.sample(s, o.warmup(), o.reps(), sets, () -> next[0] = 0,
+                    fwd, bytes, flops, distinct);
+            System.err.printf(Locale.ROOT, "  %s T=%d (%s): %d calls, median %.4f ms, min %.4f ms%n", name, tokens,
+                    path, m.calls(), m.medianMs(), m.minMs());
+            return new Row(name, tokens, path, m.medianMs(), m.minMs(), m.calls(), m.meanBytes(), m.meanFlops(),
+                    m.meanDistinct());
         }
     }
 
