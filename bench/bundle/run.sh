@@ -7,6 +7,12 @@
 #   quick      bin/lmoe_cuda_test quick (every kernel vs liblatentmoe.so, graphs, determinism)
 #   super      bin/lmoe_cuda_test super (one full Super-shape layer, CPU vs CUDA)
 #   bench      bin/lmoe_cuda_bench --reps 20 (Super, T=1..8192)    -> native.log, bench-native.jsonl
+#   variants   bin/lmoe_cuda_test quick once per opt-in kernel set, whatever tune.sh chose: streams
+#              off + 256-wide FC1 tiles; LMOE_CUDA_DEC_STREAM=8 + _DENSE=4; =4 + _DENSE=8;
+#              LMOE_CUDA_FC1_TILE=192                                           -> native.log
+#   trace      bin/lmoe_cuda_bench --trace, T = 1, 4, 16: per decode launch its blocks' start/end
+#              and blocks in flight per microsecond (both decode forms, then the streamed kernels)
+#              -> native.log (tables), trace.jsonl
 #   memcheck   compute-sanitizer memcheck on `lmoe_cuda_test sanitize`                 -> sanitizer.log
 #   racecheck  compute-sanitizer racecheck on `lmoe_cuda_test sanitize-small` (skipped, with a
 #              note, when the executable has no such mode: the full `sanitize` takes minutes)
@@ -21,14 +27,14 @@
 #              script and python3 can import torch; skipped otherwise              -> bench.log
 #   java-iso   latentmoe bench --iso --backend cuda --json OUTDIR/iso-cuda.json: standard MoE vs
 #              l-MoE_eff vs l-MoE_acc at equal weight bytes, T=1..4096, weights made on the GPU -> bench.log
-# OUTDIR gets at most 10 files: summary.txt, native.log, bench-native.jsonl, sanitizer.log,
+# OUTDIR gets at most 11 files: summary.txt, native.log, bench-native.jsonl, trace.jsonl, sanitizer.log,
 # java-tests.log, bench.log, bench-cuda.json, graph.json, peers.json, iso-cuda.json. summary.txt has
 # one line per step
 # (PASS / FAIL / TIMEOUT / SKIP / NO-GPU, seconds, note) and a final RESULT line.
 #
 # Environment: LMOE_BUNDLE_BUDGET (seconds for the whole run, default 330: a step that would start
-# with less than 15 s left is skipped), per-step limits LMOE_T_QUICK (60) LMOE_T_SUPER (90)
-# LMOE_T_BENCH (60) LMOE_T_MEMCHECK (90) LMOE_T_RACECHECK (90) LMOE_T_JAVA_TESTS (180)
+# with less than 15 s left is skipped), per-step limits LMOE_T_QUICK (60, also per variants run)
+# LMOE_T_SUPER (90) LMOE_T_BENCH (60) LMOE_T_TRACE (60, per run) LMOE_T_MEMCHECK (90) LMOE_T_RACECHECK (90) LMOE_T_JAVA_TESTS (180)
 # LMOE_T_JAVA_BENCH (150) LMOE_T_JAVA_GRAPH (150) LMOE_T_PEERS (120) LMOE_T_JAVA_ISO (120);
 # LMOE_BENCH_ARGS (extra arguments for the Java bench, e.g. "--tokens 1,64"); LMOE_GRAPH_ARGS (extra
 # arguments for java-graph, e.g. "--calls 5000"); LMOE_ISO_ARGS (extra arguments for java-iso, e.g.
@@ -41,7 +47,7 @@ B="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out="${1:?usage: run.sh OUTDIR}"
 mkdir -p "$out" || { echo "run.sh: cannot create $out" >&2; exit 1; }
 out="$(cd "$out" && pwd)"
-steps="${LMOE_BUNDLE_STEPS:-smi quick super bench memcheck racecheck java-tests java-bench java-graph peers java-iso}"
+steps="${LMOE_BUNDLE_STEPS:-smi quick super bench variants trace memcheck racecheck java-tests java-bench java-graph peers java-iso}"
 budget="${LMOE_BUNDLE_BUDGET:-330}"
 summary="$out/summary.txt"
 native_log="$out/native.log"
@@ -156,6 +162,38 @@ for s in $steps; do
       [[ $gpu == 0 && $st == FAIL ]] && st=NO-GPU
       record bench "$st" "$last_secs" "$note"
       ;;
+    variants)
+      st=PASS; secs=0; notes=()
+      for envs in "LMOE_CUDA_DEC_STREAM=0 LMOE_CUDA_DEC_STREAM_DENSE=0 LMOE_CUDA_FC1_TILE=256" \
+                  "LMOE_CUDA_DEC_STREAM=8 LMOE_CUDA_DEC_STREAM_DENSE=4" \
+                  "LMOE_CUDA_DEC_STREAM=4 LMOE_CUDA_DEC_STREAM_DENSE=8" "LMOE_CUDA_FC1_TILE=192"; do
+        # shellcheck disable=SC2086
+        run_step variants "$native_log" "${LMOE_T_QUICK:-60}" env $envs "$B/bin/lmoe_cuda_test" quick
+        secs=$((secs + last_secs))
+        [[ $last_status == SKIP ]] && { st=SKIP; notes+=("$envs: budget spent"); continue; }
+        [[ $last_status != PASS && $st != FAIL ]] && st="$last_status"
+        [[ $last_status == FAIL ]] && st=FAIL
+        notes+=("$envs: $(tail -n 40 "$native_log" | grep -oE '[0-9]+ passed, [0-9]+ failed|SKIPPED' | tail -n1)")
+      done
+      if [[ $st == PASS ]] && tail -n 30 "$native_log" | grep -q "SKIPPED"; then st=NO-GPU; fi
+      [[ $gpu == 0 && $st == FAIL ]] && st=NO-GPU
+      record variants "$st" "$secs" "$(printf '%s; ' "${notes[@]}")"
+      ;;
+    trace)
+      run_step trace "$native_log" "${LMOE_T_TRACE:-60}" "$B/bin/lmoe_cuda_bench" --tokens 1,4,16 --reps 20 \
+        --decode variants --no-stages --trace
+      st="$last_status"; secs=$last_secs
+      run_step trace "$native_log" "${LMOE_T_TRACE:-60}" env LMOE_CUDA_DEC_STREAM=8 LMOE_CUDA_DEC_STREAM_DENSE=4 "$B/bin/lmoe_cuda_bench" \
+        --tokens 1,4,16 --reps 20 --decode staged --no-stages --trace
+      secs=$((secs + last_secs))
+      [[ $st == PASS ]] && st="$last_status"
+      sed -n '/^==== step trace /,$p' "$native_log" | grep '"kind":"trace"' > "$out/trace.jsonl" || true
+      n="$(wc -l < "$out/trace.jsonl")"
+      note="$n traced calls in trace.jsonl"
+      [[ $st == PASS && $n == 0 ]] && { st=FAIL; note="no trace lines"; }
+      [[ $gpu == 0 && $st == FAIL ]] && st=NO-GPU
+      record trace "$st" "$secs" "$note"
+      ;;
     memcheck|racecheck)
       mode=sanitize
       if [[ $s == racecheck ]]; then
@@ -252,12 +290,12 @@ for s in $steps; do
       fi
       record java-iso "$st" "$last_secs" "$note"
       ;;
-    *) record "$s" FAIL 0 "unknown step (known: smi quick super bench memcheck racecheck java-tests java-bench java-graph peers java-iso)" ;;
+    *) record "$s" FAIL 0 "unknown step (known: smi quick super bench variants trace memcheck racecheck java-tests java-bench java-graph peers java-iso)" ;;
   esac
 done
 
 # Drop empty logs so that OUTDIR holds only what has content.
-for f in "$native_log" "$san_log" "$jt_log" "$bench_log" "$out/bench-native.jsonl"; do
+for f in "$native_log" "$san_log" "$jt_log" "$bench_log" "$out/bench-native.jsonl" "$out/trace.jsonl"; do
   [[ -f "$f" && ! -s "$f" ]] && rm -f "$f"
 done
 

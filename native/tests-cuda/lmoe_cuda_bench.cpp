@@ -3,7 +3,7 @@
 //                        [--backend auto|simt|cutlass128|cutlass256]
 //                        [--shape super|nano] [--decode auto|on|off|fused|staged|variants|compare]
 //                        [--decode-max 16]
-//                        [--stages | --no-stages] [--stage-tokens 1,64,4096,8192]
+//                        [--stages | --no-stages] [--stage-tokens 1,64,4096,8192] [--trace]
 //   --decode compare (default): auto for every T, plus the forced other path for T <= 64 (or
 //   <= --decode-max), so the decode/sorted crossover can be read off one run. Each line says
 //   which path ran.
@@ -23,11 +23,18 @@
 //   experts actually used) + activations written and read by the stage's kernels.
 // Each line: {"kind":"forward"|"stage"|"d2d_copy", ...} with median ms over reps (CUDA events),
 // bytes needed (weights actually touched + activations), GB/s and TFLOP/s.
+//   --trace: after each decode-path forward's timing, one more call (device idle before it) with
+//   the block trace on (debug_trace.h): per launch the number of blocks, first start and last end
+//   (us from the first block of the call), mean block time, and the blocks in flight per 1 us bin
+//   ({"kind":"trace", ...}; a table on stderr). Gaps between one launch's end and the next one's
+//   start, and bins with few blocks in flight, are where the weight stream stalls.
 #include <inttypes.h>
 
+#include <map>
 #include <sstream>
 
 #include "common.h"
+#include "debug_trace.h"
 
 using namespace lt;
 
@@ -42,6 +49,94 @@ static std::vector<int64_t> parse_list(const char* s) {
   std::string t;
   while (std::getline(ss, t, ',')) v.push_back(atoll(t.c_str()));
   return v;
+}
+
+static const char* trace_tag_name(uint32_t t) {
+  switch (t) {
+    case TRACE_DENSE_A: return "A_dense";
+    case TRACE_TOPK: return "B_topk";
+    case TRACE_SDOWN: return "B_sdown";
+    case TRACE_FC1: return "C_fc1";
+    case TRACE_FC2: return "D_fc2";
+    case TRACE_DENSE_E: return "E_wup";
+    case TRACE_FC1_STREAM: return "C_fc1_stream";
+    case TRACE_FC2_STREAM: return "D_fc2_stream";
+    case TRACE_FUSED_ROUTER: return "F_router";
+    case TRACE_FUSED_WDOWN: return "F_wdown";
+    case TRACE_FUSED_TOPK: return "F_topk";
+    case TRACE_FUSED_SUP: return "F_sup";
+    case TRACE_FUSED_FC1: return "F_fc1";
+    case TRACE_FUSED_SDOWN: return "F_sdown";
+    case TRACE_FUSED_FC2: return "F_fc2";
+    case TRACE_FUSED_WUP: return "F_wup";
+    default: return "other";
+  }
+}
+
+static void print_trace(const std::vector<DebugTraceRecord>& r, int64_t n, const char* dev, int64_t T,
+                        const char* mode);
+// One traced call of fwd (see --trace): JSON line on stdout, table on stderr.
+template <class F>
+static void trace_call(void* s, F fwd, const char* dev, int64_t T, const char* mode) {
+  const int64_t cap = 1 << 20;
+  DBuf buf(cap * int64_t(sizeof(DebugTraceRecord)), s);
+  CK(lmoe_cuda_stream_synchronize(s));
+  CK(lmoe_cuda_debug_trace(buf.as<DebugTraceRecord>(), cap));
+  fwd();
+  int64_t n = 0;
+  CK(lmoe_cuda_debug_trace_count(&n));
+  CK(lmoe_cuda_debug_trace(nullptr, 0));
+  print_trace(buf.download<DebugTraceRecord>(size_t(std::min(n, cap))), n, dev, T, mode);
+}
+
+// The summary of one traced call's records (n: records written, maybe more than r holds).
+static void print_trace(const std::vector<DebugTraceRecord>& r, int64_t n, const char* dev, int64_t T,
+                        const char* mode) {
+  if (r.empty()) {
+    printf("{\"kind\":\"trace\",\"device\":\"%s\",\"T\":%" PRId64 ",\"decode_mode\":\"%s\",\"blocks\":0}\n",
+           dev, T, mode);
+    return;
+  }
+  uint64_t t0 = UINT64_MAX, t1 = 0;
+  for (const auto& x : r) { t0 = std::min(t0, x.t0_ns); t1 = std::max(t1, x.t1_ns); }
+  const int nbins = int((t1 - t0) / 1000) + 1;
+  struct Agg { int64_t blocks = 0; uint64_t first = UINT64_MAX, last = 0; double busy = 0; std::vector<double> active; };
+  std::map<uint32_t, Agg> by;
+  for (const auto& x : r) {
+    Agg& a = by[x.tag];
+    if (a.active.empty()) a.active.assign(nbins, 0.0);
+    ++a.blocks;
+    a.first = std::min(a.first, x.t0_ns);
+    a.last = std::max(a.last, x.t1_ns);
+    a.busy += double(x.t1_ns - x.t0_ns);
+    // share of each 1 us bin this block was running
+    for (int b = int((x.t0_ns - t0) / 1000); b <= int((x.t1_ns - t0) / 1000) && b < nbins; ++b) {
+      const double lo = std::max<double>(double(x.t0_ns - t0), b * 1000.0);
+      const double hi = std::min<double>(double(x.t1_ns - t0), (b + 1) * 1000.0);
+      if (hi > lo) a.active[b] += (hi - lo) / 1000.0;
+    }
+  }
+  printf("{\"kind\":\"trace\",\"device\":\"%s\",\"T\":%" PRId64 ",\"decode_mode\":\"%s\",\"records\":%" PRId64
+         ",\"span_us\":%.2f,\"bin_us\":1,\"kernels\":[",
+         dev, T, mode, n, (t1 - t0) / 1e3);
+  fprintf(stderr, "trace T=%" PRId64 " (%s): %.2f us from the first block start to the last block end\n", T, mode,
+          (t1 - t0) / 1e3);
+  fprintf(stderr, "  %-14s %7s %9s %9s %11s %11s\n", "launch", "blocks", "start_us", "end_us", "mean_blk_us", "avg_in_flight");
+  bool first = true;
+  for (const auto& [tag, a] : by) {
+    const double span = (a.last - a.first) / 1e3;
+    printf("%s{\"launch\":\"%s\",\"blocks\":%" PRId64 ",\"start_us\":%.2f,\"end_us\":%.2f,\"mean_block_us\":%.3f,"
+           "\"in_flight\":[", first ? "" : ",", trace_tag_name(tag), a.blocks, (a.first - t0) / 1e3,
+           (a.last - t0) / 1e3, a.busy / a.blocks / 1e3);
+    for (int b = 0; b < nbins; ++b) printf("%s%.1f", b ? "," : "", a.active[b]);
+    printf("]}");
+    first = false;
+    fprintf(stderr, "  %-14s %7" PRId64 " %9.2f %9.2f %11.3f %11.1f\n", trace_tag_name(tag), a.blocks,
+            (a.first - t0) / 1e3, (a.last - t0) / 1e3, a.busy / a.blocks / 1e3,
+            span > 0 ? a.busy / 1e3 / span : 0.0);
+  }
+  printf("]}\n");
+  fflush(stdout);
 }
 
 struct Timing {
@@ -160,6 +255,7 @@ int main(int argc, char** argv) {
   std::string decode = "compare";
   int decode_max = 16;
   int stages = 1;  // 0 none, 1 after the forward timings, 2 only the stages
+  bool trace = false;
   int reps = 20;
   int backend = LMOE_CUDA_EXPERTS_AUTO;
   std::string shape = "super";
@@ -173,6 +269,8 @@ int main(int argc, char** argv) {
       stages = 2;
     } else if (a == "--no-stages") {
       stages = 0;
+    } else if (a == "--trace") {
+      trace = true;
     } else if (a == "--reps" && i + 1 < argc) {
       reps = atoi(argv[++i]);
     } else if (a == "--backend" && i + 1 < argc) {
@@ -309,6 +407,7 @@ int main(int argc, char** argv) {
              double(*std::min_element(t.begin(), t.end())), nused, wbytes + abytes,
              (wbytes + abytes) / (med * 1e-3) / 1e9, flops / (med * 1e-3) / 1e12, fws);
       fflush(stdout);
+      if (trace && path == LMOE_CUDA_PATH_DECODE) trace_call(s, fwd, name, T, mname);
     }
     CK(lmoe_cuda_set_decode_policy(LMOE_CUDA_DECODE_AUTO, decode_max));
   }

@@ -23,10 +23,17 @@
 // atomics, the result depends only on the shapes (deterministic, graph-capturable).
 // f32 weights (the router gate) are split on the fly into three bf16 terms (hi + mid + lo, exact
 // to ~2^-24 relative), so the f32 router keeps f32 accuracy on the tensor cores.
+// Opt-in (LMOE_CUDA_DEC_STREAM / _STREAM_DENSE, not yet measured on a GPU): the same GEMVs as
+// persistent kernels that stream through a per-warp cp.async ring (see "streamed GEMVs").
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 
+#include <algorithm>
+#include <atomic>
+#include <utility>
+
+#include "debug_trace.h"
 #include "decode.cuh"
 #include "internal.cuh"
 #include "topk.cuh"
@@ -45,6 +52,8 @@ constexpr int kDefaultPrefetchKB = 0;
 constexpr int kDefaultFc2BlocksPerSm = 4;
 constexpr int kDefaultMinBlocks = 2;
 constexpr int kDefaultFused = 0;
+constexpr int kDefaultStream = 0;  // not yet measured on a GPU: opt-in
+constexpr int kStreamMChunks = 4;  // streamed FC2: m chunks per expert
 
 inline int64_t aup(int64_t v) { return (v + 255) / 256 * 256; }
 inline bool al16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
@@ -233,6 +242,38 @@ __device__ __forceinline__ int ld_acquire(const int32_t* p) {
   return v;
 }
 
+// ---------------------------------------------------------------- block trace (diagnostic)
+// With a buffer set (lmoe_cuda_debug_trace, debug_trace.h; the native bench's --trace) thread 0 of
+// every decode block records its kernel, SM and %globaltimer at start and end: where the forward
+// leaves the memory pipe idle (kernel boundaries, tails, waits). Without a buffer it costs one
+// load per block.
+__device__ DebugTraceRecord* g_trace;
+__device__ int g_trace_cap;
+__device__ int g_trace_n;
+__device__ __forceinline__ uint64_t global_ns() {
+  uint64_t t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+struct BlockTrace {
+  DebugTraceRecord* buf = nullptr;
+  uint64_t t0 = 0;
+  int tag;
+  __device__ explicit BlockTrace(int tag_) : tag(tag_) {
+    if (threadIdx.x == 0 && tag_ != 0) {
+      buf = g_trace;
+      if (buf) t0 = global_ns();
+    }
+  }
+  __device__ ~BlockTrace() {
+    if (!buf) return;
+    uint32_t sm;
+    asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
+    const int i = atomicAdd(&g_trace_n, 1);
+    if (i < g_trace_cap) buf[i] = DebugTraceRecord{uint32_t(tag), sm, t0, global_ns()};
+  }
+};
+
 // ---------------------------------------------------------------- dense segments
 enum DenseEpi { EPI_F32 = 0, EPI_BF16 = 1, EPI_RELU2_BF16 = 2, EPI_ADD_BF16 = 3 };
 
@@ -260,6 +301,7 @@ struct DenseParams {
   int32_t* zero;  // zeroed by block 0 (FC2 tickets, top-K counter), or NULL
   int nzero;
   int prefetch;   // bytes of the block's weight rows to prefetch into L2 before the PDL wait
+  int trace_tag;  // DebugTraceTag of the launch (0: not traced)
 };
 
 __device__ __forceinline__ void dense_store(const DenseSeg& s, int row, int tok, float v) {
@@ -312,6 +354,7 @@ template <int NT>
 __global__ void __launch_bounds__(kThreads, 2)
 dense_kernel(const __grid_constant__ DenseParams p) {
   __shared__ RedBuf<NT> red;
+  BlockTrace trace(p.trace_tag);
   const int b = blockIdx.x;
   int s = 0;
   while (s + 1 < p.nseg && b >= p.seg[s + 1].task0) ++s;
@@ -350,6 +393,7 @@ topk_sdown_kernel(const __grid_constant__ TopkSdownParams p) {
   __shared__ float s_biased[kTopkTokPerBlock][kTopkMaxExperts];
   const int b = blockIdx.x;
   const bool topk = b < p.topk_blocks;
+  BlockTrace trace(topk ? TRACE_TOPK : TRACE_SDOWN);
   if (!topk && p.has_seg && p.prefetch > 0) dense_prefetch(p.seg, b - p.topk_blocks, p.prefetch);
   pdl_wait();
   pdl_trigger();
@@ -438,6 +482,7 @@ template <int MINB>
 __global__ void __launch_bounds__(kThreads, MINB)
 fc1_kernel(const __grid_constant__ Fc1Params p) {
   __shared__ RedBuf<1> red;
+  BlockTrace trace(TRACE_FC1);
   wait_ge(p.topk_done, p.topk_blocks);
   pdl_trigger();
   fc1_body(p, blockIdx.x, red);
@@ -456,35 +501,17 @@ struct Fc2Params {
   bf16* out;            // [T, W]
   const float* add;     // [T, W] or NULL
   int prefetch;         // bytes of the first expert's rows prefetched before the PDL wait
+  int MC;               // stream kernel: m chunks per expert (k group kg = k * MC + chunk)
 };
 
-// Block (t, kg, cb), t fastest: rows [cb*16, +16) of acc[t] over experts k in
-// [kg*K/KG, (kg+1)*K/KG): sum_k w[t,k] (down_e[rows] . h[t,k]). With KG > 1 the k groups of
-// one (t, cb) land in part[kg] and the last of them to finish (ticket) adds them in kg order.
-// The ids are final when this kernel starts (FC1 published them), so each block prefetches its
-// experts' rows into L2 while FC1 drains.
-// FC2 task b: (t, kg, cb), t fastest. before_final() runs (all threads) before the last k group
-// of a (t, cb) writes the output; after_final() (all threads) after that write.
+// The end of an FC2 task (t, kg, cb) for all threads of the block: `tot` is this warp's weighted
+// partial tile; the block sums the warps in order; with KG > 1 the k groups of one (t, cb) land
+// in part[kg] and the last of them to finish (ticket) adds them in kg order.
 template <class BeforeFinal, class AfterFinal>
-__device__ __forceinline__ void fc2_body(const Fc2Params& p, int b, RedBuf<1>& red, int& s_last,
-                                         BeforeFinal&& before_final, AfterFinal&& after_final) {
-  const int t = b % p.T, rest = b / p.T;
-  const int kg = rest % p.KG, cb = rest / p.KG;
-  const int k0 = kg * p.K / p.KG, k1 = (kg + 1) * p.K / p.KG;
+__device__ __forceinline__ void fc2_finish(const Fc2Params& p, int t, int kg, int cb,
+                                           const float (&tot)[1][4], RedBuf<1>& red, int& s_last,
+                                           BeforeFinal&& before_final, AfterFinal&& after_final) {
   const int row0 = cb * 16, rows_valid = min(16, p.W - row0);
-  int kb0, kb1;
-  warp_kblocks(p.m, kb0, kb1);
-  float tot[1][4] = {};
-  for (int k = k0; k < k1; ++k) {
-    const int slot = t * p.K + k;
-    const int e = clamp_expert(__ldcg(p.ids + slot), p.N);
-    const float wk = __ldcg(p.wts + slot);
-    float acc[1][4] = {};
-    warp_rows16<1, bf16>(p.down + (int64_t(e) * p.W + row0) * p.m, p.m, rows_valid,
-                         p.h + int64_t(slot) * p.m, p.m, 1, p.m, kb0, kb1, acc);
-#pragma unroll
-    for (int i = 0; i < 4; ++i) tot[0][i] = fmaf(wk, acc[0][i], tot[0][i]);
-  }
   int mrow = -1;
   float mv = 0.f;
   block_reduce<1>(tot, red, [&](int row, int tok, float v) {
@@ -516,11 +543,41 @@ __device__ __forceinline__ void fc2_body(const Fc2Params& p, int b, RedBuf<1>& r
   after_final();
 }
 
+// Block (t, kg, cb), t fastest: rows [cb*16, +16) of acc[t] over experts k in
+// [kg*K/KG, (kg+1)*K/KG): sum_k w[t,k] (down_e[rows] . h[t,k]).
+// The ids are final when this kernel starts (FC1 published them), so each block may prefetch its
+// experts' rows into L2 while FC1 drains.
+// FC2 task b: (t, kg, cb), t fastest. before_final() runs (all threads) before the last k group
+// of a (t, cb) writes the output; after_final() (all threads) after that write.
+template <class BeforeFinal, class AfterFinal>
+__device__ __forceinline__ void fc2_body(const Fc2Params& p, int b, RedBuf<1>& red, int& s_last,
+                                         BeforeFinal&& before_final, AfterFinal&& after_final) {
+  const int t = b % p.T, rest = b / p.T;
+  const int kg = rest % p.KG, cb = rest / p.KG;
+  const int k0 = kg * p.K / p.KG, k1 = (kg + 1) * p.K / p.KG;
+  const int row0 = cb * 16, rows_valid = min(16, p.W - row0);
+  int kb0, kb1;
+  warp_kblocks(p.m, kb0, kb1);
+  float tot[1][4] = {};
+  for (int k = k0; k < k1; ++k) {
+    const int slot = t * p.K + k;
+    const int e = clamp_expert(__ldcg(p.ids + slot), p.N);
+    const float wk = __ldcg(p.wts + slot);
+    float acc[1][4] = {};
+    warp_rows16<1, bf16>(p.down + (int64_t(e) * p.W + row0) * p.m, p.m, rows_valid,
+                         p.h + int64_t(slot) * p.m, p.m, 1, p.m, kb0, kb1, acc);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) tot[0][i] = fmaf(wk, acc[0][i], tot[0][i]);
+  }
+  fc2_finish(p, t, kg, cb, tot, red, s_last, before_final, after_final);
+}
+
 template <int MINB>
 __global__ void __launch_bounds__(kThreads, MINB)
 fc2_kernel(const __grid_constant__ Fc2Params p) {
   __shared__ RedBuf<1> red;
   __shared__ int s_last;
+  BlockTrace trace(TRACE_FC2);
   const int b = blockIdx.x;
   if (p.prefetch > 0) {
     const int t = b % p.T, rest = b / p.T;
@@ -533,6 +590,295 @@ fc2_kernel(const __grid_constant__ Fc2Params p) {
   pdl_wait();
   pdl_trigger();
   fc2_body(p, b, red, s_last, [] {}, [] {});
+}
+
+// ---------------------------------------------------------------- streamed GEMVs (opt-in)
+// The tasks of fc1_kernel / fc2_kernel / dense_kernel, run by a persistent grid (blocks per SM
+// from the occupancy of the ring below) whose blocks take tasks blockIdx.x, + gridDim.x, ...
+// Each warp streams its weight and activation chunks through a private ring of S shared-memory
+// stages with cp.async, S - 1 k blocks ahead of the mma, and the stream runs on across task
+// boundaries: the next tasks' loads are in flight while the block reduces the current one.
+// (The one-shot kernels issue a block's loads, wait for all of them, reduce and exit, so the SM's
+// memory pipe empties at every task; a 16-row dense task of the shared expert is 172 KB streamed
+// in six such rounds.) A lane reads back only what it copied: the ring needs no barrier.
+// FC2 tasks take one expert and one of MC chunks of m (k group kg = k * MC + chunk), so there are
+// enough of them for an even spread over the persistent blocks; the partials are added in kg
+// order by the last task of a (t, column block) (fc2_finish): deterministic.
+//
+// Ring of a warp: [stage][slot][lane] uint4, slots = weight row r (KW uint4: KW = 2 holds the 8
+// f32 of a lane's chunk, 1 the 8 bf16), row r + 8 (KW), then NT token chunks.
+template <int NT>
+struct StreamTask {
+  const void* wa;  // this lane's weight row r at k = q*8; row 0 when r is out of range
+  const void* wb;  // row r + 8
+  const bf16* x[NT];  // token j*8 + r at k = q*8
+  bool va, vb, vx[NT];
+  bool f32;        // weights are f32 (only with KW = 2)
+  int kb0, nkw;    // this warp's k blocks [kb0, kb0 + nkw)
+  int kq;          // K - q*8: this lane's chunk of block kb is in range iff kb*32 < kq
+};
+
+__device__ __forceinline__ void cp_async16(void* smem, const void* src, bool ok) {
+  const uint32_t d = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src),
+               "r"(ok ? 16 : 0)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+template <int S, int NT, int KW>
+constexpr int stream_smem_bytes() {
+  return kWarps * S * (2 * KW + NT) * 32 * 16;
+}
+
+// Runs this block's ntask tasks. setup(j, task, with_ptrs) describes task j for this lane
+// (without pointers only kb0/nkw are read); finish(j, acc) (all threads) reduces and stores it.
+template <int S, int NT, int KW, class Setup, class Finish>
+__device__ __forceinline__ void stream_tasks(int ntask, uint4* ring, Setup&& setup,
+                                             Finish&& finish) {
+  static_assert((S & (S - 1)) == 0 && S >= 2, "S: a power of two");
+  constexpr int kSlots = 2 * KW + NT;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  uint4* my = ring + warp * S * kSlots * 32 + lane;
+  StreamTask<NT> it{};
+  int ij = -1, io = 0, issued = 0;
+  auto issue_next = [&] {  // the next k block of this warp's stream, if any
+    while (ij < ntask && (ij < 0 || io >= it.nkw))
+      if (++ij < ntask) {
+        setup(ij, it, true);
+        io = 0;
+      }
+    if (ij >= ntask) return;
+    const int k = (it.kb0 + io) * 32;
+    const bool ok = k < it.kq;
+    const int esz = (KW == 2 && it.f32) ? 4 : 2;
+    const char* pa = static_cast<const char*>(it.wa) + (ok ? int64_t(k) * esz : 0);
+    const char* pb = static_cast<const char*>(it.wb) + (ok ? int64_t(k) * esz : 0);
+    uint4* st = my + (issued & (S - 1)) * kSlots * 32;
+#pragma unroll
+    for (int v = 0; v < KW; ++v) {  // the second 16 bytes only for f32 (else zero, not read)
+      const bool use = v == 0 || it.f32;
+      cp_async16(st + v * 32, use ? pa + v * 16 : pa, use && ok && it.va);
+      cp_async16(st + (KW + v) * 32, use ? pb + v * 16 : pb, use && ok && it.vb);
+    }
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+      cp_async16(st + (2 * KW + j) * 32, ok ? it.x[j] + k : it.x[j], ok && it.vx[j]);
+    ++io;
+    ++issued;
+  };
+  // one commit group per k block (empty ones at the end), so wait_group<S - 1> in step i
+  // means that k block i has landed
+  for (int i = 0; i < S - 1; ++i) {
+    issue_next();
+    cp_async_commit();
+  }
+  int used = 0;
+  for (int j = 0; j < ntask; ++j) {
+    StreamTask<NT> ct{};
+    setup(j, ct, false);
+    float acc[NT][4] = {};
+    for (int o = 0; o < ct.nkw; ++o) {
+      issue_next();
+      cp_async_commit();
+      cp_async_wait<S - 1>();
+      const uint4* st = my + (used & (S - 1)) * kSlots * 32;
+      uint4 xv[NT];
+#pragma unroll
+      for (int t = 0; t < NT; ++t) xv[t] = st[(2 * KW + t) * 32];
+      if (KW == 2 && ct.f32) {
+        WFrag<float> fa, fb;
+        fa.v0 = st[0];
+        fa.v1 = st[32];
+        fb.v0 = st[KW * 32];
+        fb.v1 = st[KW * 32 + 32];
+        mma_block<NT>(fa, fb, xv, acc);
+      } else {
+        WFrag<bf16> fa, fb;
+        fa.v = st[0];
+        fb.v = st[KW * 32];
+        mma_block<NT>(fa, fb, xv, acc);
+      }
+      ++used;
+    }
+    finish(j, acc);
+    __syncthreads();  // the next finish rewrites the reduction buffer
+  }
+  cp_async_wait<0>();
+}
+
+__device__ __forceinline__ int stream_ntask(int total, int b0, int G) {
+  return b0 < total ? (total - b0 + G - 1) / G : 0;
+}
+// Lane (r, q) pointers of a 16-row weight tile ([rows, ld] row-major, row 0 at w, esz bytes per
+// element).
+template <int NT>
+__device__ __forceinline__ void stream_rows(StreamTask<NT>& tk, const void* w, int64_t ld,
+                                            int rows_valid, int esz) {
+  const int lane = threadIdx.x & 31, r = lane >> 2, q = lane & 3;
+  const char* c = static_cast<const char*>(w);
+  tk.va = r < rows_valid;
+  tk.vb = r + 8 < rows_valid;
+  tk.wa = c + (int64_t(tk.va ? r : 0) * ld + q * 8) * esz;
+  tk.wb = c + (int64_t(tk.vb ? r + 8 : 0) * ld + q * 8) * esz;
+  tk.f32 = esz == 4;
+  tk.kq = int(ld) - q * 8;
+}
+// One token per task (FC1, FC2): token row of the mma tile r == 0 only.
+__device__ __forceinline__ void stream_token(StreamTask<1>& tk, const bf16* x) {
+  const int lane = threadIdx.x & 31;
+  tk.x[0] = x + (lane & 3) * 8;
+  tk.vx[0] = (lane >> 2) == 0;
+}
+
+constexpr int kStreamMinBlocks = 2;  // ring sizes below are chosen for two blocks per SM
+
+template <int S>
+__global__ void __launch_bounds__(kThreads, kStreamMinBlocks)
+fc1_stream_kernel(const __grid_constant__ Fc1Params p, int total) {
+  extern __shared__ uint4 ring[];
+  __shared__ RedBuf<1> red;
+  BlockTrace trace(TRACE_FC1_STREAM);
+  wait_ge(p.topk_done, p.topk_blocks);
+  pdl_trigger();
+  int kb0, kb1;
+  warp_kblocks(p.W, kb0, kb1);
+  const int b0 = blockIdx.x, G = gridDim.x;
+  stream_tasks<S, 1, 1>(
+      stream_ntask(total, b0, G), ring,
+      [&](int j, StreamTask<1>& tk, bool ptrs) {
+        tk.kb0 = kb0;
+        tk.nkw = kb1 - kb0;
+        if (!ptrs) return;
+        const int b = b0 + j * G, slot = b % p.slots, row0 = (b / p.slots) * 16;
+        const int e = clamp_expert(__ldcg(p.ids + slot), p.N);
+        stream_rows(tk, p.up + (int64_t(e) * p.m + row0) * p.W, p.W, min(16, p.m - row0), 2);
+        stream_token(tk, p.z + int64_t(slot / p.K) * p.ldz);
+      },
+      [&](int j, const float(&acc)[1][4]) {
+        const int b = b0 + j * G, slot = b % p.slots, row0 = (b / p.slots) * 16;
+        const int rows_valid = min(16, p.m - row0);
+        block_reduce<1>(acc, red, [&](int row, int tok, float v) {
+          if (tok == 0 && row < rows_valid)
+            p.h[int64_t(slot) * p.m + row0 + row] = __float2bfloat16_rn(relu2f(v));
+        });
+      });
+  pdl_wait();
+}
+
+template <int S>
+__global__ void __launch_bounds__(kThreads, kStreamMinBlocks)
+fc2_stream_kernel(const __grid_constant__ Fc2Params p, int total) {
+  extern __shared__ uint4 ring[];
+  __shared__ RedBuf<1> red;
+  __shared__ int s_last;
+  BlockTrace trace(TRACE_FC2_STREAM);
+  pdl_wait();
+  pdl_trigger();
+  const int warp = threadIdx.x >> 5, nkb = (p.m + 31) / 32;
+  const int b0 = blockIdx.x, G = gridDim.x;
+  stream_tasks<S, 1, 1>(
+      stream_ntask(total, b0, G), ring,
+      [&](int j, StreamTask<1>& tk, bool ptrs) {
+        const int b = b0 + j * G, t = b % p.T, rest = b / p.T;
+        const int kg = rest % p.KG, cb = rest / p.KG, k = kg / p.MC, mc = kg % p.MC;
+        const int c0 = mc * nkb / p.MC, n = (mc + 1) * nkb / p.MC - c0;
+        tk.kb0 = c0 + warp * n / kWarps;
+        tk.nkw = c0 + (warp + 1) * n / kWarps - tk.kb0;
+        if (!ptrs) return;
+        const int slot = t * p.K + k, row0 = cb * 16;
+        const int e = clamp_expert(__ldcg(p.ids + slot), p.N);
+        stream_rows(tk, p.down + (int64_t(e) * p.W + row0) * p.m, p.m, min(16, p.W - row0), 2);
+        stream_token(tk, p.h + int64_t(slot) * p.m);
+      },
+      [&](int j, const float(&acc)[1][4]) {
+        const int b = b0 + j * G, t = b % p.T, rest = b / p.T;
+        const int kg = rest % p.KG, cb = rest / p.KG;
+        const float wk = __ldcg(p.wts + t * p.K + kg / p.MC);
+        float tot[1][4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) tot[0][i] = wk * acc[0][i];
+        fc2_finish(p, t, kg, cb, tot, red, s_last, [] {}, [] {});
+      });
+}
+
+// The dense segments (kernels A, B's shared down, E) streamed; f32 (router) and bf16 segments
+// in one launch (KW = 2). Blocks [0, q.topk_blocks) run the top-K as in topk_sdown_kernel (their
+// ring is their score buffer); the others stream the segments' tasks. Block 0 of the streaming
+// blocks zeroes p.zero first.
+template <int S, int NT>
+__global__ void __launch_bounds__(kThreads, kStreamMinBlocks)
+dense_stream_kernel(const __grid_constant__ DenseParams p, const __grid_constant__ TopkSdownParams q,
+                    int total) {
+  extern __shared__ uint4 ring[];
+  __shared__ RedBuf<NT> red;
+  const int b = blockIdx.x;
+  const bool topk = b < q.topk_blocks;
+  BlockTrace trace(topk ? TRACE_TOPK : p.trace_tag);
+  pdl_wait();
+  pdl_trigger();
+  if (topk) {
+    static_assert(stream_smem_bytes<4, 1, 2>() >= int(sizeof(float)) * kTopkTokPerBlock * kTopkMaxExperts,
+                  "the ring holds the top-K scores");
+    auto s_biased = reinterpret_cast<float(*)[kTopkMaxExperts]>(ring);
+    const int warp = threadIdx.x >> 5, t = b * kTopkTokPerBlock + warp;
+    if (warp < kTopkTokPerBlock && t < q.ntok)
+      warp_topk(q.logits + int64_t(t) * q.N, q.bias, q.N, q.K, q.softmax, q.norm, q.scale,
+                s_biased[warp], q.ids + int64_t(t) * q.K, q.wts + int64_t(t) * q.K);
+    signal_done(q.done);
+    return;
+  }
+  const int b0 = b - q.topk_blocks, G = gridDim.x - q.topk_blocks;
+  if (b0 == 0)
+    for (int i = threadIdx.x; i < p.nzero; i += kThreads) p.zero[i] = 0;
+  constexpr int kChunkT = NT * 8;
+  const int lane = threadIdx.x & 31, r = lane >> 2, q8 = (lane & 3) * 8;
+  // the segment and its task of the block's task j
+  auto locate = [&](int j, int& si, int& local) {
+    const int task = b0 + j * G;
+    si = 0;
+    while (si + 1 < p.nseg && task >= p.seg[si + 1].task0) ++si;
+    local = task - p.seg[si].task0;
+  };
+  stream_tasks<S, NT, 2>(
+      stream_ntask(total, b0, G), ring,
+      [&](int j, StreamTask<NT>& tk, bool ptrs) {
+        int si, local;
+        locate(j, si, local);
+        const DenseSeg& sg = p.seg[si];
+        int kb0, kb1;
+        warp_kblocks(sg.K, kb0, kb1);
+        tk.kb0 = kb0;
+        tk.nkw = kb1 - kb0;
+        tk.f32 = sg.w_f32 != 0;  // the consuming side reads it too
+        if (!ptrs) return;
+        const int row0 = (local % sg.nrb) * 16, tok0 = (local / sg.nrb) * kChunkT;
+        const int esz = sg.w_f32 ? 4 : 2;
+        stream_rows(tk, static_cast<const char*>(sg.w) + int64_t(row0) * sg.K * esz, sg.K,
+                    min(16, sg.rows - row0), esz);
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
+          const int tok = tok0 + t * 8 + r;
+          tk.vx[t] = tok < p.ntok;
+          tk.x[t] = sg.x + int64_t(tk.vx[t] ? tok : 0) * sg.ldx + q8;
+        }
+      },
+      [&](int j, const float(&acc)[NT][4]) {
+        int si, local;
+        locate(j, si, local);
+        const DenseSeg& sg = p.seg[si];
+        const int row0 = (local % sg.nrb) * 16, tok0 = (local / sg.nrb) * kChunkT;
+        const int rows_valid = min(16, sg.rows - row0), ntok = min(kChunkT, p.ntok - tok0);
+        block_reduce<NT>(acc, red, [&](int row, int tok, float v) {
+          if (row < rows_valid && tok < ntok) dense_store(sg, row0 + row, tok0 + tok, v);
+        });
+      });
 }
 
 // ---------------------------------------------------------------- the fused decode kernel
@@ -583,6 +929,12 @@ fused_decode_kernel(const __grid_constant__ FusedParams p) {
   if (threadIdx.x == 0) s_task = atomicAdd(&p.ctr[C_NEXT], 1);
   __syncthreads();
   int task = s_task;
+  int stage = 0;  // for the trace: the stage this task belongs to
+  {
+    const int n[8] = {p.n_router, p.n_wdown, p.n_topk, p.n_sup, p.n_fc1, p.n_sdown, p.n_fc2, p.n_wup};
+    for (int r = task; stage < 7 && r >= n[stage]; ++stage) r -= n[stage];
+  }
+  BlockTrace trace(TRACE_FUSED_ROUTER + stage);
   if (task < p.n_router) {
     dense_task<NT>(p.router, task, p.ntok, red_nt<NT>(red));
     signal_done(&p.ctr[C_ROUTER]);
@@ -677,13 +1029,16 @@ int sm_or_default() {
 //   LMOE_CUDA_FC2_BLOCKS=n     FC2 k-groups chosen for about n x SMs blocks
 //   LMOE_CUDA_DEC_MINB=2|3     FC1/FC2 blocks per SM the registers are sized for
 //   LMOE_CUDA_DECODE_FUSED=0|1 one fused kernel (task queue) instead of the five launches
+//   LMOE_CUDA_DEC_STREAM=0|4|8 FC1/FC2 as persistent kernels streaming through a cp.async ring of
+//                              4 or 8 stages per warp (0: the one-shot fc1/fc2 kernels)
+//   LMOE_CUDA_DEC_STREAM_DENSE=0|4|8  the same for the dense launches A, B (shared down), E
 int env_int(const char* name, int dflt) {
   const char* v = getenv(name);
   return (v && *v) ? atoi(v) : dflt;
 }
 struct DecTuning {
   bool pdl, fused;
-  int prefetch_bytes, fc2_blocks_per_sm, minb;
+  int prefetch_bytes, fc2_blocks_per_sm, minb, stream, stream_dense;
 };
 const DecTuning& tuning() {
   static const DecTuning t = [] {
@@ -693,6 +1048,9 @@ const DecTuning& tuning() {
     d.prefetch_bytes = env_int("LMOE_CUDA_PREFETCH_KB", kDefaultPrefetchKB) * 1024;
     d.fc2_blocks_per_sm = env_int("LMOE_CUDA_FC2_BLOCKS", kDefaultFc2BlocksPerSm);
     d.minb = env_int("LMOE_CUDA_DEC_MINB", kDefaultMinBlocks) == 2 ? 2 : 3;
+    const auto stages = [](int v) { return v <= 0 ? 0 : v < 8 ? 4 : 8; };
+    d.stream = stages(env_int("LMOE_CUDA_DEC_STREAM", kDefaultStream));
+    d.stream_dense = stages(env_int("LMOE_CUDA_DEC_STREAM_DENSE", kDefaultStream));
     if (d.prefetch_bytes < 0) d.prefetch_bytes = 0;
     if (d.fc2_blocks_per_sm < 1) d.fc2_blocks_per_sm = 1;
     return d;
@@ -713,23 +1071,69 @@ int fc2_groups(const lmoe_config* c, int64_t T, int sm) {
 
 bool pdl_enabled() { return tuning().pdl; }
 
-template <class P>
-lmoe_status launch(void (*kernel)(const P), int64_t grid, bool pdl, const P& p, cudaStream_t s,
-                   const char* name) {
+template <class... KArgs, class... Args>
+lmoe_status launch_smem(void (*kernel)(KArgs...), int64_t grid, size_t smem, bool pdl,
+                        cudaStream_t s, const char* name, Args&&... args) {
   if (grid <= 0) return LMOE_OK;
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = dim3(unsigned(grid));
   cfg.blockDim = dim3(kThreads);
-  cfg.dynamicSmemBytes = 0;
+  cfg.dynamicSmemBytes = smem;
   cfg.stream = s;
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = attr;
   cfg.numAttrs = (pdl && pdl_enabled()) ? 1 : 0;
-  const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, p);
+  const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
   if (e != cudaSuccess) return cuda_error(e, name);
   return LMOE_OK;
+}
+template <class P>
+lmoe_status launch(void (*kernel)(const P), int64_t grid, bool pdl, const P& p, cudaStream_t s,
+                   const char* name) {
+  return launch_smem(kernel, grid, 0, pdl, s, name, p);
+}
+
+// A persistent streamed launch: the ring's shared memory opted in (once per kernel), `extra`
+// blocks (top-K) plus as many streaming blocks as fit on the device at once (at most `tasks`);
+// the kernel's last argument is `tasks`.
+template <auto Kernel, class... Args>
+lmoe_status launch_stream(size_t smem, int64_t extra, int64_t tasks, bool pdl, cudaStream_t s,
+                          const char* name, const Args&... args) {
+  constexpr int kMaxDev = 64;  // the attribute is per device: one cache slot each
+  static std::atomic<int> per_sm[kMaxDev];
+  int dev = 0;
+  LMOE_CU(cudaGetDevice(&dev));
+  int n = dev < kMaxDev ? per_sm[dev].load() : 0;
+  if (n == 0) {
+    LMOE_CU(cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    LMOE_CU(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, Kernel, kThreads, smem));
+    if (n < 1)
+      return set_error(LMOE_ERR_UNSUPPORTED, "%s: %zu bytes of shared memory per block do not fit",
+                       name, smem);
+    if (dev < kMaxDev) per_sm[dev].store(n);
+  }
+  const int64_t grid = extra + std::min<int64_t>(tasks, int64_t(n) * sm_or_default());
+  return launch_smem(Kernel, grid, smem, pdl, s, name, args..., int(tasks));
+}
+// The dense segments of p (and q's top-K blocks) as one streamed launch (tuning().stream_dense
+// stages); tok_chunk (8 or 16) is the chunk p's segments were added with.
+lmoe_status launch_dense_stream(const DenseParams& p, int tasks, const TopkSdownParams& q,
+                                int tok_chunk, bool pdl, cudaStream_t s, const char* name) {
+  const int S = tuning().stream_dense;
+  if (tok_chunk == 8) {
+    if (S == 8)
+      return launch_stream<dense_stream_kernel<8, 1>>(stream_smem_bytes<8, 1, 2>(), q.topk_blocks,
+                                                      tasks, pdl, s, name, p, q);
+    return launch_stream<dense_stream_kernel<4, 1>>(stream_smem_bytes<4, 1, 2>(), q.topk_blocks,
+                                                    tasks, pdl, s, name, p, q);
+  }
+  if (S == 8)
+    return launch_stream<dense_stream_kernel<8, 2>>(stream_smem_bytes<8, 2, 2>(), q.topk_blocks,
+                                                    tasks, pdl, s, name, p, q);
+  return launch_stream<dense_stream_kernel<4, 2>>(stream_smem_bytes<4, 2, 2>(), q.topk_blocks,
+                                                  tasks, pdl, s, name, p, q);
 }
 
 struct DecLayout {
@@ -748,8 +1152,9 @@ DecLayout dec_layout(const lmoe_config* c, int64_t T, int sm) {
   L.hs = o; o += shared ? aup(T * ms * 2) : 0;
   L.h = o; o += aup(T * K * m * 2);
   L.so = o; o += shared ? aup(T * d * 4) : 0;
-  // FC2 partials: KG groups (five-kernel path) or K (fused kernel)
-  L.part = o; o += K > 1 ? aup(K * T * W * 4) : 0;
+  // FC2 partials: KG groups (five-kernel path), K (fused kernel) or K x m chunks (streamed FC2)
+  const int64_t parts = tuning().stream ? K * kStreamMChunks : K;
+  L.part = o; o += parts > 1 ? aup(parts * T * W * 4) : 0;
   // counters: five-kernel path [0] top-K done, then FC2 tickets [T, W/16] (zeroed by kernel A);
   // fused kernel [C_SLOTS] task counters, per-slot FC1 counters [T*K], FC2 tickets [T, W/16]
   L.tickets = o; o += aup((C_SLOTS + T * K + T * ((W + 15) / 16)) * 4);
@@ -780,6 +1185,27 @@ void add_seg(DenseParams& p, int& tasks, const void* w, bool w_f32, int rows, in
 }
 
 }  // namespace
+
+// ================================================================ debug trace (debug_trace.h)
+LMOE_CUDA_API lmoe_status lmoe_cuda_debug_trace(DebugTraceRecord* records, int64_t capacity) {
+  if (records != nullptr && (capacity <= 0 || capacity > INT_MAX))
+    return set_error(LMOE_ERR_INVALID_ARGUMENT, "debug trace: capacity %lld out of range",
+                     (long long)capacity);
+  const int cap = records ? int(capacity) : 0, zero = 0;
+  LMOE_CU(cudaDeviceSynchronize());
+  LMOE_CU(cudaMemcpyToSymbol(g_trace, &records, sizeof records));
+  LMOE_CU(cudaMemcpyToSymbol(g_trace_cap, &cap, sizeof cap));
+  LMOE_CU(cudaMemcpyToSymbol(g_trace_n, &zero, sizeof zero));
+  return LMOE_OK;
+}
+LMOE_CUDA_API lmoe_status lmoe_cuda_debug_trace_count(int64_t* count) {
+  if (!count) return set_error(LMOE_ERR_INVALID_ARGUMENT, "debug trace: count is NULL");
+  int n = 0;
+  LMOE_CU(cudaDeviceSynchronize());
+  LMOE_CU(cudaMemcpyFromSymbol(&n, g_trace_n, sizeof n));
+  *count = n;
+  return LMOE_OK;
+}
 
 // ================================================================ internal API
 bool gemv_router_ok(const lmoe_config* c, const lmoe_cuda_weights* w, const void* x, int64_t T) {
@@ -812,7 +1238,7 @@ bool decode_supported(const lmoe_config* c, const lmoe_cuda_weights* w, const vo
   if (ms > 0 && (!al16(w->shared_up) || !al16(w->shared_down))) return false;
   // grid sizes (int32 block indices)
   const int64_t fc1 = T * c->top_k * ((m + 15) / 16);
-  const int64_t fc2 = T * c->top_k * ((W + 15) / 16);
+  const int64_t fc2 = T * c->top_k * kStreamMChunks * ((W + 15) / 16);  // streamed: m chunks
   const int64_t dense = ((T + 15) / 16) * ((c->num_experts + W + ms + d + 63) / 16 + 4);
   return fc1 < INT_MAX && fc2 < INT_MAX && dense < INT_MAX;
 }
@@ -844,7 +1270,7 @@ lmoe_status decode_forward(const lmoe_config* c, const lmoe_cuda_weights* w, con
   bf16* hs = shared ? reinterpret_cast<bf16*>(b + L.hs) : nullptr;
   bf16* h = reinterpret_cast<bf16*>(b + L.h);
   float* so = shared ? reinterpret_cast<float*>(b + L.so) : nullptr;
-  float* part = K > 1 ? reinterpret_cast<float*>(b + L.part) : nullptr;
+  float* part = (K > 1 || tuning().stream) ? reinterpret_cast<float*>(b + L.part) : nullptr;
   int32_t* counters = reinterpret_cast<int32_t*>(b + L.tickets);
   int32_t* topk_done = counters;
   int32_t* tickets = counters + 1;
@@ -940,31 +1366,41 @@ lmoe_status decode_forward(const lmoe_config* c, const lmoe_cuda_weights* w, con
   // A: router (when the GEMV router applies), latent down, shared up; zero the counters.
   const bool router_fused = gemv_router_ok(c, w, x, T) && T <= kRouterNarrowMaxT;
   if (!router_fused) LMOE_TRY(router_logits_stage(c, w, x, T, logits, s));
+  // streamed dense launches take 8-token chunks up to T = 8 (one mma token tile), else 16
+  const bool dstream = tuning().stream_dense > 0;
+  const int chunk = dstream && T <= 8 ? 8 : 16;
   {
     DenseParams p{};
     int tasks = 0;
     if (router_fused)
       add_seg(p, tasks, w->gate, w->gate_dtype == LMOE_DTYPE_F32, N, d, x, d, EPI_F32, logits, N,
-              nullptr, 0, T);
+              nullptr, 0, T, chunk);
     if (latent)
-      add_seg(p, tasks, w->latent_down, false, W, d, x, d, EPI_BF16, z, W, nullptr, 0, T);
+      add_seg(p, tasks, w->latent_down, false, W, d, x, d, EPI_BF16, z, W, nullptr, 0, T, chunk);
     if (shared)
-      add_seg(p, tasks, w->shared_up, false, ms, d, x, d, EPI_RELU2_BF16, hs, ms, nullptr, 0, T);
+      add_seg(p, tasks, w->shared_up, false, ms, d, x, d, EPI_RELU2_BF16, hs, ms, nullptr, 0, T, chunk);
     p.ntok = int(T);
     p.zero = counters;
     p.nzero = 1 + int(T) * nrb_w;
-    LMOE_TRY(launch(dense_kernel<2>, tasks > 0 ? tasks : 1, false, p, s, "decode dense A"));
+    p.trace_tag = TRACE_DENSE_A;
+    if (dstream && tasks > 0)
+      LMOE_TRY(launch_dense_stream(p, tasks, TopkSdownParams{}, chunk, false, s,
+                                   "decode dense A (stream)"));
+    else
+      LMOE_TRY(launch(dense_kernel<2>, tasks > 0 ? tasks : 1, false, p, s, "decode dense A"));
   }
   // B: top-K || shared down
   {
     TopkSdownParams p{};
+    DenseParams dp{};
     int tasks = 0;
     if (shared) {
-      DenseParams dp{};
-      add_seg(dp, tasks, w->shared_down, false, d, ms, hs, ms, EPI_F32, so, d, nullptr, 0, T);
+      add_seg(dp, tasks, w->shared_down, false, d, ms, hs, ms, EPI_F32, so, d, nullptr, 0, T, chunk);
       p.seg = dp.seg[0];
       p.has_seg = 1;
     }
+    dp.ntok = int(T);
+    dp.trace_tag = TRACE_SDOWN;
     p.ntok = int(T);
     p.logits = logits;
     p.bias = w->gate_bias;
@@ -978,7 +1414,10 @@ lmoe_status decode_forward(const lmoe_config* c, const lmoe_cuda_weights* w, con
     p.topk_blocks = topk_blocks;
     p.done = topk_done;
     p.prefetch = tuning().prefetch_bytes;
-    LMOE_TRY(launch(topk_sdown_kernel, int64_t(topk_blocks) + tasks, true, p, s, "decode topk+sdown"));
+    if (dstream)
+      LMOE_TRY(launch_dense_stream(dp, tasks, p, chunk, true, s, "decode topk+sdown (stream)"));
+    else
+      LMOE_TRY(launch(topk_sdown_kernel, int64_t(topk_blocks) + tasks, true, p, s, "decode topk+sdown"));
   }
   // C: expert FC1
   {
@@ -996,7 +1435,14 @@ lmoe_status decode_forward(const lmoe_config* c, const lmoe_cuda_weights* w, con
     p.topk_done = topk_done;
     p.topk_blocks = topk_blocks;
     const int64_t grid = int64_t(p.slots) * ((m + 15) / 16);
-    LMOE_TRY(launch(tuning().minb == 2 ? fc1_kernel<2> : fc1_kernel<3>, grid, true, p, s, "decode fc1"));
+    if (tuning().stream == 8)
+      LMOE_TRY(launch_stream<fc1_stream_kernel<8>>(stream_smem_bytes<8, 1, 1>(), 0, grid, true, s,
+                                                   "decode fc1 (stream)", p));
+    else if (tuning().stream == 4)
+      LMOE_TRY(launch_stream<fc1_stream_kernel<4>>(stream_smem_bytes<4, 1, 1>(), 0, grid, true, s,
+                                                   "decode fc1 (stream)", p));
+    else
+      LMOE_TRY(launch(tuning().minb == 2 ? fc1_kernel<2> : fc1_kernel<3>, grid, true, p, s, "decode fc1"));
   }
   // D: expert FC2 + weighted combine
   {
@@ -1017,17 +1463,34 @@ lmoe_status decode_forward(const lmoe_config* c, const lmoe_cuda_weights* w, con
     p.out = latent ? accb : out;
     p.add = latent ? nullptr : so;
     p.prefetch = tuning().prefetch_bytes;
-    LMOE_TRY(launch(tuning().minb == 2 ? fc2_kernel<2> : fc2_kernel<3>, T * int64_t(L.KG) * nrb_w,
-                    true, p, s, "decode fc2"));
+    p.MC = 1;
+    if (tuning().stream) {  // one task per (t, expert, m chunk, column block)
+      p.MC = kStreamMChunks;
+      p.KG = K * kStreamMChunks;
+      const int64_t tasks = T * int64_t(p.KG) * nrb_w;
+      if (tuning().stream == 8)
+        LMOE_TRY(launch_stream<fc2_stream_kernel<8>>(stream_smem_bytes<8, 1, 1>(), 0, tasks, true, s,
+                                                     "decode fc2 (stream)", p));
+      else
+        LMOE_TRY(launch_stream<fc2_stream_kernel<4>>(stream_smem_bytes<4, 1, 1>(), 0, tasks, true, s,
+                                                     "decode fc2 (stream)", p));
+    } else {
+      LMOE_TRY(launch(tuning().minb == 2 ? fc2_kernel<2> : fc2_kernel<3>, T * int64_t(L.KG) * nrb_w,
+                      true, p, s, "decode fc2"));
+    }
   }
   // E: latent up (+ shared)
   if (latent) {
     DenseParams p{};
     int tasks = 0;
-    add_seg(p, tasks, w->latent_up, false, d, W, accb, W, EPI_ADD_BF16, out, d, so, d, T);
+    add_seg(p, tasks, w->latent_up, false, d, W, accb, W, EPI_ADD_BF16, out, d, so, d, T, chunk);
     p.ntok = int(T);
     p.prefetch = tuning().prefetch_bytes;
-    LMOE_TRY(launch(dense_kernel<2>, tasks, true, p, s, "decode dense E"));
+    p.trace_tag = TRACE_DENSE_E;
+    if (dstream)
+      LMOE_TRY(launch_dense_stream(p, tasks, TopkSdownParams{}, chunk, true, s, "decode dense E (stream)"));
+    else
+      LMOE_TRY(launch(dense_kernel<2>, tasks, true, p, s, "decode dense E"));
   }
   return LMOE_OK;
 }

@@ -75,6 +75,14 @@ struct TileWide {
   using KernelSchedule = cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative;
   using EpilogueSchedule = cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative;
 };
+// 128x192 (1x2 cluster), FC1 only, opt-in (LMOE_CUDA_FC1_TILE=192): the grouped scheduler pads
+// each group's column tiles to the cluster, and 192 divides the Super FC1 width (2688) evenly.
+struct TileN192 {
+  using TileShape = Shape<_128, _192, _64>;
+  using ClusterShape = Shape<_1, _2, _1>;
+  using KernelSchedule = cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative;
+  using EpilogueSchedule = cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative;
+};
 // (A 64x256 ping-pong tile for FC1 ran at 387 TFLOP/s against 521 for TileWide at T = 8192 on
 // an H200: bench/results/gpu/2026-11-26-bundle-h200-run4/tune.txt.)
 

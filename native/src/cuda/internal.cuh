@@ -58,22 +58,26 @@ struct GroupedGemmArgs {
   void* workspace;  // device, grouped_gemm_workspace_bytes(...) bytes, 256-aligned
   size_t workspace_bytes;
   cudaStream_t stream;
-  int wide;  // 0: 128x128 tiles; 1: 128x256 tiles, 1x2 cluster (many rows per group)
+  int wide;  // 0: 128x128 tiles; 1: 128x256 tiles, 1x2 cluster (many rows per group);
+             // 2: 128x192 tiles, 1x2 cluster (relu2 only; identity runs 1)
 };
-// One translation unit per (epilogue, tile): grouped_gemm_{relu2,identity}[_wide].cu
+// One translation unit per (epilogue, tile): grouped_gemm_{relu2,identity}[_wide].cu, _relu2_n192.cu
 size_t gg_relu2_narrow_ws(int num_groups, int sm_count);
 size_t gg_relu2_wide_ws(int num_groups, int sm_count);
+size_t gg_relu2_n192_ws(int num_groups, int sm_count);
 size_t gg_identity_narrow_ws(int num_groups, int sm_count);
 size_t gg_identity_wide_ws(int num_groups, int sm_count);
 lmoe_status gg_relu2_narrow(const GroupedGemmArgs& a);
 lmoe_status gg_relu2_wide(const GroupedGemmArgs& a);
+lmoe_status gg_relu2_n192(const GroupedGemmArgs& a);
 lmoe_status gg_identity_narrow(const GroupedGemmArgs& a);
 lmoe_status gg_identity_wide(const GroupedGemmArgs& a);
 
 // Workspace for either tile.
 inline size_t grouped_gemm_relu2_workspace_bytes(int num_groups, int sm_count) {
   const size_t a = gg_relu2_narrow_ws(num_groups, sm_count), b = gg_relu2_wide_ws(num_groups, sm_count);
-  return a > b ? a : b;
+  const size_t c = gg_relu2_n192_ws(num_groups, sm_count);
+  return a > b ? (a > c ? a : c) : (b > c ? b : c);
 }
 inline size_t grouped_gemm_identity_workspace_bytes(int num_groups, int sm_count) {
   const size_t a = gg_identity_narrow_ws(num_groups, sm_count), b = gg_identity_wide_ws(num_groups, sm_count);
@@ -81,7 +85,7 @@ inline size_t grouped_gemm_identity_workspace_bytes(int num_groups, int sm_count
 }
 // D = relu(acc)^2
 inline lmoe_status grouped_gemm_relu2(const GroupedGemmArgs& a) {
-  return a.wide ? gg_relu2_wide(a) : gg_relu2_narrow(a);
+  return a.wide == 2 ? gg_relu2_n192(a) : a.wide ? gg_relu2_wide(a) : gg_relu2_narrow(a);
 }
 // D = acc
 inline lmoe_status grouped_gemm_identity(const GroupedGemmArgs& a) {

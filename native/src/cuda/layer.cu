@@ -3,6 +3,7 @@
 // (+ up-projection + shared expert), and the forward pass. No host synchronisation anywhere.
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include <atomic>
 #include <initializer_list>
@@ -186,6 +187,15 @@ static bool dense_tc_ok(int64_t T, std::initializer_list<const void*> ptrs,
 // group, 128x128 below (more CTAs for few rows). Thresholds from H200 runs at the Super shape.
 constexpr int64_t kWideMinRowsPerExpert = 128;  // experts: T*K/N
 constexpr int64_t kWideMinTokensDense = 2048;   // dense projections: T
+// Opt-in sweep knob (bench/bundle/tune.sh): LMOE_CUDA_FC1_TILE=192 runs the relu2 FC1 with 128x192
+// tiles where 128x256 ones would run (not yet measured on a GPU).
+static int fc1_wide_tile() {
+  static const int t = [] {
+    const char* v = getenv("LMOE_CUDA_FC1_TILE");
+    return (v && atoi(v) == 192) ? 2 : 1;
+  }();
+  return t;
+}
 static bool wide_tiles(int64_t rows_per_group, int64_t min_rows) {
   const int b = g_experts_backend.load();
   if (b == LMOE_CUDA_EXPERTS_CUTLASS_WIDE) return true;
@@ -599,7 +609,8 @@ static lmoe_status experts_impl(const lmoe_config* c, const lmoe_cuda_weights* w
     a.workspace = gws;
     a.workspace_bytes = size_t(gws_bytes);
     a.stream = s;
-    a.wide = wide_tiles(rows / N, kWideMinRowsPerExpert) ? 1 : 0;
+    const int wide = wide_tiles(rows / N, kWideMinRowsPerExpert) ? 1 : 0;
+    a.wide = wide;
     // FC1
     a.A = latent_sorted;
     a.n = m;
@@ -607,7 +618,9 @@ static lmoe_status experts_impl(const lmoe_config* c, const lmoe_cuda_weights* w
     if (!swiglu_act) {
       a.B = up;
       a.D = h;
+      a.wide = wide ? fc1_wide_tile() : 0;
       LMOE_TRY(grouped_gemm_relu2(a));
+      a.wide = wide;
     } else {
       a.B = gate;
       a.D = h;
