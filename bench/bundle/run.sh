@@ -2,7 +2,7 @@
 # run.sh OUTDIR - the GPU checks of the LatentMoE bundle (made by bench/bundle/make-bundle.sh).
 # Needs only an NVIDIA driver (Hopper GPU, sm_90) and coreutils: Java comes with the bundle.
 #
-# Steps (LMOE_BUNDLE_STEPS, default all, in this order):
+# Steps (LMOE_BUNDLE_STEPS, default all, in this order; the diagnostics trace and ncu last):
 #   smi        nvidia-smi, OS, glibc, library dependencies            -> native.log
 #   quick      bin/lmoe_cuda_test quick (every kernel vs liblatentmoe.so, graphs, determinism)
 #   super      bin/lmoe_cuda_test super (one full Super-shape layer, CPU vs CUDA)
@@ -10,9 +10,6 @@
 #   variants   bin/lmoe_cuda_test quick once per opt-in kernel set, whatever tune.sh chose: streams
 #              off + 256-wide FC1 tiles; LMOE_CUDA_DEC_STREAM=8 + _DENSE=4; =4 + _DENSE=8;
 #              LMOE_CUDA_FC1_TILE=192                                           -> native.log
-#   trace      bin/lmoe_cuda_bench --trace, T = 1, 4, 16: per decode launch its blocks' start/end
-#              and blocks in flight per microsecond (both decode forms, then the streamed kernels)
-#              -> native.log (tables), trace.jsonl
 #   memcheck   compute-sanitizer memcheck on `lmoe_cuda_test sanitize`                 -> sanitizer.log
 #   racecheck  compute-sanitizer racecheck on `lmoe_cuda_test sanitize-small` (skipped, with a
 #              note, when the executable has no such mode: the full `sanitize` takes minutes)
@@ -27,15 +24,22 @@
 #              script and python3 can import torch; skipped otherwise              -> bench.log
 #   java-iso   latentmoe bench --iso --backend cuda --json OUTDIR/iso-cuda.json: standard MoE vs
 #              l-MoE_eff vs l-MoE_acc at equal weight bytes, T=1..4096, weights made on the GPU -> bench.log
-# OUTDIR gets at most 11 files: summary.txt, native.log, bench-native.jsonl, trace.jsonl, sanitizer.log,
-# java-tests.log, bench.log, bench-cuda.json, graph.json, peers.json, iso-cuda.json. summary.txt has
-# one line per step
-# (PASS / FAIL / TIMEOUT / SKIP / NO-GPU, seconds, note) and a final RESULT line.
+#   trace      bin/lmoe_cuda_bench --trace, T = 1, 4, 16: per decode launch its blocks' start/end
+#              and blocks in flight per microsecond (both decode forms, then the streamed kernels)
+#              -> native.log (tables), trace.jsonl
+#   ncu        Nsight Compute, when present: per kernel duration, DRAM bytes read and DRAM throughput
+#              (% of peak) of one T = 1 decode forward (defaults, then the streamed kernels) and one
+#              T = 8192 forward; kernels serialised, clocks not locked                 -> ncu.csv
+# OUTDIR gets at most 12 files: summary.txt, native.log, bench-native.jsonl, sanitizer.log,
+# java-tests.log, bench.log, bench-cuda.json, graph.json, peers.json, iso-cuda.json, trace.jsonl,
+# ncu.csv. summary.txt has one line per step (PASS / FAIL / TIMEOUT / SKIP / NO-GPU, seconds,
+# note) and a final RESULT line.
 #
 # Environment: LMOE_BUNDLE_BUDGET (seconds for the whole run, default 330: a step that would start
 # with less than 15 s left is skipped), per-step limits LMOE_T_QUICK (60, also per variants run)
-# LMOE_T_SUPER (90) LMOE_T_BENCH (60) LMOE_T_TRACE (60, per run) LMOE_T_MEMCHECK (90) LMOE_T_RACECHECK (90) LMOE_T_JAVA_TESTS (180)
-# LMOE_T_JAVA_BENCH (150) LMOE_T_JAVA_GRAPH (150) LMOE_T_PEERS (120) LMOE_T_JAVA_ISO (120);
+# LMOE_T_SUPER (90) LMOE_T_BENCH (60) LMOE_T_MEMCHECK (90) LMOE_T_RACECHECK (90) LMOE_T_JAVA_TESTS (180)
+# LMOE_T_JAVA_BENCH (150) LMOE_T_JAVA_GRAPH (150) LMOE_T_PEERS (120) LMOE_T_JAVA_ISO (120)
+# LMOE_T_TRACE (60, per run) LMOE_T_NCU (120, per run); NCU (path of ncu);
 # LMOE_BENCH_ARGS (extra arguments for the Java bench, e.g. "--tokens 1,64"); LMOE_GRAPH_ARGS (extra
 # arguments for java-graph, e.g. "--calls 5000"); LMOE_ISO_ARGS (extra arguments for java-iso, e.g.
 # "--preset super"); LMOE_JAVA_OPTS (extra JVM options); COMPUTE_SANITIZER (path).
@@ -47,7 +51,8 @@ B="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out="${1:?usage: run.sh OUTDIR}"
 mkdir -p "$out" || { echo "run.sh: cannot create $out" >&2; exit 1; }
 out="$(cd "$out" && pwd)"
-steps="${LMOE_BUNDLE_STEPS:-smi quick super bench variants trace memcheck racecheck java-tests java-bench java-graph peers java-iso}"
+# the diagnostics (trace, ncu) last: a run short of budget skips them first
+steps="${LMOE_BUNDLE_STEPS:-smi quick super bench variants memcheck racecheck java-tests java-bench java-graph peers java-iso trace ncu}"
 budget="${LMOE_BUNDLE_BUDGET:-330}"
 summary="$out/summary.txt"
 native_log="$out/native.log"
@@ -194,6 +199,36 @@ for s in $steps; do
       [[ $gpu == 0 && $st == FAIL ]] && st=NO-GPU
       record trace "$st" "$secs" "$note"
       ;;
+    ncu)
+      ncu="${NCU:-$(command -v ncu || true)}"
+      for c in "${CUDA_HOME:-/nonexistent}/bin/ncu" /usr/local/cuda/bin/ncu; do
+        [[ -z "$ncu" && -x "$c" ]] && ncu="$c"
+      done
+      if [[ -z "$ncu" ]]; then
+        echo "==== step ncu skipped: no ncu (PATH, \$CUDA_HOME/bin, /usr/local/cuda/bin)" >> "$native_log"
+        record ncu SKIP 0 "no Nsight Compute (ncu) on this machine (set NCU)"
+        continue
+      fi
+      : > "$out/ncu.csv"
+      # only the layer's kernels (not the weight fills); one timed call after the bench's warm-up
+      nargs=(--clock-control none --cache-control none --csv -k 'regex:^(?!fill_kernel)'
+             --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed)
+      st=PASS; secs=0
+      for envs in "LMOE_CUDA_DEC_STREAM=0" "LMOE_CUDA_DEC_STREAM=8 LMOE_CUDA_DEC_STREAM_DENSE=4"; do
+        toks=1; [[ $envs == "LMOE_CUDA_DEC_STREAM=0" ]] && toks=1,8192
+        # shellcheck disable=SC2086
+        run_step ncu "$native_log" "${LMOE_T_NCU:-120}" env $envs "$ncu" "${nargs[@]}" --log-file "$out/ncu-part.csv" \
+          "$B/bin/lmoe_cuda_bench" --tokens "$toks" --reps 1 --decode auto --no-stages
+        secs=$((secs + last_secs))
+        [[ $last_status != PASS ]] && st="$last_status"
+        { echo "# $envs tokens $toks"; cat "$out/ncu-part.csv" 2>/dev/null; } >> "$out/ncu.csv"
+        rm -f "$out/ncu-part.csv"
+      done
+      n="$(grep -c 'gpu__time_duration' "$out/ncu.csv" || true)"
+      [[ $st == PASS && $n == 0 ]] && st=FAIL
+      [[ $gpu == 0 && $st == FAIL ]] && st=NO-GPU
+      record ncu "$st" "$secs" "$n kernel durations in ncu.csv"
+      ;;
     memcheck|racecheck)
       mode=sanitize
       if [[ $s == racecheck ]]; then
@@ -290,12 +325,12 @@ for s in $steps; do
       fi
       record java-iso "$st" "$last_secs" "$note"
       ;;
-    *) record "$s" FAIL 0 "unknown step (known: smi quick super bench variants trace memcheck racecheck java-tests java-bench java-graph peers java-iso)" ;;
+    *) record "$s" FAIL 0 "unknown step (known: smi quick super bench variants trace ncu memcheck racecheck java-tests java-bench java-graph peers java-iso)" ;;
   esac
 done
 
 # Drop empty logs so that OUTDIR holds only what has content.
-for f in "$native_log" "$san_log" "$jt_log" "$bench_log" "$out/bench-native.jsonl" "$out/trace.jsonl"; do
+for f in "$native_log" "$san_log" "$jt_log" "$bench_log" "$out/bench-native.jsonl" "$out/trace.jsonl" "$out/ncu.csv"; do
   [[ -f "$f" && ! -s "$f" ]] && rm -f "$f"
 done
 

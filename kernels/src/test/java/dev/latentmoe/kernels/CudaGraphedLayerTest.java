@@ -171,18 +171,28 @@ class CudaGraphedLayerTest {
             long padBytes = 7L * d * 2;
             boolean padZero = MemorySegment.mismatch(in16.segment(), 9L * d * 2, 16L * d * 2,
                     MemorySegment.ofArray(new byte[(int) padBytes]), 0, padBytes) == -1;
+            assertTrue(padZero, "T=9 after a direct replay: padding rows 9..15 of the static input are not zero");
+            // Bucket 16 runs the 16-token forward, in which every row depends only on itself: rows 0..8 must equal
+            // those of forward(x16) bit for bit. The 9-token forward may round differently (the decode path groups
+            // FC2's k-sum by T: 8 groups at T = 9, 5 at T = 16 for this shape on 132 SMs), so it is checked to bf16
+            // accuracy only. (A bitwise check against it failed once in bench/results/gpu/2026-11-26-bundle-h200-run4.)
             Tensor got = CudaCopies.toHost(y9, host), want = CudaCopies.toHost(layer.forward(x9), host);
-            Tensor want16 = CudaCopies.toHost(expected, host); // rows 0..8 of the 16-token forward
-            long differ = 0, differ16 = 0;
+            Tensor want16 = CudaCopies.toHost(expected, host);
+            long differ16 = 0;
+            double err2 = 0, ref2 = 0;
             for (long i = 0; i < 9L * d; i++) {
                 short g = got.segment().getAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT, i);
-                if (g != want.segment().getAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT, i)) differ++;
                 if (g != want16.segment().getAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT, i)) differ16++;
+                double a = DType.bf16ToFloat(g);
+                double b = DType.bf16ToFloat(want.segment().getAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT, i));
+                err2 += (a - b) * (a - b);
+                ref2 += b * b;
             }
-            System.out.printf("direct replay then T=9: padding rows zero: %b; %d of %d values differ from forward(x9), "
-                    + "%d from rows 0..8 of forward(x16)%n", padZero, differ, 9L * d, differ16);
-            assertTrue(padZero, "T=9 after a direct replay: padding rows 9..15 of the static input are not zero");
-            assertEquals(0, differ, "T=9 after a direct replay differs from forward");
+            double rel = Math.sqrt(err2 / ref2);
+            System.out.printf("direct replay then T=9: %d of %d values differ from rows 0..8 of forward(x16); "
+                    + "rel. error against forward(x9) %.2e%n", differ16, 9L * d, rel);
+            assertEquals(0, differ16, "T=9 in bucket 16 differs from rows 0..8 of the 16-token forward");
+            assertTrue(ref2 > 0 && rel <= 1e-2, "T=9 in bucket 16 against forward(x9): rel. error " + rel);
         }
     }
 
