@@ -6,7 +6,8 @@
 #   smi        nvidia-smi, OS, glibc, library dependencies            -> native.log
 #   quick      bin/lmoe_cuda_test quick (every kernel vs liblatentmoe.so, graphs, determinism)
 #   super      bin/lmoe_cuda_test super (one full Super-shape layer, CPU vs CUDA)
-#   bench      bin/lmoe_cuda_bench --reps 20 (Super, T=1..8192)    -> native.log, bench-native.jsonl
+#   bench      bin/lmoe_cuda_bench --reps 20 (Super, T=1..8192; stage breakdown; experts stage against
+#              cuBLASLt, interleaved, T = 4096, 8192)                -> native.log, bench-native.jsonl
 #   variants   bin/lmoe_cuda_test quick once per opt-in kernel set, whatever tune.sh chose: streams
 #              off + 256-wide FC1 tiles; LMOE_CUDA_DEC_STREAM=8 + _DENSE=4; =4 + _DENSE=8;
 #              LMOE_CUDA_FC1_TILE=192                                           -> native.log
@@ -161,6 +162,13 @@ for s in $steps; do
       sed -n '/^==== step bench /,$p' "$native_log" | grep '^{' > "$out/bench-native.jsonl" || true
       n="$(grep -vc '"kind":"skipped"' "$out/bench-native.jsonl" || true)"
       note="$n JSON lines in bench-native.jsonl"
+      # the prefill target: experts stage against cuBLASLt, interleaved (T = 8192)
+      ev="$(grep '"kind":"experts_vs_cublaslt"' "$out/bench-native.jsonl" | grep '"T":8192' | tail -n1)"
+      if [[ -n "$ev" ]]; then
+        s8="$(grep -o '"share_of_8192":[0-9.]*' <<< "$ev" | cut -d: -f2)"
+        ss="$(grep -o '"share_of_shapes":[0-9.]*' <<< "$ev" | cut -d: -f2)"
+        note="$note; experts T=8192: $s8 of cuBLASLt 8192^3, $ss of cuBLASLt at its shapes (interleaved)"
+      fi
       if [[ $st == PASS && $n == 0 ]]; then
         st=FAIL; note="no measurements: $(grep -m1 -o '"reason":"[^"]*"' "$out/bench-native.jsonl" || echo 'no JSON lines')"
       fi

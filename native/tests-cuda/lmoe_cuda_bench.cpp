@@ -23,18 +23,29 @@
 //   experts actually used) + activations written and read by the stage's kernels.
 // Each line: {"kind":"forward"|"stage"|"d2d_copy", ...} with median ms over reps (CUDA events),
 // bytes needed (weights actually touched + activations), GB/s and TFLOP/s.
+//   "experts_vs_cublaslt" (stage breakdown, T >= 2048): the experts stage and cuBLASLt bf16 GEMMs at
+//   its two shapes (FC1: T*K x m x W, FC2: T*K x W x m) and at 8192^3, timed call by call in turn
+//   (experts, FC1, FC2, 8192^3, repeated --reps times) so that all of them run at the same clocks;
+//   experts TFLOP/s as a share of cuBLASLt's at the same shapes and at 8192^3. cuBLASLt is dlopen'ed
+//   (libcublasLt.so.13 on the library path or in $CUDA_HOME/lib64, /usr/local/cuda/lib64): without
+//   it the line says why.
 //   --trace: after each decode-path forward's timing, one more call (device idle before it) with
 //   the block trace on (debug_trace.h): per launch the number of blocks, first start and last end
 //   (us from the first block of the call), mean block time, and the blocks in flight per 1 us bin
 //   ({"kind":"trace", ...}; a table on stderr). Gaps between one launch's end and the next one's
 //   start, and bins with few blocks in flight, are where the weight stream stalls.
+#include <dlfcn.h>
 #include <inttypes.h>
 
+#include <functional>
 #include <map>
 #include <sstream>
+#include <type_traits>
 
 #include "common.h"
 #include "debug_trace.h"
+
+#include <cublasLt.h>
 
 using namespace lt;
 
@@ -139,6 +150,105 @@ static void print_trace(const std::vector<DebugTraceRecord>& r, int64_t n, const
   fflush(stdout);
 }
 
+// cuBLASLt, dlopen'ed: the bundle does not ship it, the GPU machine's toolkit has it. The GEMM is
+// the one of the Java bench's ceiling (CudaBenchCommand.gemmMillis): bf16 in/out, fp32 compute, TN
+// (A row-major [m, k], B = a row-major [n, k] weight), heuristic algorithm, 32 MiB workspace.
+struct Lt {
+  void* so = nullptr;
+  std::string why;
+  decltype(&cublasLtCreate) create = nullptr;
+  decltype(&cublasLtDestroy) destroy = nullptr;
+  decltype(&cublasLtMatmulDescCreate) desc_create = nullptr;
+  decltype(&cublasLtMatmulDescDestroy) desc_destroy = nullptr;
+  decltype(&cublasLtMatmulDescSetAttribute) desc_set = nullptr;
+  decltype(&cublasLtMatrixLayoutCreate) layout_create = nullptr;
+  decltype(&cublasLtMatrixLayoutDestroy) layout_destroy = nullptr;
+  decltype(&cublasLtMatmulPreferenceCreate) pref_create = nullptr;
+  decltype(&cublasLtMatmulPreferenceDestroy) pref_destroy = nullptr;
+  decltype(&cublasLtMatmulPreferenceSetAttribute) pref_set = nullptr;
+  decltype(&cublasLtMatmulAlgoGetHeuristic) heuristic = nullptr;
+  decltype(&cublasLtMatmul) matmul = nullptr;
+  cublasLtHandle_t handle = nullptr;
+
+  bool load() {
+    std::vector<std::string> paths = {"libcublasLt.so.13"};
+    if (const char* h = getenv("CUDA_HOME")) paths.push_back(std::string(h) + "/lib64/libcublasLt.so.13");
+    paths.push_back("/usr/local/cuda/lib64/libcublasLt.so.13");
+    for (const auto& p : paths)
+      if ((so = dlopen(p.c_str(), RTLD_NOW | RTLD_LOCAL)) != nullptr) break;
+    if (!so) { why = std::string("libcublasLt.so.13 not found: ") + dlerror(); return false; }
+    bool ok = true;
+    auto sym = [&](auto& f, const char* n) {
+      f = reinterpret_cast<std::remove_reference_t<decltype(f)>>(dlsym(so, n));
+      if (!f) { ok = false; why = std::string("missing symbol ") + n; }
+    };
+    sym(create, "cublasLtCreate"); sym(destroy, "cublasLtDestroy");
+    sym(desc_create, "cublasLtMatmulDescCreate"); sym(desc_destroy, "cublasLtMatmulDescDestroy");
+    sym(desc_set, "cublasLtMatmulDescSetAttribute");
+    sym(layout_create, "cublasLtMatrixLayoutCreate"); sym(layout_destroy, "cublasLtMatrixLayoutDestroy");
+    sym(pref_create, "cublasLtMatmulPreferenceCreate"); sym(pref_destroy, "cublasLtMatmulPreferenceDestroy");
+    sym(pref_set, "cublasLtMatmulPreferenceSetAttribute");
+    sym(heuristic, "cublasLtMatmulAlgoGetHeuristic"); sym(matmul, "cublasLtMatmul");
+    if (ok && create(&handle) != CUBLAS_STATUS_SUCCESS) { ok = false; why = "cublasLtCreate failed"; }
+    return ok;
+  }
+
+  // One m x n x k GEMM on device buffers a [m, k], b [n, k], d [m, n] (bf16, row-major), ready to run.
+  struct Gemm {
+    Lt* lt = nullptr;
+    cublasLtMatmulDesc_t op = nullptr;
+    cublasLtMatrixLayout_t la = nullptr, lb = nullptr, ld = nullptr;
+    cublasLtMatmulHeuristicResult_t heur{};
+    const void *a = nullptr, *b = nullptr;
+    void *d = nullptr, *work = nullptr;
+    size_t work_bytes = 0;
+    std::string why;
+    bool ready = false;
+    Gemm() = default;
+    Gemm(const Gemm&) = delete;
+    Gemm& operator=(const Gemm&) = delete;
+    ~Gemm() {
+      if (la) lt->layout_destroy(la);
+      if (lb) lt->layout_destroy(lb);
+      if (ld) lt->layout_destroy(ld);
+      if (op) lt->desc_destroy(op);
+    }
+    void run(void* stream) const {
+      const float alpha = 1.f, beta = 0.f;
+      if (lt->matmul(lt->handle, op, &alpha, a, la, b, lb, &beta, d, ld, d, ld, &heur.algo, work, work_bytes,
+                     static_cast<cudaStream_t>(stream)) != CUBLAS_STATUS_SUCCESS) {
+        fprintf(stderr, "cublasLtMatmul failed\n");
+        exit(1);
+      }
+    }
+  };
+  // Column-major view: A stored k x m (transposed by the op), B k x n, D m x n.
+  bool prepare(Gemm& g, int64_t m, int64_t n, int64_t k, const void* a, const void* b, void* d, void* work,
+               size_t work_bytes) {
+    g.lt = this; g.a = a; g.b = b; g.d = d; g.work = work; g.work_bytes = work_bytes;
+    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    cublasLtMatmulPreference_t pref = nullptr;
+    int found = 0;
+    const bool ok =
+        desc_create(&g.op, CUBLAS_COMPUTE_32F, CUDA_R_32F) == CUBLAS_STATUS_SUCCESS &&
+        desc_set(g.op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta) == CUBLAS_STATUS_SUCCESS &&
+        desc_set(g.op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb) == CUBLAS_STATUS_SUCCESS &&
+        layout_create(&g.la, CUDA_R_16BF, uint64_t(k), uint64_t(m), k) == CUBLAS_STATUS_SUCCESS &&
+        layout_create(&g.lb, CUDA_R_16BF, uint64_t(k), uint64_t(n), k) == CUBLAS_STATUS_SUCCESS &&
+        layout_create(&g.ld, CUDA_R_16BF, uint64_t(m), uint64_t(n), m) == CUBLAS_STATUS_SUCCESS &&
+        pref_create(&pref) == CUBLAS_STATUS_SUCCESS &&
+        pref_set(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &work_bytes, sizeof work_bytes) ==
+            CUBLAS_STATUS_SUCCESS &&
+        heuristic(handle, g.op, g.la, g.lb, g.ld, g.ld, pref, 1, &g.heur, &found) == CUBLAS_STATUS_SUCCESS &&
+        found > 0;
+    if (pref) pref_destroy(pref);
+    if (!ok) g.why = "cuBLASLt setup or heuristic failed for " + std::to_string(m) + "x" + std::to_string(n) +
+                     "x" + std::to_string(k);
+    g.ready = ok;
+    return ok;
+  }
+};
+
 struct Timing {
   double med, min;
 };
@@ -157,6 +267,63 @@ static Timing time_calls(void* s, void* e0, void* e1, int reps, F fn) {
     t.push_back(v);
   }
   return {median(t), double(*std::min_element(t.begin(), t.end()))};
+}
+
+static float event_ms(void* s, void* e0, void* e1, const std::function<void()>& fn) {
+  CK(lmoe_cuda_event_record(e0, s));
+  fn();
+  CK(lmoe_cuda_event_record(e1, s));
+  CK(lmoe_cuda_event_synchronize(e1));
+  float v = 0;
+  CK(lmoe_cuda_event_elapsed_ms(e0, e1, &v));
+  return v;
+}
+
+// The experts stage against cuBLASLt at its shapes and at 8192^3, call by call in turn (see the
+// header comment): {"kind":"experts_vs_cublaslt", ...} or {"kind":"experts_vs_cublaslt_skipped"}.
+static void experts_vs_cublaslt(const lmoe_config& c, int64_t T, int64_t nused, int reps, void* s, void* e0,
+                                void* e1, const char* dev, const char* shape,
+                                const std::function<void()>& experts) {
+  // never destroyed: a static destructor would run cublasLtDestroy after the CUDA context is gone
+  static Lt& lt = *new Lt;
+  static bool tried = false, loaded = false;
+  if (!tried) { tried = true; loaded = lt.load(); }
+  auto skip = [&](const std::string& why) {
+    printf("{\"kind\":\"experts_vs_cublaslt_skipped\",\"device\":\"%s\",\"T\":%" PRId64 ",\"reason\":\"%s\"}\n",
+           dev, T, why.c_str());
+    fflush(stdout);
+  };
+  if (!loaded) return skip(lt.why);
+  if (c.activation != LMOE_ACT_RELU2) return skip("SwiGLU experts run three GEMMs; compared for relu2 only");
+  const int64_t M = T * c.top_k, W = width(c), m = c.expert_intermediate_size, D = 8192;
+  const int64_t big = std::max(W, m);
+  const size_t work_bytes = size_t(32) << 20;
+  DBuf a(M * big * 2, s), bw(big * big * 2 > D * D * 2 ? big * big * 2 : D * D * 2, s), dd(M * big * 2, s),
+      work(int64_t(work_bytes), s);
+  CK(lmoe_cuda_fill_uniform(a.p, LMOE_DTYPE_BF16, M * big, 11, -1.f, 1.f, s));
+  CK(lmoe_cuda_fill_uniform(bw.p, LMOE_DTYPE_BF16, bw.bytes / 2, 12, -0.05f, 0.05f, s));
+  CK(lmoe_cuda_stream_synchronize(s));
+  Lt::Gemm fc1, fc2, dense;
+  if (!lt.prepare(fc1, M, m, W, a.p, bw.p, dd.p, work.p, work_bytes)) return skip(fc1.why);
+  if (!lt.prepare(fc2, M, W, m, a.p, bw.p, dd.p, work.p, work_bytes)) return skip(fc2.why);
+  if (!lt.prepare(dense, D, D, D, a.p, bw.p, dd.p, work.p, work_bytes)) return skip(dense.why);
+  std::vector<float> te, t1, t2, td;
+  for (int r = -2; r < reps; ++r) {  // two untimed rounds first
+    const float a_ = event_ms(s, e0, e1, experts), b_ = event_ms(s, e0, e1, [&] { fc1.run(s); }),
+                c_ = event_ms(s, e0, e1, [&] { fc2.run(s); }), d_ = event_ms(s, e0, e1, [&] { dense.run(s); });
+    if (r < 0) continue;
+    te.push_back(a_); t1.push_back(b_); t2.push_back(c_); td.push_back(d_);
+  }
+  const double fl = 2.0 * M * m * W, fe = 2.0 * fl, fd = 2.0 * D * D * D;
+  const double me = median(te), m1 = median(t1), m2 = median(t2), md = median(td);
+  const double tf_e = fe / (me * 1e-3) / 1e12, tf_s = fe / ((m1 + m2) * 1e-3) / 1e12, tf_d = fd / (md * 1e-3) / 1e12;
+  printf("{\"kind\":\"experts_vs_cublaslt\",\"device\":\"%s\",\"shape\":\"%s\",\"T\":%" PRId64
+         ",\"reps\":%d,\"experts_used\":%" PRId64 ",\"experts_ms\":%.4f,\"experts_tflops\":%.2f,"
+         "\"cublaslt_fc1_ms\":%.4f,\"cublaslt_fc2_ms\":%.4f,\"cublaslt_shapes_tflops\":%.2f,"
+         "\"cublaslt_8192_ms\":%.4f,\"cublaslt_8192_tflops\":%.2f,\"share_of_shapes\":%.4f,"
+         "\"share_of_8192\":%.4f}\n",
+         dev, shape, T, reps, nused, me, tf_e, m1, m2, tf_s, md, tf_d, tf_e / tf_s, tf_e / tf_d);
+  fflush(stdout);
 }
 
 // Stage breakdown of the sorted path at T tokens (see the header comment).
@@ -238,6 +405,7 @@ static void run_stages(const lmoe_config& c, const lmoe_cuda_weights& w, int64_t
   st.push_back({"forward_sorted", tf, sum_fl, sum_by});
   st.push_back({"experts_1group", time_calls(s, e0, e1, reps, experts1), st[2].flops,
                 (fc1n + 1.0) * m * W * 2.0 + TK * W * 2.0 * 2 + TK * m * 2.0 * 2 * fc1n});
+  if (T >= 2048) experts_vs_cublaslt(c, T, nused, reps, s, e0, e1, dev, shape, experts);
   for (const St& x_ : st) {
     printf("{\"kind\":\"stage\",\"device\":\"%s\",\"shape\":\"%s\",\"path\":\"sorted\",\"T\":%" PRId64
            ",\"stage\":\"%s\",\"reps\":%d,\"median_ms\":%.4f,\"min_ms\":%.4f,\"flops\":%.0f,\"bytes\":%.0f,"
