@@ -1164,10 +1164,10 @@ DecLayout dec_layout(const lmoe_config* c, int64_t T, int sm) {
 }
 
 // tok_chunk: 16 (NT = 2) or 32 (NT = 4) tokens per task
-void add_seg(DenseParams& p, int& tasks, const void* w, bool w_f32, int rows, int K,
-             const bf16* x, int64_t ldx, int epi, void* out, int64_t ldo, const float* add,
-             int64_t ld_add, int64_t T, int tok_chunk = 16) {
-  DenseSeg& s = p.seg[p.nseg++];
+DenseSeg make_seg(int& tasks, const void* w, bool w_f32, int rows, int K, const bf16* x,
+                  int64_t ldx, int epi, void* out, int64_t ldo, const float* add, int64_t ld_add,
+                  int64_t T, int tok_chunk) {
+  DenseSeg s{};
   s.w = w;
   s.w_f32 = w_f32 ? 1 : 0;
   s.rows = rows;
@@ -1182,6 +1182,116 @@ void add_seg(DenseParams& p, int& tasks, const void* w, bool w_f32, int rows, in
   s.nrb = (rows + 15) / 16;
   s.task0 = tasks;
   tasks += s.nrb * int((T + tok_chunk - 1) / tok_chunk);
+  return s;
+}
+void add_seg(DenseParams& p, int& tasks, const void* w, bool w_f32, int rows, int K,
+             const bf16* x, int64_t ldx, int epi, void* out, int64_t ldo, const float* add,
+             int64_t ld_add, int64_t T, int tok_chunk = 16) {
+  p.seg[p.nseg++] = make_seg(tasks, w, w_f32, rows, K, x, ldx, epi, out, ldo, add, ld_add, T, tok_chunk);
+}
+
+// One decode forward: its inputs, the buffers carved from the workspace, and the shapes.
+struct DecCtx {
+  const lmoe_config* c;
+  const lmoe_cuda_weights* w;
+  const bf16* x;
+  int64_t T;
+  int32_t* ids;
+  float* wts;
+  bf16* out;
+  float* logits;
+  bf16 *z, *hs, *h, *accb;
+  float *so, *part;
+  int32_t* counters;
+  int d, W, m, ms, K, N, nrb_w, topk_blocks;
+  bool latent, shared;
+};
+
+// The top-K fields (same names in TopkSdownParams and FusedParams).
+template <class P>
+void set_topk(P& p, const DecCtx& q) {
+  p.ntok = int(q.T);
+  p.logits = q.logits;
+  p.bias = q.w->gate_bias;
+  p.N = q.N;
+  p.K = q.K;
+  p.softmax = q.c->scoring == LMOE_SCORING_SOFTMAX;
+  p.norm = q.c->norm_topk_prob;
+  p.scale = q.c->routed_scaling_factor;
+  p.ids = q.ids;
+  p.wts = q.wts;
+}
+Fc1Params fc1_params(const DecCtx& q) {
+  Fc1Params p{};
+  p.up = static_cast<const bf16*>(q.w->expert_up);
+  p.m = q.m;
+  p.W = q.W;
+  p.K = q.K;
+  p.N = q.N;
+  p.slots = int(q.T) * q.K;
+  p.z = q.latent ? q.z : q.x;
+  p.ldz = q.W;
+  p.ids = q.ids;
+  p.h = q.h;
+  return p;
+}
+// KG k groups (m chunks MC each), tickets [T, W/16] zeroed before the launch.
+Fc2Params fc2_params(const DecCtx& q, int KG, int MC, int32_t* tickets) {
+  Fc2Params p{};
+  p.down = static_cast<const bf16*>(q.w->expert_down);
+  p.m = q.m;
+  p.W = q.W;
+  p.K = q.K;
+  p.N = q.N;
+  p.T = int(q.T);
+  p.KG = KG;
+  p.MC = MC;
+  p.nrb = q.nrb_w;
+  p.h = q.h;
+  p.ids = q.ids;
+  p.wts = q.wts;
+  p.part = q.part;
+  p.tickets = tickets;
+  p.out = q.latent ? q.accb : q.out;
+  p.add = q.latent ? nullptr : q.so;
+  return p;
+}
+
+// ---- one fused kernel (see fused_decode_kernel)
+lmoe_status decode_fused(const DecCtx& q, cudaStream_t s) {
+  const lmoe_cuda_weights* w = q.w;
+  const int64_t T = q.T;
+  LMOE_CU(cudaMemsetAsync(q.counters, 0, size_t(C_SLOTS + T * q.K + T * q.nrb_w) * 4, s));
+  FusedParams p{};
+  const int nt = T <= 8 ? 1 : 2, chunk = 8 * nt;
+  p.router = make_seg(p.n_router, w->gate, w->gate_dtype == LMOE_DTYPE_F32, q.N, q.d, q.x, q.d,
+                      EPI_F32, q.logits, q.N, nullptr, 0, T, chunk);
+  if (q.latent)
+    p.wdown = make_seg(p.n_wdown, w->latent_down, false, q.W, q.d, q.x, q.d, EPI_BF16, q.z, q.W,
+                       nullptr, 0, T, chunk);
+  if (q.shared) {
+    p.sup = make_seg(p.n_sup, w->shared_up, false, q.ms, q.d, q.x, q.d, EPI_RELU2_BF16, q.hs, q.ms,
+                     nullptr, 0, T, chunk);
+    p.sdown = make_seg(p.n_sdown, w->shared_down, false, q.d, q.ms, q.hs, q.ms, EPI_F32, q.so, q.d,
+                       nullptr, 0, T, chunk);
+  }
+  if (q.latent) {
+    p.wup = make_seg(p.n_wup, w->latent_up, false, q.d, q.W, q.accb, q.W, EPI_ADD_BF16, q.out, q.d,
+                     q.so, q.d, T, chunk);
+    p.wup_prefetch = 32 * 1024;  // HBM is idle while the last FC2 tasks finish
+  }
+  set_topk(p, q);
+  p.n_topk = q.topk_blocks;
+  p.fc1 = fc1_params(q);
+  p.fc1_rows = (q.m + kFc1RowsPerTask - 1) / kFc1RowsPerTask;
+  p.n_fc1 = p.fc1.slots * p.fc1_rows;
+  p.fc2 = fc2_params(q, q.K, 1, q.counters + C_SLOTS + T * q.K);  // one expert per task
+  p.n_fc2 = int(T) * q.K * q.nrb_w;
+  p.ctr = q.counters;
+  const int64_t total = int64_t(p.n_router) + p.n_wdown + p.n_topk + p.n_sup + p.n_fc1 +
+                        p.n_sdown + p.n_fc2 + p.n_wup;
+  return launch(nt == 1 ? fused_decode_kernel<1> : fused_decode_kernel<2>, total, false, p, s,
+                "decode fused");
 }
 
 }  // namespace
@@ -1257,112 +1367,49 @@ lmoe_status decode_forward(const lmoe_config* c, const lmoe_cuda_weights* w, con
                            int64_t T, int32_t* ids, float* wts, void* ws, int64_t ws_bytes,
                            bf16* out, cudaStream_t s, DecodeVariant variant) {
   if (T == 0) return LMOE_OK;
-  const int d = c->hidden_size, W = expert_width(c), m = c->expert_intermediate_size;
-  const int ms = c->shared_intermediate_size, K = c->top_k, N = c->num_experts;
-  const bool latent = c->latent_size > 0, shared = ms > 0;
   const DecLayout L = dec_layout(c, T, sm_or_default());
   if (ws_bytes < L.total)
     return set_error(LMOE_ERR_INVALID_ARGUMENT, "decode forward: workspace_bytes %lld < %lld",
                      (long long)ws_bytes, (long long)L.total);
+  DecCtx q{};
+  q.c = c;
+  q.w = w;
+  q.x = x;
+  q.T = T;
+  q.ids = ids;
+  q.wts = wts;
+  q.out = out;
+  q.d = c->hidden_size;
+  q.W = expert_width(c);
+  q.m = c->expert_intermediate_size;
+  q.ms = c->shared_intermediate_size;
+  q.K = c->top_k;
+  q.N = c->num_experts;
+  q.latent = c->latent_size > 0;
+  q.shared = q.ms > 0;
+  q.nrb_w = (q.W + 15) / 16;
+  q.topk_blocks = int((T + kTopkTokPerBlock - 1) / kTopkTokPerBlock);
   char* b = static_cast<char*>(ws);
-  float* logits = reinterpret_cast<float*>(b + L.logits);
-  bf16* z = latent ? reinterpret_cast<bf16*>(b + L.z) : nullptr;
-  bf16* hs = shared ? reinterpret_cast<bf16*>(b + L.hs) : nullptr;
-  bf16* h = reinterpret_cast<bf16*>(b + L.h);
-  float* so = shared ? reinterpret_cast<float*>(b + L.so) : nullptr;
-  float* part = (K > 1 || tuning().stream) ? reinterpret_cast<float*>(b + L.part) : nullptr;
-  int32_t* counters = reinterpret_cast<int32_t*>(b + L.tickets);
-  int32_t* topk_done = counters;
-  int32_t* tickets = counters + 1;
-  bf16* accb = latent ? reinterpret_cast<bf16*>(b + L.accb) : nullptr;
-  const int nrb_w = (W + 15) / 16;
-  const int topk_blocks = int((T + kTopkTokPerBlock - 1) / kTopkTokPerBlock);
+  q.logits = reinterpret_cast<float*>(b + L.logits);
+  q.z = q.latent ? reinterpret_cast<bf16*>(b + L.z) : nullptr;
+  q.hs = q.shared ? reinterpret_cast<bf16*>(b + L.hs) : nullptr;
+  q.h = reinterpret_cast<bf16*>(b + L.h);
+  q.so = q.shared ? reinterpret_cast<float*>(b + L.so) : nullptr;
+  q.part = (q.K > 1 || tuning().stream) ? reinterpret_cast<float*>(b + L.part) : nullptr;
+  q.counters = reinterpret_cast<int32_t*>(b + L.tickets);
+  q.accb = q.latent ? reinterpret_cast<bf16*>(b + L.accb) : nullptr;
 
   const bool fused = variant == DECODE_FUSED || (variant == DECODE_DEFAULT && tuning().fused);
-  if (fused && gemv_router_ok(c, w, x, T)) {
-    // ---- one fused kernel (see fused_decode_kernel)
-    LMOE_CU(cudaMemsetAsync(counters, 0, size_t(C_SLOTS + T * K + T * nrb_w) * 4, s));
-    FusedParams p{};
-    const int nt = T <= 8 ? 1 : 2, chunk = 8 * nt;
-    int n = 0;
-    DenseParams tmp{};
-    add_seg(tmp, n, w->gate, w->gate_dtype == LMOE_DTYPE_F32, N, d, x, d, EPI_F32, logits, N,
-            nullptr, 0, T, chunk);
-    p.router = tmp.seg[0];
-    p.n_router = n;
-    if (latent) {
-      n = 0;
-      add_seg(tmp, n, w->latent_down, false, W, d, x, d, EPI_BF16, z, W, nullptr, 0, T, chunk);
-      p.wdown = tmp.seg[1];
-      p.n_wdown = n;
-    }
-    if (shared) {
-      DenseParams t2{};
-      n = 0;
-      add_seg(t2, n, w->shared_up, false, ms, d, x, d, EPI_RELU2_BF16, hs, ms, nullptr, 0, T, chunk);
-      p.sup = t2.seg[0];
-      p.n_sup = n;
-      n = 0;
-      add_seg(t2, n, w->shared_down, false, d, ms, hs, ms, EPI_F32, so, d, nullptr, 0, T, chunk);
-      p.sdown = t2.seg[1];
-      p.n_sdown = n;
-    }
-    if (latent) {
-      DenseParams t3{};
-      n = 0;
-      add_seg(t3, n, w->latent_up, false, d, W, accb, W, EPI_ADD_BF16, out, d, so, d, T, chunk);
-      p.wup = t3.seg[0];
-      p.n_wup = n;
-      p.wup_prefetch = 32 * 1024;  // HBM is idle while the last FC2 tasks finish
-    }
-    p.ntok = int(T);
-    p.logits = logits;
-    p.bias = w->gate_bias;
-    p.N = N;
-    p.K = K;
-    p.softmax = c->scoring == LMOE_SCORING_SOFTMAX;
-    p.norm = c->norm_topk_prob;
-    p.scale = c->routed_scaling_factor;
-    p.ids = ids;
-    p.wts = wts;
-    p.n_topk = topk_blocks;
-    Fc1Params& f1 = p.fc1;
-    f1.up = static_cast<const bf16*>(w->expert_up);
-    f1.m = m;
-    f1.W = W;
-    f1.K = K;
-    f1.N = N;
-    f1.slots = int(T) * K;
-    f1.z = latent ? z : x;
-    f1.ldz = W;
-    f1.ids = ids;
-    f1.h = h;
-    p.fc1_rows = (m + kFc1RowsPerTask - 1) / kFc1RowsPerTask;
-    p.n_fc1 = f1.slots * p.fc1_rows;
-    Fc2Params& f2 = p.fc2;
-    f2.down = static_cast<const bf16*>(w->expert_down);
-    f2.m = m;
-    f2.W = W;
-    f2.K = K;
-    f2.N = N;
-    f2.T = int(T);
-    f2.KG = K;
-    f2.nrb = nrb_w;
-    f2.h = h;
-    f2.ids = ids;
-    f2.wts = wts;
-    f2.part = part;
-    f2.tickets = counters + C_SLOTS + T * K;
-    f2.out = latent ? accb : out;
-    f2.add = latent ? nullptr : so;
-    p.n_fc2 = int(T) * K * nrb_w;
-    p.ctr = counters;
-    const int64_t total = int64_t(p.n_router) + p.n_wdown + p.n_topk + p.n_sup + p.n_fc1 +
-                          p.n_sdown + p.n_fc2 + p.n_wup;
-    return launch(nt == 1 ? fused_decode_kernel<1> : fused_decode_kernel<2>, total, false, p, s,
-                  "decode fused");
-  }
+  if (fused && gemv_router_ok(c, w, x, T)) return decode_fused(q, s);
 
+  const int d = q.d, W = q.W, m = q.m, ms = q.ms, K = q.K, N = q.N, nrb_w = q.nrb_w;
+  const bool latent = q.latent, shared = q.shared;
+  float* logits = q.logits;
+  bf16 *z = q.z, *hs = q.hs, *accb = q.accb;
+  float* so = q.so;
+  int32_t* counters = q.counters;
+  int32_t* topk_done = counters;
+  int32_t* tickets = counters + 1;
   // A: router (when the GEMV router applies), latent down, shared up; zero the counters.
   const bool router_fused = gemv_router_ok(c, w, x, T) && T <= kRouterNarrowMaxT;
   if (!router_fused) LMOE_TRY(router_logits_stage(c, w, x, T, logits, s));
@@ -1401,39 +1448,20 @@ lmoe_status decode_forward(const lmoe_config* c, const lmoe_cuda_weights* w, con
     }
     dp.ntok = int(T);
     dp.trace_tag = TRACE_SDOWN;
-    p.ntok = int(T);
-    p.logits = logits;
-    p.bias = w->gate_bias;
-    p.N = N;
-    p.K = K;
-    p.softmax = c->scoring == LMOE_SCORING_SOFTMAX;
-    p.norm = c->norm_topk_prob;
-    p.scale = c->routed_scaling_factor;
-    p.ids = ids;
-    p.wts = wts;
-    p.topk_blocks = topk_blocks;
+    set_topk(p, q);
+    p.topk_blocks = q.topk_blocks;
     p.done = topk_done;
     p.prefetch = tuning().prefetch_bytes;
     if (dstream)
       LMOE_TRY(launch_dense_stream(dp, tasks, p, chunk, true, s, "decode topk+sdown (stream)"));
     else
-      LMOE_TRY(launch(topk_sdown_kernel, int64_t(topk_blocks) + tasks, true, p, s, "decode topk+sdown"));
+      LMOE_TRY(launch(topk_sdown_kernel, int64_t(q.topk_blocks) + tasks, true, p, s, "decode topk+sdown"));
   }
   // C: expert FC1
   {
-    Fc1Params p{};
-    p.up = static_cast<const bf16*>(w->expert_up);
-    p.m = m;
-    p.W = W;
-    p.K = K;
-    p.N = N;
-    p.slots = int(T) * K;
-    p.z = latent ? z : x;
-    p.ldz = W;
-    p.ids = ids;
-    p.h = h;
+    Fc1Params p = fc1_params(q);
     p.topk_done = topk_done;
-    p.topk_blocks = topk_blocks;
+    p.topk_blocks = q.topk_blocks;
     const int64_t grid = int64_t(p.slots) * ((m + 15) / 16);
     if (tuning().stream == 8)
       LMOE_TRY(launch_stream<fc1_stream_kernel<8>>(stream_smem_bytes<8, 1, 1>(), 0, grid, true, s,
@@ -1446,27 +1474,11 @@ lmoe_status decode_forward(const lmoe_config* c, const lmoe_cuda_weights* w, con
   }
   // D: expert FC2 + weighted combine
   {
-    Fc2Params p{};
-    p.down = static_cast<const bf16*>(w->expert_down);
-    p.m = m;
-    p.W = W;
-    p.K = K;
-    p.N = N;
-    p.T = int(T);
-    p.KG = L.KG;
-    p.nrb = nrb_w;
-    p.h = h;
-    p.ids = ids;
-    p.wts = wts;
-    p.part = part;
-    p.tickets = tickets;
-    p.out = latent ? accb : out;
-    p.add = latent ? nullptr : so;
+    // streamed: one task per (t, expert, m chunk, column block)
+    Fc2Params p = tuning().stream ? fc2_params(q, K * kStreamMChunks, kStreamMChunks, tickets)
+                                  : fc2_params(q, L.KG, 1, tickets);
     p.prefetch = tuning().prefetch_bytes;
-    p.MC = 1;
-    if (tuning().stream) {  // one task per (t, expert, m chunk, column block)
-      p.MC = kStreamMChunks;
-      p.KG = K * kStreamMChunks;
+    if (tuning().stream) {
       const int64_t tasks = T * int64_t(p.KG) * nrb_w;
       if (tuning().stream == 8)
         LMOE_TRY(launch_stream<fc2_stream_kernel<8>>(stream_smem_bytes<8, 1, 1>(), 0, tasks, true, s,
