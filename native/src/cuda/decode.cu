@@ -739,14 +739,42 @@ __device__ __forceinline__ void stream_token(StreamTask<1>& tk, const bf16* x) {
 
 constexpr int kStreamMinBlocks = 2;  // ring sizes below are chosen for two blocks per SM
 
+// The routing of up to kStreamSlotsCached slots in shared memory: the issuing side looks up the
+// next task's expert S - 1 steps ahead, and a global load there would stall the warp's stream.
+constexpr int kStreamSlotsCached = 512;
+struct SlotCache {
+  int32_t ids[kStreamSlotsCached];
+  float wts[kStreamSlotsCached];
+};
+// Fills the cache (all threads; ids/wts final and visible) when the slots fit.
+struct Slots {
+  const int32_t* ids;
+  const float* wts;
+  bool cached;
+  __device__ __forceinline__ int id(int i) const { return cached ? ids[i] : __ldcg(ids + i); }
+  __device__ __forceinline__ float wt(int i) const { return cached ? wts[i] : __ldcg(wts + i); }
+};
+__device__ __forceinline__ Slots cache_slots(SlotCache& c, int slots, const int32_t* ids,
+                                             const float* wts) {
+  if (slots > kStreamSlotsCached) return Slots{ids, wts, false};
+  for (int i = threadIdx.x; i < slots; i += blockDim.x) {
+    c.ids[i] = __ldcg(ids + i);
+    if (wts) c.wts[i] = __ldcg(wts + i);
+  }
+  __syncthreads();
+  return Slots{c.ids, c.wts, true};
+}
+
 template <int S>
 __global__ void __launch_bounds__(kThreads, kStreamMinBlocks)
 fc1_stream_kernel(const __grid_constant__ Fc1Params p, int total) {
   extern __shared__ uint4 ring[];
   __shared__ RedBuf<1> red;
+  __shared__ SlotCache cache;
   BlockTrace trace(TRACE_FC1_STREAM);
   wait_ge(p.topk_done, p.topk_blocks);
   pdl_trigger();
+  const Slots sl = cache_slots(cache, p.slots, p.ids, nullptr);
   int kb0, kb1;
   warp_kblocks(p.W, kb0, kb1);
   const int b0 = blockIdx.x, G = gridDim.x;
@@ -757,7 +785,7 @@ fc1_stream_kernel(const __grid_constant__ Fc1Params p, int total) {
         tk.nkw = kb1 - kb0;
         if (!ptrs) return;
         const int b = b0 + j * G, slot = b % p.slots, row0 = (b / p.slots) * 16;
-        const int e = clamp_expert(__ldcg(p.ids + slot), p.N);
+        const int e = clamp_expert(sl.id(slot), p.N);
         stream_rows(tk, p.up + (int64_t(e) * p.m + row0) * p.W, p.W, min(16, p.m - row0), 2);
         stream_token(tk, p.z + int64_t(slot / p.K) * p.ldz);
       },
@@ -778,9 +806,11 @@ fc2_stream_kernel(const __grid_constant__ Fc2Params p, int total) {
   extern __shared__ uint4 ring[];
   __shared__ RedBuf<1> red;
   __shared__ int s_last;
+  __shared__ SlotCache cache;
   BlockTrace trace(TRACE_FC2_STREAM);
   pdl_wait();
   pdl_trigger();
+  const Slots sl = cache_slots(cache, p.T * p.K, p.ids, p.wts);
   const int warp = threadIdx.x >> 5, nkb = (p.m + 31) / 32;
   const int b0 = blockIdx.x, G = gridDim.x;
   stream_tasks<S, 1, 1>(
@@ -793,14 +823,14 @@ fc2_stream_kernel(const __grid_constant__ Fc2Params p, int total) {
         tk.nkw = c0 + (warp + 1) * n / kWarps - tk.kb0;
         if (!ptrs) return;
         const int slot = t * p.K + k, row0 = cb * 16;
-        const int e = clamp_expert(__ldcg(p.ids + slot), p.N);
+        const int e = clamp_expert(sl.id(slot), p.N);
         stream_rows(tk, p.down + (int64_t(e) * p.W + row0) * p.m, p.m, min(16, p.W - row0), 2);
         stream_token(tk, p.h + int64_t(slot) * p.m);
       },
       [&](int j, const float(&acc)[1][4]) {
         const int b = b0 + j * G, t = b % p.T, rest = b / p.T;
         const int kg = rest % p.KG, cb = rest / p.KG;
-        const float wk = __ldcg(p.wts + t * p.K + kg / p.MC);
+        const float wk = sl.wt(t * p.K + kg / p.MC);
         float tot[1][4];
 #pragma unroll
         for (int i = 0; i < 4; ++i) tot[0][i] = wk * acc[0][i];
@@ -808,10 +838,26 @@ fc2_stream_kernel(const __grid_constant__ Fc2Params p, int total) {
       });
 }
 
+// The first task of p's segments (total tasks in all) that starts at or after byte `off` of the
+// weight stream, tasks in order, each 16 rows x K of its segment.
+__device__ __forceinline__ int task_at_bytes(const DenseParams& p, int total, int64_t off) {
+  int64_t start = 0;
+  for (int s = 0; s < p.nseg; ++s) {
+    const int n = (s + 1 < p.nseg ? p.seg[s + 1].task0 : total) - p.seg[s].task0;
+    const int64_t tb = int64_t(16) * p.seg[s].K * (p.seg[s].w_f32 ? 4 : 2);
+    if (off <= start) return p.seg[s].task0;
+    if (off < start + n * tb) return p.seg[s].task0 + int((off - start + tb - 1) / tb);
+    start += n * tb;
+  }
+  return total;
+}
+
 // The dense segments (kernels A, B's shared down, E) streamed; f32 (router) and bf16 segments
 // in one launch (KW = 2). Blocks [0, q.topk_blocks) run the top-K as in topk_sdown_kernel (their
 // ring is their score buffer); the others stream the segments' tasks. Block 0 of the streaming
-// blocks zeroes p.zero first.
+// blocks zeroes p.zero first. The tasks differ in size (a router task is 256 KB, a shared-expert
+// one 128 or 172 KB, a W_up one 32 KB), so each block takes a contiguous run of tasks with an
+// equal share of the weight bytes, not every G-th task.
 template <int S, int NT>
 __global__ void __launch_bounds__(kThreads, kStreamMinBlocks)
 dense_stream_kernel(const __grid_constant__ DenseParams p, const __grid_constant__ TopkSdownParams q,
@@ -837,17 +883,23 @@ dense_stream_kernel(const __grid_constant__ DenseParams p, const __grid_constant
   const int b0 = b - q.topk_blocks, G = gridDim.x - q.topk_blocks;
   if (b0 == 0)
     for (int i = threadIdx.x; i < p.nzero; i += kThreads) p.zero[i] = 0;
+  int64_t bytes = 0;
+  for (int s = 0; s < p.nseg; ++s)
+    bytes += int64_t((s + 1 < p.nseg ? p.seg[s + 1].task0 : total) - p.seg[s].task0) * 16 *
+             p.seg[s].K * (p.seg[s].w_f32 ? 4 : 2);
+  const int first = task_at_bytes(p, total, bytes * b0 / G);
+  const int ntask = task_at_bytes(p, total, bytes * (b0 + 1) / G) - first;
   constexpr int kChunkT = NT * 8;
   const int lane = threadIdx.x & 31, r = lane >> 2, q8 = (lane & 3) * 8;
   // the segment and its task of the block's task j
   auto locate = [&](int j, int& si, int& local) {
-    const int task = b0 + j * G;
+    const int task = first + j;
     si = 0;
     while (si + 1 < p.nseg && task >= p.seg[si + 1].task0) ++si;
     local = task - p.seg[si].task0;
   };
   stream_tasks<S, NT, 2>(
-      stream_ntask(total, b0, G), ring,
+      ntask, ring,
       [&](int j, StreamTask<NT>& tk, bool ptrs) {
         int si, local;
         locate(j, si, local);
