@@ -31,7 +31,8 @@
 //   it the line says why.
 //   --trace: after each decode-path forward's timing, one more call (device idle before it) with
 //   the block trace on (debug_trace.h): per launch the number of blocks, first start and last end
-//   (us from the first block of the call), mean block time, and the blocks in flight per 1 us bin
+//   (us from the first block of the call), mean block time, mean wait for its inputs (the PDL wait
+//   or the top-K counter, inside the block time), and the working blocks (inputs ready) per 1 us bin
 //   ({"kind":"trace", ...}; a table on stderr). Gaps between one launch's end and the next one's
 //   start, and bins with few blocks in flight, are where the weight stream stalls.
 #include <dlfcn.h>
@@ -111,7 +112,12 @@ static void print_trace(const std::vector<DebugTraceRecord>& r, int64_t n, const
   uint64_t t0 = UINT64_MAX, t1 = 0;
   for (const auto& x : r) { t0 = std::min(t0, x.t0_ns); t1 = std::max(t1, x.t1_ns); }
   const int nbins = int((t1 - t0) / 1000) + 1;
-  struct Agg { int64_t blocks = 0; uint64_t first = UINT64_MAX, last = 0; double busy = 0; std::vector<double> active; };
+  struct Agg {
+    int64_t blocks = 0;
+    uint64_t first = UINT64_MAX, last = 0;
+    double busy = 0, wait = 0;
+    std::vector<double> active;
+  };
   std::map<uint32_t, Agg> by;
   for (const auto& x : r) {
     Agg& a = by[x.tag];
@@ -120,9 +126,10 @@ static void print_trace(const std::vector<DebugTraceRecord>& r, int64_t n, const
     a.first = std::min(a.first, x.t0_ns);
     a.last = std::max(a.last, x.t1_ns);
     a.busy += double(x.t1_ns - x.t0_ns);
-    // share of each 1 us bin this block was running
-    for (int b = int((x.t0_ns - t0) / 1000); b <= int((x.t1_ns - t0) / 1000) && b < nbins; ++b) {
-      const double lo = std::max<double>(double(x.t0_ns - t0), b * 1000.0);
+    a.wait += double(x.ready_ns - x.t0_ns);
+    // share of each 1 us bin this block was working (inputs ready)
+    for (int b = int((x.ready_ns - t0) / 1000); b <= int((x.t1_ns - t0) / 1000) && b < nbins; ++b) {
+      const double lo = std::max<double>(double(x.ready_ns - t0), b * 1000.0);
       const double hi = std::min<double>(double(x.t1_ns - t0), (b + 1) * 1000.0);
       if (hi > lo) a.active[b] += (hi - lo) / 1000.0;
     }
@@ -132,19 +139,20 @@ static void print_trace(const std::vector<DebugTraceRecord>& r, int64_t n, const
          dev, T, mode, n, (t1 - t0) / 1e3);
   fprintf(stderr, "trace T=%" PRId64 " (%s): %.2f us from the first block start to the last block end\n", T, mode,
           (t1 - t0) / 1e3);
-  fprintf(stderr, "  %-14s %7s %9s %9s %11s %11s\n", "launch", "blocks", "start_us", "end_us", "mean_blk_us", "avg_in_flight");
+  fprintf(stderr, "  %-14s %7s %9s %9s %11s %12s %11s\n", "launch", "blocks", "start_us", "end_us", "mean_blk_us",
+          "mean_wait_us", "avg_working");
   bool first = true;
   for (const auto& [tag, a] : by) {
     const double span = (a.last - a.first) / 1e3;
     printf("%s{\"launch\":\"%s\",\"blocks\":%" PRId64 ",\"start_us\":%.2f,\"end_us\":%.2f,\"mean_block_us\":%.3f,"
-           "\"in_flight\":[", first ? "" : ",", trace_tag_name(tag), a.blocks, (a.first - t0) / 1e3,
-           (a.last - t0) / 1e3, a.busy / a.blocks / 1e3);
+           "\"mean_wait_us\":%.3f,\"working\":[", first ? "" : ",", trace_tag_name(tag), a.blocks, (a.first - t0) / 1e3,
+           (a.last - t0) / 1e3, a.busy / a.blocks / 1e3, a.wait / a.blocks / 1e3);
     for (int b = 0; b < nbins; ++b) printf("%s%.1f", b ? "," : "", a.active[b]);
     printf("]}");
     first = false;
-    fprintf(stderr, "  %-14s %7" PRId64 " %9.2f %9.2f %11.3f %11.1f\n", trace_tag_name(tag), a.blocks,
-            (a.first - t0) / 1e3, (a.last - t0) / 1e3, a.busy / a.blocks / 1e3,
-            span > 0 ? a.busy / 1e3 / span : 0.0);
+    fprintf(stderr, "  %-14s %7" PRId64 " %9.2f %9.2f %11.3f %12.3f %11.1f\n", trace_tag_name(tag), a.blocks,
+            (a.first - t0) / 1e3, (a.last - t0) / 1e3, a.busy / a.blocks / 1e3, a.wait / a.blocks / 1e3,
+            span > 0 ? (a.busy - a.wait) / 1e3 / span : 0.0);
   }
   printf("]}\n");
   fflush(stdout);

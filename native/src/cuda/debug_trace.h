@@ -12,12 +12,14 @@
 extern "C" {
 #endif
 
-/* One decode block: which launch (tag), the SM it ran on, %globaltimer (ns) at its start and end
- * (thread 0). */
+/* One decode block: which launch (tag), the SM it ran on, %globaltimer (ns) of thread 0 when the
+ * block started, when its inputs were ready (after its dependency wait: the PDL wait or the top-K
+ * counter; = start where it has none) and when it ended. */
 typedef struct DebugTraceRecord {
   uint32_t tag;
   uint32_t sm;
   uint64_t t0_ns;
+  uint64_t ready_ns;
   uint64_t t1_ns;
 } DebugTraceRecord;
 

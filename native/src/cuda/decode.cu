@@ -257,20 +257,24 @@ __device__ __forceinline__ uint64_t global_ns() {
 }
 struct BlockTrace {
   DebugTraceRecord* buf = nullptr;
-  uint64_t t0 = 0;
+  uint64_t t0 = 0, t_ready = 0;
   int tag;
   __device__ explicit BlockTrace(int tag_) : tag(tag_) {
     if (threadIdx.x == 0 && tag_ != 0) {
       buf = g_trace;
-      if (buf) t0 = global_ns();
+      if (buf) t0 = t_ready = global_ns();
     }
+  }
+  // the block's dependency wait is over
+  __device__ void ready() {
+    if (buf) t_ready = global_ns();
   }
   __device__ ~BlockTrace() {
     if (!buf) return;
     uint32_t sm;
     asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
     const int i = atomicAdd(&g_trace_n, 1);
-    if (i < g_trace_cap) buf[i] = DebugTraceRecord{uint32_t(tag), sm, t0, global_ns()};
+    if (i < g_trace_cap) buf[i] = DebugTraceRecord{uint32_t(tag), sm, t0, t_ready, global_ns()};
   }
 };
 
@@ -360,6 +364,7 @@ dense_kernel(const __grid_constant__ DenseParams p) {
   while (s + 1 < p.nseg && b >= p.seg[s + 1].task0) ++s;
   if (p.prefetch > 0 && p.nseg > 0) dense_prefetch(p.seg[s], b - p.seg[s].task0, p.prefetch);
   pdl_wait();
+  trace.ready();
   pdl_trigger();
   if (b == 0)
     for (int i = threadIdx.x; i < p.nzero; i += kThreads) p.zero[i] = 0;
@@ -396,6 +401,7 @@ topk_sdown_kernel(const __grid_constant__ TopkSdownParams p) {
   BlockTrace trace(topk ? TRACE_TOPK : TRACE_SDOWN);
   if (!topk && p.has_seg && p.prefetch > 0) dense_prefetch(p.seg, b - p.topk_blocks, p.prefetch);
   pdl_wait();
+  trace.ready();
   pdl_trigger();
   if (topk) {
     const int warp = threadIdx.x >> 5, t = b * kTopkTokPerBlock + warp;
@@ -484,6 +490,7 @@ fc1_kernel(const __grid_constant__ Fc1Params p) {
   __shared__ RedBuf<1> red;
   BlockTrace trace(TRACE_FC1);
   wait_ge(p.topk_done, p.topk_blocks);
+  trace.ready();
   pdl_trigger();
   fc1_body(p, blockIdx.x, red);
   pdl_wait();
@@ -588,6 +595,7 @@ fc2_kernel(const __grid_constant__ Fc2Params p) {
                 min(int64_t(p.prefetch), int64_t(rows_valid) * p.m * 2));
   }
   pdl_wait();
+  trace.ready();
   pdl_trigger();
   fc2_body(p, b, red, s_last, [] {}, [] {});
 }
@@ -773,6 +781,7 @@ fc1_stream_kernel(const __grid_constant__ Fc1Params p, int total) {
   __shared__ SlotCache cache;
   BlockTrace trace(TRACE_FC1_STREAM);
   wait_ge(p.topk_done, p.topk_blocks);
+  trace.ready();
   pdl_trigger();
   const Slots sl = cache_slots(cache, p.slots, p.ids, nullptr);
   int kb0, kb1;
@@ -809,6 +818,7 @@ fc2_stream_kernel(const __grid_constant__ Fc2Params p, int total) {
   __shared__ SlotCache cache;
   BlockTrace trace(TRACE_FC2_STREAM);
   pdl_wait();
+  trace.ready();
   pdl_trigger();
   const Slots sl = cache_slots(cache, p.T * p.K, p.ids, p.wts);
   const int warp = threadIdx.x >> 5, nkb = (p.m + 31) / 32;
@@ -868,6 +878,7 @@ dense_stream_kernel(const __grid_constant__ DenseParams p, const __grid_constant
   const bool topk = b < q.topk_blocks;
   BlockTrace trace(topk ? TRACE_TOPK : p.trace_tag);
   pdl_wait();
+  trace.ready();
   pdl_trigger();
   if (topk) {
     static_assert(stream_smem_bytes<4, 1, 2>() >= int(sizeof(float)) * kTopkTokPerBlock * kTopkMaxExperts,
