@@ -524,6 +524,11 @@ int main(int argc, char** argv) {
            name, bytes, med, 2.0 * bytes / (med * 1e-3) / 1e9);
   }
 
+  {
+    char tune[256] = "";
+    CK(lmoe_cuda_debug_tuning(tune, sizeof tune));
+    printf("{\"kind\":\"tuning\",\"device\":\"%s\",\"knobs\":\"%s\"}\n", name, tune);
+  }
   for (int64_t T : stages == 2 ? std::vector<int64_t>{} : tokens) {
     DBuf x(T * d * 2, s), out(T * d * 2, s), ids(T * K * 4, s), wt(T * K * 4, s);
     CK(lmoe_cuda_fill_uniform(x.p, LMOE_DTYPE_BF16, T * d, 100 + T, -1.f, 1.f, s));

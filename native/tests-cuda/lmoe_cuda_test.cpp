@@ -15,6 +15,7 @@
 #include <set>
 
 #include "common.h"
+#include "debug_trace.h"
 
 using namespace lt;
 
@@ -495,6 +496,11 @@ int main(int argc, char** argv) {
   int64_t mem = 0;
   CK(lmoe_cuda_device_info(0, nullptr, nullptr, &sms, &mem, name, sizeof name));
   printf("device 0: %s, %d SMs, %.1f GiB; mode=%s seed=%" PRIu64 "\n", name, sms, mem / 1073741824.0, mode.c_str(), seed);
+  {
+    char tune[256] = "";
+    CK(lmoe_cuda_debug_tuning(tune, sizeof tune));
+    printf("decode tuning: %s\n", tune);
+  }
   lmoe_cpu_set_num_threads(std::max(1u, std::min(64u, std::thread::hardware_concurrency())));
   void* stream = nullptr;
   CK(lmoe_cuda_stream_create(&stream));

@@ -27,6 +27,7 @@
 // persistent kernels that stream through a per-warp cp.async ring (see "streamed GEMVs").
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include <algorithm>
@@ -1369,6 +1370,16 @@ LMOE_CUDA_API lmoe_status lmoe_cuda_debug_trace(DebugTraceRecord* records, int64
   LMOE_CU(cudaMemcpyToSymbol(g_trace, &records, sizeof records));
   LMOE_CU(cudaMemcpyToSymbol(g_trace_cap, &cap, sizeof cap));
   LMOE_CU(cudaMemcpyToSymbol(g_trace_n, &zero, sizeof zero));
+  return LMOE_OK;
+}
+LMOE_CUDA_API lmoe_status lmoe_cuda_debug_tuning(char* buf, int64_t size) {
+  if (!buf || size <= 0) return set_error(LMOE_ERR_INVALID_ARGUMENT, "debug tuning: no buffer");
+  const DecTuning& t = tuning();
+  const char* fc1 = getenv("LMOE_CUDA_FC1_TILE");  // read by layer.cu the same way
+  snprintf(buf, size_t(size),
+           "pdl=%d fused=%d prefetch_kb=%d fc2_blocks=%d minb=%d stream=%d stream_dense=%d fc1_tile=%d",
+           int(t.pdl), int(t.fused), t.prefetch_bytes / 1024, t.fc2_blocks_per_sm, t.minb, t.stream,
+           t.stream_dense, (fc1 && atoi(fc1) == 192) ? 192 : 256);
   return LMOE_OK;
 }
 LMOE_CUDA_API lmoe_status lmoe_cuda_debug_trace_count(int64_t* count) {
