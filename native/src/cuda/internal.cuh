@@ -58,8 +58,13 @@ struct GroupedGemmArgs {
   void* workspace;  // device, grouped_gemm_workspace_bytes(...) bytes, 256-aligned
   size_t workspace_bytes;
   cudaStream_t stream;
-  int wide;  // 0: 128x128 tiles; 1: 128x256 tiles, 1x2 cluster (many rows per group);
-             // 2: 128x192 tiles, 1x2 cluster (relu2 only; identity runs 1)
+  int tile;  // GgTile
+};
+// CUTLASS tile of a grouped GEMM (grouped_gemm.cuh).
+enum GgTile {
+  GG_TILE_128x128 = 0,  // few rows per group: more CTAs
+  GG_TILE_128x256 = 1,  // 1x2 cluster, many rows per group
+  GG_TILE_128x192 = 2   // 1x2 cluster, relu2 only (identity runs GG_TILE_128x256)
 };
 // One translation unit per (epilogue, tile): grouped_gemm_{relu2,identity}[_wide].cu, _relu2_n192.cu
 size_t gg_relu2_narrow_ws(int num_groups, int sm_count);
@@ -85,11 +90,13 @@ inline size_t grouped_gemm_identity_workspace_bytes(int num_groups, int sm_count
 }
 // D = relu(acc)^2
 inline lmoe_status grouped_gemm_relu2(const GroupedGemmArgs& a) {
-  return a.wide == 2 ? gg_relu2_n192(a) : a.wide ? gg_relu2_wide(a) : gg_relu2_narrow(a);
+  return a.tile == GG_TILE_128x192   ? gg_relu2_n192(a)
+         : a.tile == GG_TILE_128x256 ? gg_relu2_wide(a)
+                                     : gg_relu2_narrow(a);
 }
 // D = acc
 inline lmoe_status grouped_gemm_identity(const GroupedGemmArgs& a) {
-  return a.wide ? gg_identity_wide(a) : gg_identity_narrow(a);
+  return a.tile == GG_TILE_128x128 ? gg_identity_narrow(a) : gg_identity_wide(a);
 }
 
 inline size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }

@@ -189,10 +189,10 @@ constexpr int64_t kWideMinRowsPerExpert = 128;  // experts: T*K/N
 constexpr int64_t kWideMinTokensDense = 2048;   // dense projections: T
 // Opt-in sweep knob (bench/bundle/tune.sh): LMOE_CUDA_FC1_TILE=192 runs the relu2 FC1 with 128x192
 // tiles where 128x256 ones would run (not yet measured on a GPU).
-static int fc1_wide_tile() {
-  static const int t = [] {
+static GgTile fc1_wide_tile() {
+  static const GgTile t = [] {
     const char* v = getenv("LMOE_CUDA_FC1_TILE");
-    return (v && atoi(v) == 192) ? 2 : 1;
+    return (v && atoi(v) == 192) ? GG_TILE_128x192 : GG_TILE_128x256;
   }();
   return t;
 }
@@ -213,7 +213,7 @@ struct DenseTc {
   void* gws;
   size_t gws_bytes;
   int sm, dev;
-  int wide;
+  int tile;  // GgTile
 };
 // region: dense_tc_ws() bytes, 256-aligned
 static lmoe_status dense_tc_setup(DenseTc& d, void* region, int64_t T, cudaStream_t s) {
@@ -221,7 +221,7 @@ static lmoe_status dense_tc_setup(DenseTc& d, void* region, int64_t T, cudaStrea
   d.offs = static_cast<int32_t*>(region);
   d.gws = static_cast<char*>(region) + aup(2 * 4);
   d.gws_bytes = size_t(dense_tc_ws() - aup(2 * 4));
-  d.wide = wide_tiles(T, kWideMinTokensDense) ? 1 : 0;
+  d.tile = wide_tiles(T, kWideMinTokensDense) ? GG_TILE_128x256 : GG_TILE_128x128;
   set_offsets2_kernel<<<1, 1, 0, s>>>(d.offs, int(T));
   LMOE_CU_LAUNCH("set_offsets2");
   return LMOE_OK;
@@ -242,7 +242,7 @@ static lmoe_status dense_tc_gemm(const DenseTc& d, bool relu2_act, const bf16* A
   a.workspace = d.gws;
   a.workspace_bytes = d.gws_bytes;
   a.stream = s;
-  a.wide = d.wide;
+  a.tile = d.tile;
   return relu2_act ? grouped_gemm_relu2(a) : grouped_gemm_identity(a);
 }
 
@@ -609,8 +609,8 @@ static lmoe_status experts_impl(const lmoe_config* c, const lmoe_cuda_weights* w
     a.workspace = gws;
     a.workspace_bytes = size_t(gws_bytes);
     a.stream = s;
-    const int wide = wide_tiles(rows / N, kWideMinRowsPerExpert) ? 1 : 0;
-    a.wide = wide;
+    const bool wide = wide_tiles(rows / N, kWideMinRowsPerExpert);
+    a.tile = wide ? GG_TILE_128x256 : GG_TILE_128x128;
     // FC1
     a.A = latent_sorted;
     a.n = m;
@@ -618,9 +618,9 @@ static lmoe_status experts_impl(const lmoe_config* c, const lmoe_cuda_weights* w
     if (!swiglu_act) {
       a.B = up;
       a.D = h;
-      a.wide = wide ? fc1_wide_tile() : 0;
+      a.tile = wide ? fc1_wide_tile() : GG_TILE_128x128;
       LMOE_TRY(grouped_gemm_relu2(a));
-      a.wide = wide;
+      a.tile = wide ? GG_TILE_128x256 : GG_TILE_128x128;
     } else {
       a.B = gate;
       a.D = h;
