@@ -10,7 +10,7 @@
 #              cuBLASLt, interleaved, T = 4096, 8192)                -> native.log, bench-native.jsonl
 #   variants   bin/lmoe_cuda_test quick once per opt-in kernel set, whatever tune.sh chose: streams
 #              off + 256-wide FC1 tiles; LMOE_CUDA_DEC_STREAM=8 + _DENSE=4; =4 + _DENSE=8;
-#              LMOE_CUDA_FC1_TILE=192                                           -> native.log
+#              LMOE_CUDA_FC1_TILE=192; and the Java CudaGraphedLayerTest with the streams on -> native.log
 #   memcheck   compute-sanitizer memcheck on `lmoe_cuda_test sanitize`                 -> sanitizer.log
 #   racecheck  compute-sanitizer racecheck on `lmoe_cuda_test sanitize-small` (skipped, with a
 #              note, when the executable has no such mode: the full `sanitize` takes minutes)
@@ -188,6 +188,15 @@ for s in $steps; do
         [[ $last_status == FAIL ]] && st=FAIL
         notes+=("$envs: $(tail -n 40 "$native_log" | grep -oE '[0-9]+ passed, [0-9]+ failed|SKIPPED' | tail -n1)")
       done
+      # the streamed kernels through the Java graph path, in a fresh JVM: their first launch (which
+      # sets the shared-memory attribute) may happen inside a graph capture
+      run_step variants "$native_log" "${LMOE_T_JAVA_TESTS:-180}" env LMOE_CUDA_DEC_STREAM=8 LMOE_CUDA_DEC_STREAM_DENSE=4 \
+        "$JAVA" "${JOPTS[@]}" -Dlatentmoe.test.backend=cuda -Dlatentmoe.test.require=true \
+        -jar "$JUNIT" execute --disable-banner --details=summary --fail-if-no-tests --class-path "$CP" \
+        --select-class dev.latentmoe.kernels.CudaGraphedLayerTest
+      secs=$((secs + last_secs))
+      [[ $last_status != PASS && $last_status != SKIP && $st != FAIL ]] && st="$last_status"
+      notes+=("java CudaGraphedLayerTest with streams: $(tail -n 30 "$native_log" | grep -oE '[0-9]+ tests (successful|failed)' | paste -sd, -)")
       if [[ $st == PASS ]] && tail -n 30 "$native_log" | grep -q "SKIPPED"; then st=NO-GPU; fi
       [[ $gpu == 0 && $st == FAIL ]] && st=NO-GPU
       record variants "$st" "$secs" "$(printf '%s; ' "${notes[@]}")"

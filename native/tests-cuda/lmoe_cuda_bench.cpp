@@ -306,9 +306,10 @@ static void experts_vs_cublaslt(const lmoe_config& c, int64_t T, int64_t nused, 
   const int64_t M = T * c.top_k, W = width(c), m = c.expert_intermediate_size, D = 8192;
   const int64_t big = std::max(W, m);
   const size_t work_bytes = size_t(32) << 20;
-  DBuf a(M * big * 2, s), bw(big * big * 2 > D * D * 2 ? big * big * 2 : D * D * 2, s), dd(M * big * 2, s),
-      work(int64_t(work_bytes), s);
-  CK(lmoe_cuda_fill_uniform(a.p, LMOE_DTYPE_BF16, M * big, 11, -1.f, 1.f, s));
+  // A and D serve the expert shapes (M x big) and the 8192^3 GEMM (D x D): the larger of the two
+  const int64_t ad = std::max(M * big, D * D);
+  DBuf a(ad * 2, s), bw(std::max(big * big, D * D) * 2, s), dd(ad * 2, s), work(int64_t(work_bytes), s);
+  CK(lmoe_cuda_fill_uniform(a.p, LMOE_DTYPE_BF16, ad, 11, -1.f, 1.f, s));
   CK(lmoe_cuda_fill_uniform(bw.p, LMOE_DTYPE_BF16, bw.bytes / 2, 12, -0.05f, 0.05f, s));
   CK(lmoe_cuda_stream_synchronize(s));
   Lt::Gemm fc1, fc2, dense;

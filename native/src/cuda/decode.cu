@@ -258,7 +258,7 @@ __device__ __forceinline__ uint64_t global_ns() {
 }
 struct BlockTrace {
   DebugTraceRecord* buf = nullptr;
-  uint64_t t0 = 0, t_ready = 0;
+  uint64_t t0 = 0, t_ready = 0, t_done = 0;
   int tag;
   __device__ explicit BlockTrace(int tag_) : tag(tag_) {
     if (threadIdx.x == 0 && tag_ != 0) {
@@ -270,12 +270,17 @@ struct BlockTrace {
   __device__ void ready() {
     if (buf) t_ready = global_ns();
   }
+  // the block's work is done (before a trailing wait that only orders its completion)
+  __device__ void done() {
+    if (buf) t_done = global_ns();
+  }
   __device__ ~BlockTrace() {
     if (!buf) return;
     uint32_t sm;
     asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
     const int i = atomicAdd(&g_trace_n, 1);
-    if (i < g_trace_cap) buf[i] = DebugTraceRecord{uint32_t(tag), sm, t0, t_ready, global_ns()};
+    if (i < g_trace_cap)
+      buf[i] = DebugTraceRecord{uint32_t(tag), sm, t0, t_ready, t_done ? t_done : global_ns()};
   }
 };
 
@@ -494,6 +499,7 @@ fc1_kernel(const __grid_constant__ Fc1Params p) {
   trace.ready();
   pdl_trigger();
   fc1_body(p, blockIdx.x, red);
+  trace.done();
   pdl_wait();
 }
 
@@ -746,7 +752,9 @@ __device__ __forceinline__ void stream_token(StreamTask<1>& tk, const bf16* x) {
   tk.vx[0] = (lane >> 2) == 0;
 }
 
-constexpr int kStreamMinBlocks = 2;  // ring sizes below are chosen for two blocks per SM
+// Blocks per SM the registers are sized for: two for the 4-stage rings and the FC1/FC2 8-stage
+// ones (96 KB); the dense 8-stage rings (160-192 KB) fit one.
+constexpr int kStreamMinBlocks = 2;
 
 // The routing of up to kStreamSlotsCached slots in shared memory: the issuing side looks up the
 // next task's expert S - 1 steps ahead, and a global load there would stall the warp's stream.
@@ -807,6 +815,7 @@ fc1_stream_kernel(const __grid_constant__ Fc1Params p, int total) {
             p.h[int64_t(slot) * p.m + row0 + row] = __float2bfloat16_rn(relu2f(v));
         });
       });
+  trace.done();
   pdl_wait();
 }
 
@@ -870,7 +879,7 @@ __device__ __forceinline__ int task_at_bytes(const DenseParams& p, int total, in
 // one 128 or 172 KB, a W_up one 32 KB), so each block takes a contiguous run of tasks with an
 // equal share of the weight bytes, not every G-th task.
 template <int S, int NT>
-__global__ void __launch_bounds__(kThreads, kStreamMinBlocks)
+__global__ void __launch_bounds__(kThreads, S == 8 ? 1 : kStreamMinBlocks)
 dense_stream_kernel(const __grid_constant__ DenseParams p, const __grid_constant__ TopkSdownParams q,
                     int total) {
   extern __shared__ uint4 ring[];
@@ -1172,6 +1181,8 @@ lmoe_status launch_stream(size_t smem, int64_t extra, int64_t tasks, bool pdl, c
   int n = dev < kMaxDev ? per_sm[dev].load() : 0;
   if (n == 0) {
     LMOE_CU(cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    LMOE_CU(cudaFuncSetAttribute(Kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                 int(cudaSharedmemCarveoutMaxShared)));
     LMOE_CU(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, Kernel, kThreads, smem));
     if (n < 1)
       return set_error(LMOE_ERR_UNSUPPORTED, "%s: %zu bytes of shared memory per block do not fit",
@@ -1370,6 +1381,9 @@ LMOE_CUDA_API lmoe_status lmoe_cuda_debug_trace(DebugTraceRecord* records, int64
   LMOE_CU(cudaMemcpyToSymbol(g_trace, &records, sizeof records));
   LMOE_CU(cudaMemcpyToSymbol(g_trace_cap, &cap, sizeof cap));
   LMOE_CU(cudaMemcpyToSymbol(g_trace_n, &zero, sizeof zero));
+  // from pageable memory the copies may return before they land; the next kernels (on any
+  // stream) must see them
+  LMOE_CU(cudaDeviceSynchronize());
   return LMOE_OK;
 }
 LMOE_CUDA_API lmoe_status lmoe_cuda_debug_tuning(char* buf, int64_t size) {
@@ -1422,7 +1436,7 @@ bool decode_supported(const lmoe_config* c, const lmoe_cuda_weights* w, const vo
   if (ms > 0 && (!al16(w->shared_up) || !al16(w->shared_down))) return false;
   // grid sizes (int32 block indices)
   const int64_t fc1 = T * c->top_k * ((m + 15) / 16);
-  const int64_t fc2 = T * c->top_k * kStreamMChunks * ((W + 15) / 16);  // streamed: m chunks
+  const int64_t fc2 = T * c->top_k * (tuning().stream ? kStreamMChunks : 1) * ((W + 15) / 16);
   const int64_t dense = ((T + 15) / 16) * ((c->num_experts + W + ms + d + 63) / 16 + 4);
   return fc1 < INT_MAX && fc2 < INT_MAX && dense < INT_MAX;
 }
