@@ -257,26 +257,7 @@ struct Lt {
   }
 };
 
-struct Timing {
-  double med, min;
-};
-// `reps` calls of fn, each between its own pair of events on s (after 2 warm-up calls).
-template <class F>
-static Timing time_calls(void* s, void* e0, void* e1, int reps, F fn) {
-  for (int i = 0; i < 2; ++i) fn();
-  std::vector<float> t;
-  for (int r = 0; r < reps; ++r) {
-    CK(lmoe_cuda_event_record(e0, s));
-    fn();
-    CK(lmoe_cuda_event_record(e1, s));
-    CK(lmoe_cuda_event_synchronize(e1));
-    float v = 0;
-    CK(lmoe_cuda_event_elapsed_ms(e0, e1, &v));
-    t.push_back(v);
-  }
-  return {median(t), double(*std::min_element(t.begin(), t.end()))};
-}
-
+// One call of fn between a pair of events on s: its GPU time in ms.
 static float event_ms(void* s, void* e0, void* e1, const std::function<void()>& fn) {
   CK(lmoe_cuda_event_record(e0, s));
   fn();
@@ -285,6 +266,18 @@ static float event_ms(void* s, void* e0, void* e1, const std::function<void()>& 
   float v = 0;
   CK(lmoe_cuda_event_elapsed_ms(e0, e1, &v));
   return v;
+}
+
+struct Timing {
+  double med, min;
+};
+// `reps` calls of fn, each between its own pair of events on s (after 2 warm-up calls).
+template <class F>
+static Timing time_calls(void* s, void* e0, void* e1, int reps, F fn) {
+  for (int i = 0; i < 2; ++i) fn();
+  std::vector<float> t;
+  for (int r = 0; r < reps; ++r) t.push_back(event_ms(s, e0, e1, fn));
+  return {median(t), double(*std::min_element(t.begin(), t.end()))};
 }
 
 // The experts stage against cuBLASLt at its shapes and at 8192^3, call by call in turn (see the
@@ -555,15 +548,7 @@ int main(int argc, char** argv) {
       };
       for (int i = 0; i < 3; ++i) fwd();
       std::vector<float> t;
-      for (int r = 0; r < reps; ++r) {
-        CK(lmoe_cuda_event_record(e0, s));
-        fwd();
-        CK(lmoe_cuda_event_record(e1, s));
-        CK(lmoe_cuda_event_synchronize(e1));
-        float v = 0;
-        CK(lmoe_cuda_event_elapsed_ms(e0, e1, &v));
-        t.push_back(v);
-      }
+      for (int r = 0; r < reps; ++r) t.push_back(event_ms(s, e0, e1, fwd));
       double med = median(t);
       // experts actually used
       std::vector<int32_t> hid = ids.download<int32_t>(T * K);

@@ -415,7 +415,24 @@ static void test_errors(void* stream) {
   check(lmoe_cuda_set_decode_policy(LMOE_CUDA_DECODE_AUTO, -1) == LMOE_ERR_INVALID_ARGUMENT, "errors: bad decode max tokens");
   check(lmoe_cuda_decode_mode() == LMOE_CUDA_DECODE_AUTO && lmoe_cuda_decode_max_tokens() == kDecodeMax, "errors: decode policy default (16)");
   check(lmoe_cuda_forward_path(&c, &w, nullptr, 1) == -1, "errors: forward_path invalid -> -1");
-  (void)stream;
+  // the diagnostic entry points (debug_trace.h)
+  {
+    DBuf recs(16 * int64_t(sizeof(DebugTraceRecord)), stream);
+    CK(lmoe_cuda_stream_synchronize(stream));
+    check(lmoe_cuda_debug_trace(recs.as<DebugTraceRecord>(), 0) == LMOE_ERR_INVALID_ARGUMENT,
+          "errors: debug trace capacity 0");
+    check(lmoe_cuda_debug_trace_count(nullptr) == LMOE_ERR_INVALID_ARGUMENT, "errors: debug trace count NULL");
+    char tune[8];
+    check(lmoe_cuda_debug_tuning(nullptr, 8) == LMOE_ERR_INVALID_ARGUMENT &&
+              lmoe_cuda_debug_tuning(tune, 0) == LMOE_ERR_INVALID_ARGUMENT,
+          "errors: debug tuning without a buffer");
+    check(lmoe_cuda_debug_tuning(tune, sizeof tune) == LMOE_OK && strlen(tune) == sizeof tune - 1,
+          "debug tuning truncates to the buffer");
+    int64_t n = -1;
+    check(lmoe_cuda_debug_trace(recs.as<DebugTraceRecord>(), 16) == LMOE_OK &&
+              lmoe_cuda_debug_trace_count(&n) == LMOE_OK && n == 0 && lmoe_cuda_debug_trace(nullptr, 0) == LMOE_OK,
+          "debug trace on and off, nothing recorded without a launch");
+  }
 }
 
 // small: racecheck-sized (T=1 on both paths, T=4 decode); full: T=1 and 33, every path.

@@ -1086,16 +1086,6 @@ inline int expert_width(const lmoe_config* c) {
   return c->latent_size > 0 ? c->latent_size : c->hidden_size;
 }
 
-int sm_or_default() {
-  int sm = 0, dev = 0;
-  if (current_sm_count(&sm, &dev) != LMOE_OK || sm <= 0) {
-    clear_error();
-    (void)cudaGetLastError();
-    return 256;
-  }
-  return sm;
-}
-
 // Tuning knobs of the decode path (H200-tuned defaults; environment overrides for sweeps):
 //   LMOE_CUDA_PDL=0            plain launches instead of programmatic dependent launch
 //   LMOE_CUDA_PREFETCH_KB=n    L2 prefetch per block before the PDL wait (0: none)
@@ -1189,7 +1179,7 @@ lmoe_status launch_stream(size_t smem, int64_t extra, int64_t tasks, bool pdl, c
                        name, smem);
     if (dev < kMaxDev) per_sm[dev].store(n);
   }
-  const int64_t grid = extra + std::min<int64_t>(tasks, int64_t(n) * sm_or_default());
+  const int64_t grid = extra + std::min<int64_t>(tasks, int64_t(n) * sm_count_or_default());
   return launch_smem(Kernel, grid, smem, pdl, s, name, args..., int(tasks));
 }
 // The dense segments of p (and q's top-K blocks) as one streamed launch (tuning().stream_dense
@@ -1442,7 +1432,7 @@ bool decode_supported(const lmoe_config* c, const lmoe_cuda_weights* w, const vo
 }
 
 int64_t decode_workspace_bytes(const lmoe_config* c, int64_t T) {
-  return dec_layout(c, T, sm_or_default()).total;
+  return dec_layout(c, T, sm_count_or_default()).total;
 }
 
 // Five launches; B..E use programmatic dependent launch (see pdl_wait):
@@ -1455,7 +1445,7 @@ lmoe_status decode_forward(const lmoe_config* c, const lmoe_cuda_weights* w, con
                            int64_t T, int32_t* ids, float* wts, void* ws, int64_t ws_bytes,
                            bf16* out, cudaStream_t s, DecodeVariant variant) {
   if (T == 0) return LMOE_OK;
-  const DecLayout L = dec_layout(c, T, sm_or_default());
+  const DecLayout L = dec_layout(c, T, sm_count_or_default());
   if (ws_bytes < L.total)
     return set_error(LMOE_ERR_INVALID_ARGUMENT, "decode forward: workspace_bytes %lld < %lld",
                      (long long)ws_bytes, (long long)L.total);

@@ -40,6 +40,9 @@ void clear_error();
 
 // SM count of the current device (cached per device).
 lmoe_status current_sm_count(int* sm_count, int* device);
+// The SM count of the current device, or 256 (an upper bound, for workspace sizing) when it cannot
+// be read; clears the error in that case.
+int sm_count_or_default();
 
 // ---------------------------------------------------------------- CUTLASS grouped GEMMs
 // Per expert e (group), rows r in [offsets[e], offsets[e+1]):

@@ -158,18 +158,9 @@ static bool device_is_sm90() {
   return ok_cache[dev] == 1;
 }
 
-static int dense_tc_sm() {
-  int sm = 0, dev = 0;
-  if (current_sm_count(&sm, &dev) != LMOE_OK || sm <= 0) {
-    clear_error();
-    (void)cudaGetLastError();
-    return 256;
-  }
-  return sm;
-}
 // offsets {0, T} + one-group CUTLASS workspace
 static int64_t dense_tc_ws() {
-  const int sm = dense_tc_sm();
+  const int sm = sm_count_or_default();
   const size_t a = grouped_gemm_relu2_workspace_bytes(1, sm), b = grouped_gemm_identity_workspace_bytes(1, sm);
   return aup(2 * 4) + aup(int64_t(a > b ? a : b));
 }
@@ -544,16 +535,6 @@ static lmoe_status swiglu(T* g, const T* u, int64_t count, cudaStream_t s) {
   swiglu_kernel<T><<<unsigned(b < 65536 ? b : 65536), 256, 0, s>>>(g, u, count);
   LMOE_CU_LAUNCH("swiglu");
   return LMOE_OK;
-}
-
-static int sm_count_or_default() {
-  int sm = 0, dev = 0;
-  if (current_sm_count(&sm, &dev) != LMOE_OK || sm <= 0) {
-    clear_error();
-    (void)cudaGetLastError();
-    return 256;  // upper bound for sizing
-  }
-  return sm;
 }
 
 static int64_t experts_ws(const lmoe_config* c, int64_t T) {

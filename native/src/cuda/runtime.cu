@@ -46,6 +46,16 @@ lmoe_status current_sm_count(int* sm_count, int* device) {
   return LMOE_OK;
 }
 
+int sm_count_or_default() {
+  int sm = 0, dev = 0;
+  if (current_sm_count(&sm, &dev) != LMOE_OK || sm <= 0) {
+    clear_error();
+    (void)cudaGetLastError();
+    return 256;
+  }
+  return sm;
+}
+
 // counter-based hash (splitmix64 of seed ^ index)
 __device__ __forceinline__ uint64_t mix64(uint64_t z) {
   z += 0x9E3779B97F4A7C15ull;

@@ -20,6 +20,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.LongSupplier;
 
 /**
  * CUDA kernels bound to one layer: the weights copied to the GPU in the layout of
@@ -275,64 +276,55 @@ public final class CudaLayerKernels extends CheckedLayerKernels {
         }
     }
 
-    @Override
-    protected void runRouterTopK(long t, Tensor x, Tensor ids, Tensor w) {
+    /** A native step: the status of one call with its workspace and the stream handle. */
+    private interface StepCall {
+        int run(MemorySegment ws, MemorySegment stream);
+    }
+
+    /**
+     * One step on the backend stream: waits for tensors of other streams, sizes the workspace
+     * ({@code need} is asked only after the structs are known to be open), calls, waits for the stream.
+     */
+    private void runStep(String needWhat, LongSupplier need, String what, StepCall call, Tensor... ts) {
         CudaStream s = stream();
-        orderAfterForeignStreams(s, x, ids, w);
+        orderAfterForeignStreams(s, ts);
         synchronized (lock) {
             ensureOpen();
             Cuda.setDevice(backend.deviceId());
-            long need = latentmoe_cuda_h.lmoe_cuda_router_workspace_bytes(cfg, t);
-            MemorySegment ws = workspace(s, need, "lmoe_cuda_router_workspace_bytes");
-            Cuda.check(latentmoe_cuda_h.lmoe_cuda_router_topk(cfg, wts, x.segment(), t, ids.segment(), w.segment(),
-                    ws, ws.byteSize(), s.handle()), "lmoe_cuda_router_topk");
+            MemorySegment ws = workspace(s, need.getAsLong(), needWhat);
+            Cuda.check(call.run(ws, s.handle()), what);
         }
         waitFor(s);
+    }
+
+    @Override
+    protected void runRouterTopK(long t, Tensor x, Tensor ids, Tensor w) {
+        runStep("lmoe_cuda_router_workspace_bytes", () -> latentmoe_cuda_h.lmoe_cuda_router_workspace_bytes(cfg, t),
+                "lmoe_cuda_router_topk", (ws, st) -> latentmoe_cuda_h.lmoe_cuda_router_topk(cfg, wts, x.segment(), t,
+                        ids.segment(), w.segment(), ws, ws.byteSize(), st), x, ids, w);
     }
 
     @Override
     protected void runDispatch(long t, Tensor x, Tensor ids, Tensor offsets, Tensor rows, Tensor latent) {
-        CudaStream s = stream();
-        orderAfterForeignStreams(s, x, ids, offsets, rows, latent);
-        synchronized (lock) {
-            ensureOpen();
-            Cuda.setDevice(backend.deviceId());
-            long need = latentmoe_cuda_h.lmoe_cuda_dispatch_workspace_bytes(cfg, t);
-            MemorySegment ws = workspace(s, need, "lmoe_cuda_dispatch_workspace_bytes");
-            Cuda.check(latentmoe_cuda_h.lmoe_cuda_dispatch(cfg, wts, x.segment(), t, ids.segment(), offsets.segment(),
-                    rows.segment(), latent.segment(), ws, ws.byteSize(), s.handle()), "lmoe_cuda_dispatch");
-        }
-        waitFor(s);
+        runStep("lmoe_cuda_dispatch_workspace_bytes", () -> latentmoe_cuda_h.lmoe_cuda_dispatch_workspace_bytes(cfg, t),
+                "lmoe_cuda_dispatch", (ws, st) -> latentmoe_cuda_h.lmoe_cuda_dispatch(cfg, wts, x.segment(), t,
+                        ids.segment(), offsets.segment(), rows.segment(), latent.segment(), ws, ws.byteSize(), st),
+                x, ids, offsets, rows, latent);
     }
 
     @Override
     protected void runExperts(long t, Tensor offsets, Tensor latent, Tensor out) {
-        CudaStream s = stream();
-        orderAfterForeignStreams(s, offsets, latent, out);
-        synchronized (lock) {
-            ensureOpen();
-            Cuda.setDevice(backend.deviceId());
-            long need = latentmoe_cuda_h.lmoe_cuda_experts_workspace_bytes(cfg, t);
-            MemorySegment ws = workspace(s, need, "lmoe_cuda_experts_workspace_bytes");
-            Cuda.check(latentmoe_cuda_h.lmoe_cuda_experts(cfg, wts, t, offsets.segment(), latent.segment(), out.segment(),
-                    ws, ws.byteSize(), s.handle()), "lmoe_cuda_experts");
-        }
-        waitFor(s);
+        runStep("lmoe_cuda_experts_workspace_bytes", () -> latentmoe_cuda_h.lmoe_cuda_experts_workspace_bytes(cfg, t),
+                "lmoe_cuda_experts", (ws, st) -> latentmoe_cuda_h.lmoe_cuda_experts(cfg, wts, t, offsets.segment(),
+                        latent.segment(), out.segment(), ws, ws.byteSize(), st), offsets, latent, out);
     }
 
     @Override
     protected void runCombine(long t, Tensor x, Tensor w, Tensor rows, Tensor expertOut, Tensor out) {
-        CudaStream s = stream();
-        orderAfterForeignStreams(s, x, w, rows, expertOut, out);
-        synchronized (lock) {
-            ensureOpen();
-            Cuda.setDevice(backend.deviceId());
-            long need = latentmoe_cuda_h.lmoe_cuda_combine_workspace_bytes(cfg, t);
-            MemorySegment ws = workspace(s, need, "lmoe_cuda_combine_workspace_bytes");
-            Cuda.check(latentmoe_cuda_h.lmoe_cuda_combine(cfg, wts, x.segment(), t, w.segment(), rows.segment(),
-                    expertOut.segment(), ws, ws.byteSize(), out.segment(), s.handle()), "lmoe_cuda_combine");
-        }
-        waitFor(s);
+        runStep("lmoe_cuda_combine_workspace_bytes", () -> latentmoe_cuda_h.lmoe_cuda_combine_workspace_bytes(cfg, t),
+                "lmoe_cuda_combine", (ws, st) -> latentmoe_cuda_h.lmoe_cuda_combine(cfg, wts, x.segment(), t,
+                        w.segment(), rows.segment(), expertOut.segment(), ws, ws.byteSize(), out.segment(), st),
+                x, w, rows, expertOut, out);
     }
 
     @Override
