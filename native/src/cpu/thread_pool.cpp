@@ -1,7 +1,9 @@
 // A small persistent thread pool: the caller is thread 0, workers 1..n-1 spin briefly for the next
 // job and then sleep on a condition variable. Work partitioning is done by the callers (static,
 // by output rows/tokens), so results never depend on the number of threads.
-#include "internal.h"
+#include "thread_pool.h"
+
+#include "errors.h"
 
 #include <atomic>
 #include <condition_variable>
@@ -134,6 +136,29 @@ void pool_set_num_threads(int n) {
 bool pool_run(const std::function<void(int, int)>& fn) {
   std::lock_guard<std::mutex> lk(g_pool_mutex);
   return pool_locked().run(fn);
+}
+
+lmoe_status parallel(const std::function<void(int, int)>& fn) {
+  std::atomic<int> err{0};  // 1 = out of memory, 2 = other
+  auto wrapped = [&](int i, int n) {
+    try {
+      fn(i, n);
+    } catch (const std::bad_alloc&) {
+      err.store(1);
+    } catch (...) {
+      err.store(2);
+    }
+  };
+  if (!pool_run(wrapped) && err.load() == 0) err.store(2);
+  if (err.load() == 1) {
+    set_error("out of memory (thread scratch)");
+    return LMOE_ERR_OUT_OF_MEMORY;
+  }
+  if (err.load() != 0) {
+    set_error("internal error in a worker thread");
+    return LMOE_ERR_INTERNAL;
+  }
+  return LMOE_OK;
 }
 
 float* thread_scratch(int slot, size_t floats) {

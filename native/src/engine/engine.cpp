@@ -18,7 +18,7 @@
 #define LMOE_API extern "C" __attribute__((visibility("default")))
 
 namespace lmoe {
-// From the CPU backend (src/cpu/util.cpp): the per-thread message of lmoe_last_error().
+// From the CPU backend (src/cpu/errors.cpp): the per-thread message of lmoe_last_error().
 void set_error(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 void clear_error();
 }  // namespace lmoe

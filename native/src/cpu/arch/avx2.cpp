@@ -1,7 +1,7 @@
 // AVX2+FMA dot-product kernels. Lane layout: one 8-lane accumulator per output element; lane j
 // accumulates elements i == j (mod 8) in increasing i with FMA; the tail (< 8 elements) is
 // zero-padded; then a fixed horizontal reduction. Identical sequence for every micro-kernel shape.
-#include "internal.h"
+#include "arch/arch.h"
 #include <immintrin.h>
 #include <cstring>
 

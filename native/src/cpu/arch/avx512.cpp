@@ -6,7 +6,8 @@
 // gcc 12 false positives inside avx512fintrin.h (_mm512_reduce_add_ps / undefined vectors).
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include "internal.h"
+#include "arch/arch.h"
+#include "thread_pool.h"
 #include <immintrin.h>
 #include <cstdint>
 

@@ -1,8 +1,9 @@
-// Internal declarations of the CPU backend (not part of the ABI).
+// The per-ISA kernels (arch/scalar.cpp, arch/avx2.cpp, arch/avx512.cpp; the latter two compiled
+// with their ISA's flags, see CMakeLists.txt). Only isa.cpp picks among them: everything else
+// calls them through the table of isa.h.
 #pragma once
-#include <cstdint>
 #include <cstddef>
-#include <functional>
+#include <cstdint>
 
 namespace lmoe {
 
@@ -12,6 +13,8 @@ namespace lmoe {
 // depend on how the caller partitions rows or tokens.
 typedef void (*DotBlockFn)(const float* X, int64_t ldx, int ntok, const void* W, int64_t ldw,
                            int wdtype, int n, int nrows, float* out, int64_t ldo);
+// Read-bandwidth probe loop (per ISA, so the probe is not limited by the baseline's SSE2).
+typedef double (*ReadSumFn)(const float* a, int64_t n);
 
 void dot_block_scalar(const float*, int64_t, int, const void*, int64_t, int, int, int, float*,
                       int64_t);
@@ -20,18 +23,8 @@ void dot_block_avx2(const float*, int64_t, int, const void*, int64_t, int, int, 
 void dot_block_avx512(const float*, int64_t, int, const void*, int64_t, int, int, int, float*,
                       int64_t);
 
-// Read-bandwidth probe loop (per ISA, so the probe is not limited by the baseline's SSE2).
 double read_sum_scalar(const float* a, int64_t n);
 double read_sum_avx2(const float* a, int64_t n);
 double read_sum_avx512(const float* a, int64_t n);
-
-// Thread pool: run(fn) calls fn(thread_index, num_threads) on every thread (the caller is 0)
-// and returns when all are done. Exceptions thrown by fn are caught; run returns false then.
-int pool_num_threads();
-void pool_set_num_threads(int n);
-bool pool_run(const std::function<void(int, int)>& fn);
-
-// Per-thread grow-only scratch (thread_local); throws std::bad_alloc.
-float* thread_scratch(int slot, size_t floats);
 
 }  // namespace lmoe

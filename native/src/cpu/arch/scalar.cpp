@@ -1,6 +1,6 @@
 // Portable (baseline x86-64) dot-product kernels. Lane layout: 8 partial sums, lane j accumulates
 // the products of elements i == j (mod 8) in increasing i, then a fixed pairwise reduction.
-#include "internal.h"
+#include "arch/arch.h"
 #include <cstring>
 
 namespace lmoe {

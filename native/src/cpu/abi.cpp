@@ -1,0 +1,300 @@
+// Every entry point of latentmoe.h: library information, settings, argument checks, then the
+// step (layer.h), the probe or the fill. Nothing here computes layer values.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "errors.h"
+#include "fill.h"
+#include "isa.h"
+#include "layer.h"
+#include "probe.h"
+#include "thread_pool.h"
+
+#define LMOE_API extern "C" __attribute__((visibility("default")))
+
+namespace lmoe {
+namespace {
+
+lmoe_status check_cfg(const char* fn, const lmoe_config* c) {
+  CHECK_ARG(c != nullptr, "%s: cfg is NULL", fn);
+  CHECK_ARG(c->hidden_size >= 1 && c->hidden_size <= kMaxDim,
+            "%s: hidden_size must be in 1..%lld, got %d", fn, (long long)kMaxDim, c->hidden_size);
+  CHECK_ARG(c->latent_size >= 0 && c->latent_size <= kMaxDim,
+            "%s: latent_size must be in 0..%lld, got %d", fn, (long long)kMaxDim, c->latent_size);
+  CHECK_ARG(c->num_experts >= 1 && c->num_experts <= kMaxExperts,
+            "%s: num_experts must be in 1..%d, got %d", fn, kMaxExperts, c->num_experts);
+  CHECK_ARG(c->top_k >= 1 && c->top_k <= std::min(kMaxTopK, (int)c->num_experts),
+            "%s: top_k must be in 1..min(32, num_experts=%d), got %d", fn, c->num_experts,
+            c->top_k);
+  CHECK_ARG(c->expert_intermediate_size >= 1 && c->expert_intermediate_size <= kMaxDim,
+            "%s: expert_intermediate_size must be in 1..%lld, got %d", fn, (long long)kMaxDim,
+            c->expert_intermediate_size);
+  CHECK_ARG(c->shared_intermediate_size >= 0 && c->shared_intermediate_size <= kMaxDim,
+            "%s: shared_intermediate_size must be in 0..%lld, got %d", fn, (long long)kMaxDim,
+            c->shared_intermediate_size);
+  CHECK_ARG(c->activation == LMOE_ACT_RELU2 || c->activation == LMOE_ACT_SWIGLU,
+            "%s: unknown activation %d", fn, c->activation);
+  CHECK_ARG(c->scoring == LMOE_SCORING_SIGMOID || c->scoring == LMOE_SCORING_SOFTMAX,
+            "%s: unknown scoring %d", fn, c->scoring);
+  CHECK_ARG(c->norm_topk_prob == 0 || c->norm_topk_prob == 1,
+            "%s: norm_topk_prob must be 0 or 1, got %d", fn, c->norm_topk_prob);
+  CHECK_ARG(std::isfinite(c->routed_scaling_factor), "%s: routed_scaling_factor is not finite",
+            fn);
+  return LMOE_OK;
+}
+
+lmoe_status check_tokens(const char* fn, const lmoe_config* c, int64_t T) {
+  CHECK_ARG(T >= 0, "%s: num_tokens must be >= 0, got %lld", fn, (long long)T);
+  CHECK_ARG(T <= std::numeric_limits<int32_t>::max() / c->top_k,
+            "%s: num_tokens * top_k must fit in int32 (num_tokens=%lld)", fn, (long long)T);
+  return LMOE_OK;
+}
+
+lmoe_status check_w_common(const char* fn, const lmoe_weights* w) {
+  CHECK_ARG(w != nullptr, "%s: weights is NULL", fn);
+  CHECK_ARG(w->weight_dtype == LMOE_DTYPE_BF16 || w->weight_dtype == LMOE_DTYPE_F32,
+            "%s: weight_dtype must be BF16 or F32, got %d", fn, w->weight_dtype);
+  return LMOE_OK;
+}
+
+lmoe_status check_w_router(const char* fn, const lmoe_weights* w) {
+  CHECK_ARG(w != nullptr, "%s: weights is NULL", fn);
+  CHECK_ARG(w->gate_dtype == LMOE_DTYPE_BF16 || w->gate_dtype == LMOE_DTYPE_F32,
+            "%s: gate_dtype must be BF16 or F32, got %d", fn, w->gate_dtype);
+  CHECK_ARG(w->gate != nullptr, "%s: weights->gate is NULL", fn);
+  return LMOE_OK;
+}
+
+lmoe_status check_w_dispatch(const char* fn, const lmoe_config* c, const lmoe_weights* w) {
+  TRY(check_w_common(fn, w));
+  if (c->latent_size > 0)
+    CHECK_ARG(w->latent_down != nullptr, "%s: weights->latent_down is NULL (latent_size=%d)", fn,
+              c->latent_size);
+  return LMOE_OK;
+}
+
+lmoe_status check_w_experts(const char* fn, const lmoe_config* c, const lmoe_weights* w) {
+  TRY(check_w_common(fn, w));
+  const bool swiglu = c->activation == LMOE_ACT_SWIGLU;
+  CHECK_ARG(w->expert_up != nullptr, "%s: weights->expert_up is NULL", fn);
+  CHECK_ARG(w->expert_down != nullptr, "%s: weights->expert_down is NULL", fn);
+  CHECK_ARG(!swiglu || w->expert_gate != nullptr,
+            "%s: weights->expert_gate is NULL (activation is SWIGLU)", fn);
+  for (int e = 0; e < c->num_experts; ++e) {
+    CHECK_ARG(w->expert_up[e] != nullptr, "%s: weights->expert_up[%d] is NULL", fn, e);
+    CHECK_ARG(w->expert_down[e] != nullptr, "%s: weights->expert_down[%d] is NULL", fn, e);
+    CHECK_ARG(!swiglu || w->expert_gate[e] != nullptr, "%s: weights->expert_gate[%d] is NULL",
+              fn, e);
+  }
+  return LMOE_OK;
+}
+
+lmoe_status check_w_combine(const char* fn, const lmoe_config* c, const lmoe_weights* w) {
+  TRY(check_w_common(fn, w));
+  if (c->latent_size > 0)
+    CHECK_ARG(w->latent_up != nullptr, "%s: weights->latent_up is NULL (latent_size=%d)", fn,
+              c->latent_size);
+  if (c->shared_intermediate_size > 0) {
+    CHECK_ARG(w->shared_up != nullptr, "%s: weights->shared_up is NULL (shared size %d)", fn,
+              c->shared_intermediate_size);
+    CHECK_ARG(w->shared_down != nullptr, "%s: weights->shared_down is NULL (shared size %d)",
+              fn, c->shared_intermediate_size);
+    if (c->activation == LMOE_ACT_SWIGLU)
+      CHECK_ARG(w->shared_gate != nullptr,
+                "%s: weights->shared_gate is NULL (activation is SWIGLU)", fn);
+  }
+  return LMOE_OK;
+}
+
+// Every weight the whole layer needs.
+lmoe_status check_w_all(const char* fn, const lmoe_config* c, const lmoe_weights* w) {
+  TRY(check_w_router(fn, w));
+  TRY(check_w_dispatch(fn, c, w));
+  TRY(check_w_experts(fn, c, w));
+  return check_w_combine(fn, c, w);
+}
+
+// The int64_t size queries: -1 (and the message) for an invalid cfg or token count.
+bool size_query_ok(const char* fn, const lmoe_config* c, int64_t T) {
+  clear_error();
+  return check_cfg(fn, c) == LMOE_OK && check_tokens(fn, c, T) == LMOE_OK;
+}
+
+}  // namespace
+}  // namespace lmoe
+
+using namespace lmoe;
+
+// ------------------------------------------------------------------ library, settings
+
+LMOE_API int32_t lmoe_abi_version(void) { return LMOE_ABI_VERSION; }
+
+LMOE_API const char* lmoe_last_error(void) { return last_error(); }
+
+LMOE_API int32_t lmoe_cpu_best_isa(void) { return best_isa(); }
+
+LMOE_API int32_t lmoe_cpu_isa(void) { return current_isa(); }
+
+LMOE_API lmoe_status lmoe_cpu_set_isa(int32_t isa) {
+  clear_error();
+  return set_isa(isa);
+}
+
+LMOE_API int32_t lmoe_cpu_num_threads(void) { return pool_num_threads(); }
+
+LMOE_API lmoe_status lmoe_cpu_set_num_threads(int32_t n) {
+  return guarded([&]() -> lmoe_status {
+    CHECK_ARG(n >= 1 && n <= 1024,
+              "lmoe_cpu_set_num_threads: num_threads must be in 1..1024, got %d", (int)n);
+    pool_set_num_threads(n);
+    return LMOE_OK;
+  });
+}
+
+// ------------------------------------------------------------------ the layer
+
+LMOE_API lmoe_status lmoe_validate(const lmoe_config* cfg, const lmoe_weights* w) {
+  return guarded([&]() -> lmoe_status {
+    const char* fn = "lmoe_validate";
+    TRY(check_cfg(fn, cfg));
+    return check_w_all(fn, cfg, w);
+  });
+}
+
+LMOE_API lmoe_status lmoe_cpu_router_topk(const lmoe_config* cfg, const lmoe_weights* w,
+                                          const float* x, int64_t T, int32_t* ids, float* wts) {
+  return guarded([&]() -> lmoe_status {
+    const char* fn = "lmoe_cpu_router_topk";
+    TRY(check_cfg(fn, cfg));
+    TRY(check_tokens(fn, cfg, T));
+    TRY(check_w_router(fn, w));
+    if (T == 0) return LMOE_OK;
+    CHECK_ARG(x != nullptr, "%s: x is NULL", fn);
+    CHECK_ARG(ids != nullptr, "%s: topk_ids is NULL", fn);
+    CHECK_ARG(wts != nullptr, "%s: topk_weights is NULL", fn);
+    return router_step(cfg, w, x, T, ids, wts);
+  });
+}
+
+LMOE_API lmoe_status lmoe_cpu_dispatch(const lmoe_config* cfg, const lmoe_weights* w,
+                                       const float* x, int64_t T, const int32_t* ids,
+                                       int32_t* offsets, int32_t* row_of_slot,
+                                       float* latent_sorted) {
+  return guarded([&]() -> lmoe_status {
+    const char* fn = "lmoe_cpu_dispatch";
+    TRY(check_cfg(fn, cfg));
+    TRY(check_tokens(fn, cfg, T));
+    TRY(check_w_dispatch(fn, cfg, w));
+    CHECK_ARG(offsets != nullptr, "%s: expert_offsets is NULL", fn);
+    if (T > 0) {
+      CHECK_ARG(x != nullptr, "%s: x is NULL", fn);
+      CHECK_ARG(ids != nullptr, "%s: topk_ids is NULL", fn);
+      CHECK_ARG(row_of_slot != nullptr, "%s: sorted_row_of_slot is NULL", fn);
+      CHECK_ARG(latent_sorted != nullptr, "%s: latent_sorted is NULL", fn);
+    }
+    return dispatch_step(cfg, w, x, T, ids, offsets, row_of_slot, latent_sorted);
+  });
+}
+
+LMOE_API lmoe_status lmoe_cpu_experts(const lmoe_config* cfg, const lmoe_weights* w, int64_t T,
+                                      const int32_t* offsets, const float* latent_sorted,
+                                      float* hidden, float* out) {
+  return guarded([&]() -> lmoe_status {
+    const char* fn = "lmoe_cpu_experts";
+    TRY(check_cfg(fn, cfg));
+    TRY(check_tokens(fn, cfg, T));
+    TRY(check_w_experts(fn, cfg, w));
+    CHECK_ARG(offsets != nullptr, "%s: expert_offsets is NULL", fn);
+    if (T > 0) {
+      CHECK_ARG(latent_sorted != nullptr, "%s: latent_sorted is NULL", fn);
+      CHECK_ARG(hidden != nullptr, "%s: hidden_scratch is NULL", fn);
+      CHECK_ARG(out != nullptr, "%s: expert_out_sorted is NULL", fn);
+    }
+    return experts_step(cfg, w, T, offsets, latent_sorted, hidden, out);
+  });
+}
+
+LMOE_API int64_t lmoe_cpu_combine_scratch_floats(const lmoe_config* cfg, int64_t T) {
+  if (!size_query_ok("lmoe_cpu_combine_scratch_floats", cfg, T)) return -1;
+  return combine_scratch_floats(cfg, T);
+}
+
+LMOE_API lmoe_status lmoe_cpu_combine(const lmoe_config* cfg, const lmoe_weights* w,
+                                      const float* x, int64_t T, const float* wts,
+                                      const int32_t* row_of_slot, const float* y, float* scratch,
+                                      float* out) {
+  return guarded([&]() -> lmoe_status {
+    const char* fn = "lmoe_cpu_combine";
+    TRY(check_cfg(fn, cfg));
+    TRY(check_tokens(fn, cfg, T));
+    TRY(check_w_combine(fn, cfg, w));
+    if (T == 0) return LMOE_OK;
+    CHECK_ARG(x != nullptr, "%s: x is NULL", fn);
+    CHECK_ARG(wts != nullptr, "%s: topk_weights is NULL", fn);
+    CHECK_ARG(row_of_slot != nullptr, "%s: sorted_row_of_slot is NULL", fn);
+    CHECK_ARG(y != nullptr, "%s: expert_out_sorted is NULL", fn);
+    CHECK_ARG(out != nullptr, "%s: out is NULL", fn);
+    CHECK_ARG(scratch != nullptr || combine_scratch_floats(cfg, T) == 0, "%s: scratch is NULL",
+              fn);
+    return combine_step(cfg, w, x, T, wts, row_of_slot, y, scratch, out);
+  });
+}
+
+LMOE_API int64_t lmoe_cpu_forward_workspace_bytes(const lmoe_config* cfg, int64_t T) {
+  if (!size_query_ok("lmoe_cpu_forward_workspace_bytes", cfg, T)) return -1;
+  return forward_workspace_bytes(cfg, T);
+}
+
+LMOE_API lmoe_status lmoe_cpu_forward(const lmoe_config* cfg, const lmoe_weights* w,
+                                      const float* x, int64_t T, int32_t* ids, float* wts,
+                                      void* workspace, int64_t ws_bytes, float* out) {
+  return guarded([&]() -> lmoe_status {
+    const char* fn = "lmoe_cpu_forward";
+    TRY(check_cfg(fn, cfg));
+    TRY(check_tokens(fn, cfg, T));
+    TRY(check_w_all(fn, cfg, w));
+    if (T == 0) return LMOE_OK;
+    CHECK_ARG(x != nullptr, "%s: x is NULL", fn);
+    CHECK_ARG(ids != nullptr, "%s: topk_ids is NULL", fn);
+    CHECK_ARG(wts != nullptr, "%s: topk_weights is NULL", fn);
+    CHECK_ARG(out != nullptr, "%s: out is NULL", fn);
+    CHECK_ARG(workspace != nullptr, "%s: workspace is NULL", fn);
+    CHECK_ARG(((uintptr_t)workspace & 63) == 0, "%s: workspace must be 64-byte aligned", fn);
+    const int64_t need = forward_workspace_bytes(cfg, T);
+    CHECK_ARG(ws_bytes >= need, "%s: workspace_bytes = %lld, need %lld", fn, (long long)ws_bytes,
+              (long long)need);
+    return forward_step(cfg, w, x, T, ids, wts, workspace, out);
+  });
+}
+
+// ------------------------------------------------------------------ probe, fill
+
+LMOE_API lmoe_status lmoe_cpu_membw_probe(int32_t probe, int64_t array_bytes, int32_t reps,
+                                          double* best_gbps) {
+  return guarded([&]() -> lmoe_status {
+    const char* fn = "lmoe_cpu_membw_probe";
+    CHECK_ARG(best_gbps != nullptr, "%s: best_gbps is NULL", fn);
+    CHECK_ARG(probe >= LMOE_PROBE_COPY && probe <= LMOE_PROBE_READ, "%s: unknown probe %d", fn,
+              (int)probe);
+    CHECK_ARG(array_bytes >= 4096 && array_bytes <= ((int64_t)1 << 40),
+              "%s: array_bytes must be in [4096, 2^40], got %lld", fn, (long long)array_bytes);
+    CHECK_ARG(reps >= 1 && reps <= 1000, "%s: reps must be in 1..1000, got %d", fn, (int)reps);
+    return membw_probe(probe, array_bytes, reps, best_gbps);
+  });
+}
+
+LMOE_API lmoe_status lmoe_fill_uniform(void* dst, int32_t dtype, int64_t count, uint64_t seed,
+                                       float lo, float hi) {
+  return guarded([&]() -> lmoe_status {
+    const char* fn = "lmoe_fill_uniform";
+    CHECK_ARG(count >= 0, "%s: count must be >= 0, got %lld", fn, (long long)count);
+    if (count == 0) return LMOE_OK;
+    CHECK_ARG(dst != nullptr, "%s: dst is NULL", fn);
+    CHECK_ARG(dtype == LMOE_DTYPE_F32 || dtype == LMOE_DTYPE_BF16 || dtype == LMOE_DTYPE_F16,
+              "%s: dtype must be F32, BF16 or F16, got %d", fn, (int)dtype);
+    CHECK_ARG(std::isfinite(lo) && std::isfinite(hi) && lo < hi,
+              "%s: need finite lo < hi, got [%g, %g)", fn, (double)lo, (double)hi);
+    return fill_uniform(dst, dtype, count, seed, lo, hi);
+  });
+}

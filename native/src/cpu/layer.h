@@ -1,0 +1,71 @@
+// The steps of the layer on validated inputs (router.cpp, dispatch.cpp, experts.cpp,
+// combine.cpp, forward.cpp) and what they share. The entry points of latentmoe.h (abi.cpp) check
+// the arguments, then call these; the steps check only what depends on the data (ids, offsets).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "gemm.h"
+#include "latentmoe.h"
+
+namespace lmoe {
+
+constexpr int kMaxExperts = 2048;
+constexpr int kMaxTopK = 32;
+constexpr int64_t kMaxDim = (int64_t)1 << 24;
+// Up to this many tokens, the small steps (top-K, scatter, weighted sum) run on the caller.
+constexpr int64_t kSerialTokens = 4;
+
+// The expert width w: latent_size for a LatentMoE, hidden_size for a standard MoE.
+inline int width(const lmoe_config* c) { return c->latent_size > 0 ? c->latent_size : c->hidden_size; }
+
+// ---- router.cpp
+// Top-K of T tokens' logits [T, N] -> ids, wts [T, K].
+lmoe_status topk_all(const lmoe_config* c, const lmoe_weights* w, const float* logits, int64_t T,
+                     int32_t* ids, float* wts);
+// The router logits as a job: logits [T, N] = x W_gate^T.
+GemmJob gate_job(const lmoe_config* c, const lmoe_weights* w, const float* x, int64_t T,
+                 float* logits);
+lmoe_status router_step(const lmoe_config* c, const lmoe_weights* w, const float* x, int64_t T,
+                        int32_t* ids, float* wts);
+
+// ---- dispatch.cpp
+// Counting sort of the S slots by expert id, stable in slot order: offsets [N+1], row_of_slot [S].
+void build_perm(int N, int64_t S, const int32_t* ids, int32_t* offsets, int32_t* row_of_slot);
+// latent_sorted[row_of_slot[t*K + k]] = z[t] for z [T, ldz] with rows of w floats.
+lmoe_status scatter_rows(const float* z, int64_t ldz, int64_t T, int K, int wd,
+                         const int32_t* row_of_slot, float* latent_sorted);
+lmoe_status dispatch_step(const lmoe_config* c, const lmoe_weights* w, const float* x, int64_t T,
+                          const int32_t* ids, int32_t* offsets, int32_t* row_of_slot,
+                          float* latent_sorted);
+
+// ---- experts.cpp
+// The FC1 (activation fused) and FC2 jobs of every expert with rows.
+void expert_jobs(const lmoe_config* c, const lmoe_weights* w, const int32_t* offsets,
+                 const float* latent_sorted, float* hidden, float* out, std::vector<GemmJob>& fc1,
+                 std::vector<GemmJob>& fc2);
+lmoe_status experts_step(const lmoe_config* c, const lmoe_weights* w, int64_t T,
+                         const int32_t* offsets, const float* latent_sorted, float* hidden,
+                         float* out);
+
+// ---- combine.cpp
+// acc[t, :] = sum_k wts[t, k] * y[row_of_slot[t*K+k], :], k in order, for all T tokens.
+lmoe_status weighted_sum(int64_t T, int K, int wd, const float* wts, const int32_t* row_of_slot,
+                         const float* y, float* acc);
+// The shared expert's first layer as a job: sh [T, ms] = act(x S_up^T [, S_gate]).
+GemmJob shared_up_job(const lmoe_config* c, const lmoe_weights* w, const float* x, int64_t T,
+                      float* sh);
+// Combine scratch: acc [T, l] (latent only), then the shared expert's hidden [T, ms].
+int64_t combine_scratch_floats(const lmoe_config* c, int64_t T);
+int64_t combine_shared_offset(const lmoe_config* c, int64_t T);
+lmoe_status combine_step(const lmoe_config* c, const lmoe_weights* w, const float* x, int64_t T,
+                         const float* wts, const int32_t* row_of_slot, const float* y,
+                         float* scratch, float* out);
+
+// ---- forward.cpp
+int64_t forward_workspace_bytes(const lmoe_config* c, int64_t T);
+// workspace: forward_workspace_bytes(c, T) bytes, 64-byte aligned.
+lmoe_status forward_step(const lmoe_config* c, const lmoe_weights* w, const float* x, int64_t T,
+                         int32_t* ids, float* wts, void* workspace, float* out);
+
+}  // namespace lmoe
