@@ -39,11 +39,7 @@ lmoe_status weighted_sum(int64_t T, int K, int wd, const float* wts, const int32
     int64_t b = total * i / nt / 16 * 16, e = i + 1 == nt ? total : total * (i + 1) / nt / 16 * 16;
     acc_range(K, wd, wts, row_of_slot, y, acc, b, e);
   };
-  if (T <= kSerialTokens) {
-    body(0, 1);
-    return LMOE_OK;
-  }
-  return parallel(body);
+  return run_small_step(T, body);
 }
 
 GemmJob shared_up_job(const lmoe_config* c, const lmoe_weights* w, const float* x, int64_t T,

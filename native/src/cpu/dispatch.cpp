@@ -27,11 +27,7 @@ lmoe_status scatter_rows(const float* z, int64_t ldz, int64_t T, int K, int wd,
         std::memcpy(latent_sorted + (int64_t)row_of_slot[t * K + k] * wd, z + t * ldz,
                     wd * sizeof(float));
   };
-  if (T <= kSerialTokens) {
-    body(0, 1);
-    return LMOE_OK;
-  }
-  return parallel(body);
+  return run_small_step(T, body);
 }
 
 lmoe_status dispatch_step(const lmoe_config* c, const lmoe_weights* w, const float* x, int64_t T,

@@ -103,8 +103,7 @@ lmoe_status forward_step(const lmoe_config* c, const lmoe_weights* w, const floa
       split_range(T * d, i, nt, &b, &e);
       for (int64_t q = b; q < e; ++q) out[q] = out[q] + acc[q];
     };
-    if (T <= kSerialTokens) add(0, 1);
-    else TRY(parallel(add));
+    TRY(run_small_step(T, add));
   }
   return LMOE_OK;
 }

@@ -7,6 +7,7 @@
 
 #include "gemm.h"
 #include "latentmoe.h"
+#include "thread_pool.h"
 
 namespace lmoe {
 
@@ -15,6 +16,18 @@ constexpr int kMaxTopK = 32;
 constexpr int64_t kMaxDim = (int64_t)1 << 24;
 // Up to this many tokens, the small steps (top-K, scatter, weighted sum) run on the caller.
 constexpr int64_t kSerialTokens = 4;
+
+// Runs body(thread, num_threads) for a step over T tokens: on the caller alone up to
+// kSerialTokens, else on every pool thread. Each body partitions its work by (thread,
+// num_threads) so that the values never depend on it.
+template <class F>
+lmoe_status run_small_step(int64_t T, F&& body) {
+  if (T <= kSerialTokens) {
+    body(0, 1);
+    return LMOE_OK;
+  }
+  return parallel(body);
+}
 
 // The expert width w: latent_size for a LatentMoE, hidden_size for a standard MoE.
 inline int width(const lmoe_config* c) { return c->latent_size > 0 ? c->latent_size : c->hidden_size; }

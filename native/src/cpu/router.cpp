@@ -65,11 +65,7 @@ lmoe_status topk_all(const lmoe_config* c, const lmoe_weights* w, const float* l
     for (int64_t t = b; t < e; ++t)
       topk_token(c, w->gate_bias, logits + t * N, s, ids + t * K, wts + t * K);
   };
-  if (T <= kSerialTokens) {
-    body(0, 1);
-    return LMOE_OK;
-  }
-  return parallel(body);
+  return run_small_step(T, body);
 }
 
 GemmJob gate_job(const lmoe_config* c, const lmoe_weights* w, const float* x, int64_t T,
