@@ -128,39 +128,65 @@ typedef struct lmoe_cuda_weights {
 /* Validates cfg and weights (non-NULL where required, dtypes, sizes). Host-only check. */
 lmoe_status lmoe_cuda_validate(const lmoe_config* cfg, const lmoe_cuda_weights* weights);
 
-/* Expert GEMM backend: 0 = auto (CUTLASS sm90 grouped GEMM where shapes/alignment allow, its
- * tile chosen by token bucket), 1 = SIMT fallback always (tests, debugging), 2 / 3 = CUTLASS with
- * 128x128 / 128x256 tiles always (also for the dense projections; tests, tuning). Process-wide. */
-#define LMOE_CUDA_EXPERTS_AUTO 0
-#define LMOE_CUDA_EXPERTS_SIMT 1
-#define LMOE_CUDA_EXPERTS_CUTLASS_NARROW 2
-#define LMOE_CUDA_EXPERTS_CUTLASS_WIDE 3
-lmoe_status lmoe_cuda_set_experts_backend(int32_t backend);
-int32_t lmoe_cuda_experts_backend(void);
-
-/* Forward path for few tokens ("decode"): instead of sort -> grouped GEMMs -> combine, a weight
- * stream of GEMV-style tensor-core kernels (router + latent down + shared up; top-K; shared
- * down + expert FC1 per (token, k); expert FC2 + weighted combine; latent up), no permutation.
- * Used by lmoe_cuda_forward when the shapes allow it (ReLU^2 experts; d, w, m, ms multiples of
- * 8; x and weights 16-byte aligned) and
- *   LMOE_CUDA_DECODE_AUTO: num_tokens <= auto_max_tokens (default 16: on an H200 at the Super
- *                          shape decode beats the sorted path up to T = 16 and loses from T = 32,
- *                          bench/results/gpu/2026-11-26-bundle-h200-run2),
- *   LMOE_CUDA_DECODE_ON:   always (tests), LMOE_CUDA_DECODE_OFF: never.
- * The decode path runs either as five chained kernels (programmatic dependent launch) or as one
- * fused kernel that takes its stages from a task queue in dependency order; the default is the
- * faster one on the tuning GPU. LMOE_CUDA_DECODE_ON_FUSED / LMOE_CUDA_DECODE_ON_STAGED force the
- * decode path with that form (tests, benchmarks).
- * Process-wide. All paths are deterministic; they round differently (not bitwise equal).
- * lmoe_cuda_forward_workspace_bytes covers both paths. */
+/* ---------------------------------------------------------------- tuning
+ * Every knob of the CUDA backend, in one process-wide struct. The library starts from the
+ * compiled-in defaults (lmoe_cuda_tuning_defaults: the H200's best, bench/results/gpu/), each
+ * overridden once, at the first call that needs the knobs, by the environment variable named
+ * beside its field (for sweeps: bench/bundle/tune.sh); lmoe_cuda_set_tuning replaces the whole
+ * struct (tests, benchmarks). Each kernel entry point takes one snapshot, so a call never mixes
+ * two settings. Workspace sizes depend on the knobs (stream): set them before querying sizes.
+ * Every setting is deterministic; different paths round differently (not bitwise equal).
+ *
+ * Decode path: for few tokens, instead of sort -> grouped GEMMs -> combine, a weight stream of
+ * GEMV-style tensor-core kernels (router + latent down + shared up; top-K; shared down + expert
+ * FC1 per (token, k); expert FC2 + weighted combine; latent up), no permutation. lmoe_cuda_forward
+ * takes it when the shapes allow it (ReLU^2 experts; d, w, m, ms multiples of 8; x and weights
+ * 16-byte aligned) and decode is LMOE_CUDA_DECODE_ON, or LMOE_CUDA_DECODE_AUTO with num_tokens <=
+ * decode_max_tokens (default 16: on an H200 at the Super shape decode beats the sorted path up
+ * to T = 16 and loses from T = 32, bench/results/gpu/2026-11-26-bundle-h200-run2). It runs as five
+ * kernels chained by programmatic dependent launch, or as one fused kernel that takes its stages
+ * from a task queue in dependency order (decode_fused). lmoe_cuda_forward_workspace_bytes covers
+ * both paths. */
+#define LMOE_CUDA_EXPERTS_AUTO 0          /* CUTLASS sm90 grouped GEMM where shapes/alignment allow,
+                                             its tile chosen by token bucket; else SIMT */
+#define LMOE_CUDA_EXPERTS_SIMT 1          /* SIMT fallback always (tests, debugging) */
+#define LMOE_CUDA_EXPERTS_CUTLASS_NARROW 2 /* CUTLASS 128x128 tiles always (also the dense projections) */
+#define LMOE_CUDA_EXPERTS_CUTLASS_WIDE 3  /* CUTLASS 128x256 tiles always (also the dense projections) */
 #define LMOE_CUDA_DECODE_AUTO 0
 #define LMOE_CUDA_DECODE_ON 1
 #define LMOE_CUDA_DECODE_OFF 2
-#define LMOE_CUDA_DECODE_ON_FUSED 3
-#define LMOE_CUDA_DECODE_ON_STAGED 4
-lmoe_status lmoe_cuda_set_decode_policy(int32_t mode, int32_t auto_max_tokens);
-int32_t lmoe_cuda_decode_mode(void);
-int32_t lmoe_cuda_decode_max_tokens(void);
+typedef struct lmoe_cuda_tuning {
+  int32_t experts;           /* LMOE_CUDA_EXPERTS_*, default AUTO (LMOE_CUDA_EXPERTS=auto|simt|narrow|wide) */
+  int32_t fc1_tile;          /* 256, or 192: 128x192 FC1 tiles where 128x256 ones would run (relu2;
+                                opt-in, not yet measured), default 256 (LMOE_CUDA_FC1_TILE) */
+  int32_t decode;            /* LMOE_CUDA_DECODE_*, default AUTO (LMOE_CUDA_DECODE=auto|on|off) */
+  int32_t decode_max_tokens; /* >= 0: AUTO's threshold, default 16 (LMOE_CUDA_DECODE_MAX_TOKENS) */
+  int32_t decode_fused;      /* 0: five chained kernels, 1: one fused kernel; default 0 (LMOE_CUDA_DECODE_FUSED) */
+  int32_t pdl;               /* 0 or 1: programmatic dependent launch between the decode kernels,
+                                default 1 (LMOE_CUDA_PDL) */
+  int32_t prefetch_kb;       /* 0..65536: KiB of its weights a decode block prefetches into L2 before
+                                its dependency wait, default 0 (LMOE_CUDA_PREFETCH_KB) */
+  int32_t fc2_blocks_per_sm; /* 1..1024: decode FC2 k groups chosen for about this many blocks per SM,
+                                default 4 (LMOE_CUDA_FC2_BLOCKS) */
+  int32_t min_blocks;        /* 2 or 3: decode FC1/FC2 blocks per SM the registers are sized for,
+                                default 2 (LMOE_CUDA_DEC_MINB) */
+  int32_t stream;            /* 0, 4 or 8: decode FC1/FC2 as persistent kernels streaming through a
+                                cp.async ring of that many stages per warp (opt-in, not yet
+                                measured), default 0 (LMOE_CUDA_DEC_STREAM) */
+  int32_t stream_dense;      /* 0, 4 or 8: the same for the dense decode launches, default 0
+                                (LMOE_CUDA_DEC_STREAM_DENSE) */
+} lmoe_cuda_tuning;
+/* The compiled-in defaults (no environment). */
+lmoe_status lmoe_cuda_tuning_defaults(lmoe_cuda_tuning* tuning);
+/* The knobs in effect. */
+lmoe_status lmoe_cuda_get_tuning(lmoe_cuda_tuning* tuning);
+/* Replaces the knobs in effect (validated: LMOE_ERR_INVALID_ARGUMENT names a bad field and
+ * changes nothing). Kernel calls already enqueued and captured graphs keep their setting. */
+lmoe_status lmoe_cuda_set_tuning(const lmoe_cuda_tuning* tuning);
+/* tuning as one line "experts=auto fc1_tile=256 decode=auto ..." into buf (NUL-terminated,
+ * truncated to size), as the benchmarks print it. */
+lmoe_status lmoe_cuda_tuning_string(const lmoe_cuda_tuning* tuning, char* buf, int64_t size);
+
 /* Which path lmoe_cuda_forward would take now for these arguments (x: the device input, only
  * its alignment is looked at): LMOE_CUDA_PATH_SORTED or LMOE_CUDA_PATH_DECODE; -1 if invalid. */
 #define LMOE_CUDA_PATH_SORTED 0

@@ -80,6 +80,18 @@ inline void fill_f32(std::vector<float>& v, uint64_t seed, float lo, float hi) {
   }
 }
 
+// Test checks: counted, failures printed at once; the closing line is "N passed, N failed".
+inline int g_pass = 0, g_fail = 0;
+inline void check(bool ok, const char* what, const char* detail = "") {
+  if (ok) {
+    ++g_pass;
+  } else {
+    ++g_fail;
+    printf("  FAIL %s %s\n", what, detail);
+  }
+  fflush(stdout);
+}
+
 inline double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }

@@ -21,6 +21,10 @@
 //   groups, per-group TMA descriptor updates, partial M tiles); experts ~ experts_1group means
 //   the GEMM kernel itself runs slowly at these shapes. "bytes" counts weights read once (the
 //   experts actually used) + activations written and read by the stage's kernels.
+// The knobs in effect (lmoe_cuda_tuning: defaults, the environment, then --backend and
+// --decode-max) are printed first: {"kind":"tuning","knobs":"experts=auto fc1_tile=256 ..."}.
+// --decode sets the decode policy per line: fused / staged force the decode path with that form,
+// auto / on / off keep the form in effect (decode_fused).
 // Each line: {"kind":"forward"|"stage"|"d2d_copy", ...} with median ms over reps (CUDA events),
 // bytes needed (weights actually touched + activations), GB/s and TFLOP/s.
 //   "experts_vs_cublaslt" (stage breakdown, T >= 2048): the experts stage and cuBLASLt bf16 GEMMs at
@@ -49,6 +53,16 @@
 #include <cublasLt.h>
 
 using namespace lt;
+
+// The knobs of the run (defaults + environment + --backend, --decode-max), set in main.
+static lmoe_cuda_tuning g_knobs;
+// g_knobs with this decode policy and (fused >= 0) decode form, for the calls that follow.
+static void set_decode(int decode, int fused = -1) {
+  lmoe_cuda_tuning t = g_knobs;
+  t.decode = decode;
+  if (fused >= 0) t.decode_fused = fused;
+  CK(lmoe_cuda_set_tuning(&t));
+}
 
 static double median(std::vector<float> v) {
   std::sort(v.begin(), v.end());
@@ -400,9 +414,9 @@ static void run_stages(const lmoe_config& c, const lmoe_cuda_weights& w, int64_t
   for (const St& x_ : st) {
     sum_ms += x_.t.med; sum_min += x_.t.min; sum_fl += x_.flops; sum_by += x_.bytes;
   }
-  CK(lmoe_cuda_set_decode_policy(LMOE_CUDA_DECODE_OFF, lmoe_cuda_decode_max_tokens()));
+  set_decode(LMOE_CUDA_DECODE_OFF);
   const Timing tf = time_calls(s, e0, e1, reps, forward);
-  CK(lmoe_cuda_set_decode_policy(LMOE_CUDA_DECODE_AUTO, lmoe_cuda_decode_max_tokens()));
+  CK(lmoe_cuda_set_tuning(&g_knobs));
   st.push_back({"sum", {sum_ms, sum_min}, sum_fl, sum_by});
   st.push_back({"forward_sorted", tf, sum_fl, sum_by});
   st.push_back({"experts_1group", time_calls(s, e0, e1, reps, experts1), st[2].flops,
@@ -463,7 +477,10 @@ int main(int argc, char** argv) {
     c.hidden_size = 2688; c.latent_size = 0; c.num_experts = 128; c.top_k = 6;
     c.expert_intermediate_size = 1856; c.shared_intermediate_size = 3712; c.routed_scaling_factor = 2.5f;
   }
-  CK(lmoe_cuda_set_experts_backend(backend));
+  CK(lmoe_cuda_get_tuning(&g_knobs));
+  g_knobs.experts = backend;
+  g_knobs.decode_max_tokens = decode_max;
+  CK(lmoe_cuda_set_tuning(&g_knobs));
   char name[256] = "";
   int32_t sms = 0;
   int64_t mem = 0;
@@ -519,8 +536,8 @@ int main(int argc, char** argv) {
   }
 
   {
-    char tune[256] = "";
-    CK(lmoe_cuda_debug_tuning(tune, sizeof tune));
+    char tune[512] = "";
+    CK(lmoe_cuda_tuning_string(&g_knobs, tune, sizeof tune));
     printf("{\"kind\":\"tuning\",\"device\":\"%s\",\"knobs\":\"%s\"}\n", name, tune);
   }
   for (int64_t T : stages == 2 ? std::vector<int64_t>{} : tokens) {
@@ -529,19 +546,23 @@ int main(int argc, char** argv) {
     int64_t fws = lmoe_cuda_forward_workspace_bytes(&c, T);
     if (fws < 0) { fprintf(stderr, "ws query failed: %s\n", lmoe_cuda_last_error()); return 1; }
     DBuf ws(fws, s);
-    std::vector<int> modes;
-    if (decode == "on") modes = {LMOE_CUDA_DECODE_ON};
-    else if (decode == "off") modes = {LMOE_CUDA_DECODE_OFF};
-    else if (decode == "auto") modes = {LMOE_CUDA_DECODE_AUTO};
-    else if (decode == "fused") modes = {LMOE_CUDA_DECODE_ON_FUSED};
-    else if (decode == "staged") modes = {LMOE_CUDA_DECODE_ON_STAGED};
-    else if (decode == "variants") modes = {LMOE_CUDA_DECODE_ON_FUSED, LMOE_CUDA_DECODE_ON_STAGED};
+    struct Mode { int decode, fused; const char* name; };  // fused -1: the form in effect
+    const Mode m_auto{LMOE_CUDA_DECODE_AUTO, -1, "auto"}, m_on{LMOE_CUDA_DECODE_ON, -1, "on"},
+        m_off{LMOE_CUDA_DECODE_OFF, -1, "off"}, m_fused{LMOE_CUDA_DECODE_ON, 1, "fused"},
+        m_staged{LMOE_CUDA_DECODE_ON, 0, "staged"};
+    std::vector<Mode> modes;
+    if (decode == "on") modes = {m_on};
+    else if (decode == "off") modes = {m_off};
+    else if (decode == "auto") modes = {m_auto};
+    else if (decode == "fused") modes = {m_fused};
+    else if (decode == "staged") modes = {m_staged};
+    else if (decode == "variants") modes = {m_fused, m_staged};
     else {
-      modes = {LMOE_CUDA_DECODE_AUTO};
-      if (T <= std::max(64, decode_max)) modes.push_back(T <= decode_max ? LMOE_CUDA_DECODE_OFF : LMOE_CUDA_DECODE_ON);
+      modes = {m_auto};
+      if (T <= std::max(64, decode_max)) modes.push_back(T <= decode_max ? m_off : m_on);
     }
-    for (int mode : modes) {
-      CK(lmoe_cuda_set_decode_policy(mode, decode_max));
+    for (const Mode& mode : modes) {
+      set_decode(mode.decode, mode.fused);
       const int path = lmoe_cuda_forward_path(&c, &w, x.p, T);
       auto fwd = [&] {
         CK(lmoe_cuda_forward(&c, &w, x.p, T, ids.as<int32_t>(), wt.as<float>(), ws.p, fws, out.p, s));
@@ -560,11 +581,7 @@ int main(int argc, char** argv) {
                             double(2 * ms * d * 2);
       const double abytes = double(T * d * 2) * 2 + double(T * K * W * 2) * 4 + double(T * K * m * 2) * 2;
       const double flops = 2.0 * T * (double(N * d) + 2.0 * l * d + double(K) * 2.0 * m * W + 2.0 * ms * d);
-      const char* mname = mode == LMOE_CUDA_DECODE_AUTO        ? "auto"
-                          : mode == LMOE_CUDA_DECODE_ON        ? "on"
-                          : mode == LMOE_CUDA_DECODE_ON_FUSED  ? "fused"
-                          : mode == LMOE_CUDA_DECODE_ON_STAGED ? "staged"
-                                                               : "off";
+      const char* mname = mode.name;
       printf("{\"kind\":\"forward\",\"device\":\"%s\",\"shape\":\"%s\",\"backend\":\"%s\",\"decode_mode\":\"%s\","
              "\"path\":\"%s\",\"T\":%" PRId64
              ",\"reps\":%d,\"median_ms\":%.4f,\"min_ms\":%.4f,\"experts_used\":%" PRId64
@@ -576,9 +593,8 @@ int main(int argc, char** argv) {
       fflush(stdout);
       if (trace && path == LMOE_CUDA_PATH_DECODE) trace_call(s, fwd, name, T, mname);
     }
-    CK(lmoe_cuda_set_decode_policy(LMOE_CUDA_DECODE_AUTO, decode_max));
+    CK(lmoe_cuda_set_tuning(&g_knobs));
   }
-  CK(lmoe_cuda_set_decode_policy(LMOE_CUDA_DECODE_AUTO, decode_max));
   if (stages > 0)
     for (int64_t T : stage_tokens)
       if (T >= 1) run_stages(c, w, T, reps, s, e0, e1, name, shape.c_str());

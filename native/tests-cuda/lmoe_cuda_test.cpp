@@ -7,7 +7,8 @@
 //             compute-sanitizer: few launches, checks outputs finite): T=1 and 33, decode and
 //             sorted paths, CUTLASS and SIMT experts
 //   sanitize-small: T=1 (decode, sorted) and T=4 (decode) only - sized for racecheck
-// Prints "SKIPPED: <reason>" and exits 0 when there is no usable GPU.
+// Prints "SKIPPED: <reason>" and exits 0 when there is no usable GPU. (The knob struct itself is
+// tested without a GPU by lmoe_cuda_tuning_test.)
 // Closing line: "N passed, N failed".
 #include <inttypes.h>
 
@@ -19,18 +20,19 @@
 
 using namespace lt;
 
-static int g_pass = 0, g_fail = 0;
-// The library's default lmoe_cuda_set_decode_policy auto_max_tokens (latentmoe_cuda.h); the tests
-// set it explicitly and restore it.
+// The library's default decode_max_tokens (lmoe_cuda_tuning_defaults); the tests set it
+// explicitly and restore the knobs in effect at start (g_base: defaults + environment).
 static constexpr int kDecodeMax = 16;
-static void check(bool ok, const char* what, const char* detail = "") {
-  if (ok) {
-    ++g_pass;
-  } else {
-    ++g_fail;
-    printf("  FAIL %s %s\n", what, detail);
-  }
-  fflush(stdout);
+static lmoe_cuda_tuning g_base;
+// One run's knobs: the starting ones with this experts backend, decode policy and (fused >= 0)
+// decode form.
+static void set_knobs(int experts, int decode, int fused = -1) {
+  lmoe_cuda_tuning t = g_base;
+  t.experts = experts;
+  t.decode = decode;
+  t.decode_max_tokens = kDecodeMax;
+  if (fused >= 0) t.decode_fused = fused;
+  CK(lmoe_cuda_set_tuning(&t));
 }
 
 static double rel_frob(const std::vector<float>& got, const std::vector<float>& ref) {
@@ -256,7 +258,7 @@ static void run_case(const char* name, const lmoe_config& cfg, int gate_f32, boo
     std::vector<float> gyo_auto;
     for (int backend : {LMOE_CUDA_EXPERTS_AUTO, LMOE_CUDA_EXPERTS_SIMT, LMOE_CUDA_EXPERTS_CUTLASS_NARROW,
                         LMOE_CUDA_EXPERTS_CUTLASS_WIDE}) {
-      CK(lmoe_cuda_set_experts_backend(backend));
+      set_knobs(backend, LMOE_CUDA_DECODE_AUTO);
       yo.poison();
       CK(lmoe_cuda_experts(&cfg, &M.gpu, T, offs.as<int32_t>(), lat.p, yo.p, ws3.p, ews, stream));
       std::vector<float> gyo = bf_to_f(yo.download<uint16_t>(TK * W));
@@ -276,7 +278,7 @@ static void run_case(const char* name, const lmoe_config& cfg, int gate_f32, boo
       check(r <= 1e-2 && worst <= 2e-2, "experts", buf);
       if (backend == LMOE_CUDA_EXPERTS_AUTO) gyo_auto = gyo;
     }
-    CK(lmoe_cuda_set_experts_backend(LMOE_CUDA_EXPERTS_AUTO));
+    CK(lmoe_cuda_set_tuning(&g_base));
     // restore the auto result in yo for combine
     CK(lmoe_cuda_experts(&cfg, &M.gpu, T, offs.as<int32_t>(), lat.p, yo.p, ws3.p, ews, stream));
 
@@ -318,28 +320,27 @@ static void run_case(const char* name, const lmoe_config& cfg, int gate_f32, boo
       CKCPU(lmoe_cpu_forward(&M.c, &M.cpu, xf.data(), T, cfid.data(), cfw.data(), cws_p, cwsb, cfo.data()));
       // every forward path: auto, decode forced on, decode off (sorted grouped GEMMs), and the
       // sorted path once more with the wide CUTLASS tiles forced on every GEMM
-      const int runs[6][2] = {{LMOE_CUDA_DECODE_AUTO, LMOE_CUDA_EXPERTS_AUTO},
-                              {LMOE_CUDA_DECODE_ON, LMOE_CUDA_EXPERTS_AUTO},
-                              {LMOE_CUDA_DECODE_ON_FUSED, LMOE_CUDA_EXPERTS_AUTO},
-                              {LMOE_CUDA_DECODE_ON_STAGED, LMOE_CUDA_EXPERTS_AUTO},
-                              {LMOE_CUDA_DECODE_OFF, LMOE_CUDA_EXPERTS_AUTO},
-                              {LMOE_CUDA_DECODE_OFF, LMOE_CUDA_EXPERTS_CUTLASS_WIDE}};
+      // {decode, decode_fused (-1: as started), experts}
+      const int runs[6][3] = {{LMOE_CUDA_DECODE_AUTO, -1, LMOE_CUDA_EXPERTS_AUTO},
+                              {LMOE_CUDA_DECODE_ON, -1, LMOE_CUDA_EXPERTS_AUTO},
+                              {LMOE_CUDA_DECODE_ON, 1, LMOE_CUDA_EXPERTS_AUTO},
+                              {LMOE_CUDA_DECODE_ON, 0, LMOE_CUDA_EXPERTS_AUTO},
+                              {LMOE_CUDA_DECODE_OFF, -1, LMOE_CUDA_EXPERTS_AUTO},
+                              {LMOE_CUDA_DECODE_OFF, -1, LMOE_CUDA_EXPERTS_CUTLASS_WIDE}};
       for (const auto& run : runs) {
         const int mode = run[0];
-        CK(lmoe_cuda_set_experts_backend(run[1]));
-        CK(lmoe_cuda_set_decode_policy(mode, kDecodeMax));
+        set_knobs(run[2], mode, run[1]);
         const int path = lmoe_cuda_forward_path(&cfg, &M.gpu, dx.p, T);
         const char* mname = mode == LMOE_CUDA_DECODE_AUTO ? "auto"
+                             : mode == LMOE_CUDA_DECODE_ON && run[1] == 1 ? "on-fused"
+                             : mode == LMOE_CUDA_DECODE_ON && run[1] == 0 ? "on-staged"
                              : mode == LMOE_CUDA_DECODE_ON ? "on"
-                             : mode == LMOE_CUDA_DECODE_ON_FUSED ? "on-fused"
-                             : mode == LMOE_CUDA_DECODE_ON_STAGED ? "on-staged"
-                             : run[1] == LMOE_CUDA_EXPERTS_CUTLASS_WIDE ? "off+wide" : "off";
+                             : run[2] == LMOE_CUDA_EXPERTS_CUTLASS_WIDE ? "off+wide" : "off";
         const char* pname = path == LMOE_CUDA_PATH_DECODE ? "decode" : path == LMOE_CUDA_PATH_SORTED ? "sorted" : "INVALID";
         check(path == LMOE_CUDA_PATH_DECODE || path == LMOE_CUDA_PATH_SORTED, "forward_path");
         if (mode == LMOE_CUDA_DECODE_OFF) check(path == LMOE_CUDA_PATH_SORTED, "forward_path off -> sorted");
         if (mode == LMOE_CUDA_DECODE_AUTO && T > kDecodeMax) check(path == LMOE_CUDA_PATH_SORTED, "forward_path auto T>kDecodeMax -> sorted");
-        if ((mode == LMOE_CUDA_DECODE_ON || mode == LMOE_CUDA_DECODE_ON_FUSED || mode == LMOE_CUDA_DECODE_ON_STAGED) &&
-            decode_capable(cfg))
+        if (mode == LMOE_CUDA_DECODE_ON && decode_capable(cfg))
           check(path == LMOE_CUDA_PATH_DECODE, "forward_path on -> decode");
         if (mode == LMOE_CUDA_DECODE_AUTO && T <= kDecodeMax && decode_capable(cfg))
           check(path == LMOE_CUDA_PATH_DECODE, "forward_path auto T<=64 -> decode");
@@ -379,8 +380,7 @@ static void run_case(const char* name, const lmoe_config& cfg, int gate_f32, boo
         snprintf(buf, sizeof buf, "T=%" PRId64 " mode=%s capture=%d/%d %s %s", T, mname, int(fs), int(es), ferr.c_str(), eerr.c_str());
         check(gok, "graph", buf);
       }
-      CK(lmoe_cuda_set_decode_policy(LMOE_CUDA_DECODE_AUTO, kDecodeMax));
-      CK(lmoe_cuda_set_experts_backend(LMOE_CUDA_EXPERTS_AUTO));
+      CK(lmoe_cuda_set_tuning(&g_base));
     }
   }
   printf("  (%.1f s)\n", now_s() - t0);
@@ -404,16 +404,6 @@ static void test_errors(void* stream) {
   check(lmoe_cuda_forward_workspace_bytes(&bad, 4) < 0, "errors: bad top_k ws query");
   w.weight_dtype = LMOE_DTYPE_F32;
   check(lmoe_cuda_validate(&c, &w) == LMOE_ERR_UNSUPPORTED, "errors: f32 weights unsupported");
-  check(lmoe_cuda_set_decode_policy(7, 16) == LMOE_ERR_INVALID_ARGUMENT, "errors: bad decode mode");
-  check(lmoe_cuda_set_decode_policy(LMOE_CUDA_DECODE_ON_STAGED + 1, 16) == LMOE_ERR_INVALID_ARGUMENT,
-        "errors: decode mode one past the last");
-  check(lmoe_cuda_set_decode_policy(-1, 16) == LMOE_ERR_INVALID_ARGUMENT, "errors: negative decode mode");
-  check(lmoe_cuda_set_experts_backend(LMOE_CUDA_EXPERTS_CUTLASS_WIDE + 1) == LMOE_ERR_INVALID_ARGUMENT &&
-            lmoe_cuda_set_experts_backend(-1) == LMOE_ERR_INVALID_ARGUMENT,
-        "errors: experts backend out of range");
-  check(lmoe_cuda_experts_backend() == LMOE_CUDA_EXPERTS_AUTO, "errors: experts backend unchanged by bad calls");
-  check(lmoe_cuda_set_decode_policy(LMOE_CUDA_DECODE_AUTO, -1) == LMOE_ERR_INVALID_ARGUMENT, "errors: bad decode max tokens");
-  check(lmoe_cuda_decode_mode() == LMOE_CUDA_DECODE_AUTO && lmoe_cuda_decode_max_tokens() == kDecodeMax, "errors: decode policy default (16)");
   check(lmoe_cuda_forward_path(&c, &w, nullptr, 1) == -1, "errors: forward_path invalid -> -1");
   // the diagnostic entry points (debug_trace.h)
   {
@@ -422,12 +412,6 @@ static void test_errors(void* stream) {
     check(lmoe_cuda_debug_trace(recs.as<DebugTraceRecord>(), 0) == LMOE_ERR_INVALID_ARGUMENT,
           "errors: debug trace capacity 0");
     check(lmoe_cuda_debug_trace_count(nullptr) == LMOE_ERR_INVALID_ARGUMENT, "errors: debug trace count NULL");
-    char tune[8];
-    check(lmoe_cuda_debug_tuning(nullptr, 8) == LMOE_ERR_INVALID_ARGUMENT &&
-              lmoe_cuda_debug_tuning(tune, 0) == LMOE_ERR_INVALID_ARGUMENT,
-          "errors: debug tuning without a buffer");
-    check(lmoe_cuda_debug_tuning(tune, sizeof tune) == LMOE_OK && strlen(tune) == sizeof tune - 1,
-          "debug tuning truncates to the buffer");
     int64_t n = -1;
     check(lmoe_cuda_debug_trace(recs.as<DebugTraceRecord>(), 16) == LMOE_OK &&
               lmoe_cuda_debug_trace_count(&n) == LMOE_OK && n == 0 && lmoe_cuda_debug_trace(nullptr, 0) == LMOE_OK,
@@ -474,8 +458,7 @@ static void run_sanitize(void* stream, uint64_t seed, bool small) {
     {
       const int64_t T = run.T;
       const int backend = run.backend;
-      CK(lmoe_cuda_set_experts_backend(backend));
-      CK(lmoe_cuda_set_decode_policy(run.decode, kDecodeMax));
+      set_knobs(backend, run.decode);
       DBuf x(T * d * 2, stream), out(T * d * 2, stream), ids(T * c.top_k * 4, stream), wt(T * c.top_k * 4, stream);
       const int path = lmoe_cuda_forward_path(&c, &w, x.p, T);
       fill(x, LMOE_DTYPE_BF16, T * d, seed + 100 + T, 1.0f);
@@ -494,8 +477,7 @@ static void run_sanitize(void* stream, uint64_t seed, bool small) {
       check(nonfinite == 0 && ss > 0, "sanitize forward", buf);
     }
   }
-  CK(lmoe_cuda_set_experts_backend(LMOE_CUDA_EXPERTS_AUTO));
-  CK(lmoe_cuda_set_decode_policy(LMOE_CUDA_DECODE_AUTO, kDecodeMax));
+  CK(lmoe_cuda_set_tuning(&g_base));
 }
 
 int main(int argc, char** argv) {
@@ -503,6 +485,7 @@ int main(int argc, char** argv) {
   uint64_t seed = argc > 2 ? strtoull(argv[2], nullptr, 10)
                            : uint64_t(std::chrono::high_resolution_clock::now().time_since_epoch().count());
   setvbuf(stdout, nullptr, _IOLBF, 0);
+  CK(lmoe_cuda_get_tuning(&g_base));
   std::string why = gpu_unavailable_reason();
   if (!why.empty()) {
     printf("SKIPPED: %s\n", why.c_str());
@@ -515,8 +498,8 @@ int main(int argc, char** argv) {
   printf("device 0: %s, %d SMs, %.1f GiB; mode=%s seed=%" PRIu64 "\n", name, sms, mem / 1073741824.0, mode.c_str(), seed);
   {
     char tune[256] = "";
-    CK(lmoe_cuda_debug_tuning(tune, sizeof tune));
-    printf("decode tuning: %s\n", tune);
+    CK(lmoe_cuda_tuning_string(&g_base, tune, sizeof tune));
+    printf("tuning: %s\n", tune);
   }
   lmoe_cpu_set_num_threads(std::max(1u, std::min(64u, std::thread::hardware_concurrency())));
   void* stream = nullptr;

@@ -46,10 +46,6 @@ enum DebugTraceTag {
 /* Start recording into records[0, capacity) (device memory), or stop (records = NULL). Resets the
  * count. Not stream-ordered: call it with the device idle. */
 lmoe_status lmoe_cuda_debug_trace(DebugTraceRecord* records, int64_t capacity);
-/* The decode tuning in effect (the LMOE_CUDA_* knobs as this process read them, e.g.
- * "pdl=1 fused=0 prefetch_kb=0 fc2_blocks=4 minb=2 stream=0 stream_dense=0 fc1_tile=256") into
- * buf (NUL-terminated, truncated to size). */
-lmoe_status lmoe_cuda_debug_tuning(char* buf, int64_t size);
 /* Records written since the last lmoe_cuda_debug_trace call (may exceed the capacity: the rest
  * were dropped). Synchronises the device. */
 lmoe_status lmoe_cuda_debug_trace_count(int64_t* count);

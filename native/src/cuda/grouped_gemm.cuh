@@ -9,7 +9,7 @@
 // synchronisation (host_problem_shapes = nullptr).
 #pragma once
 
-#include "internal.cuh"
+#include "grouped_gemm_api.cuh"
 
 #include "cute/tensor.hpp"
 #include "cutlass/cutlass.h"
@@ -60,7 +60,7 @@ using LayoutD = cutlass::layout::RowMajor;
 constexpr int kAlign = 8;  // 16 bytes of bf16
 
 
-// Tile configurations, chosen per token bucket (layer.cu): a 128x128 tile for few rows per
+// Tile configurations, chosen per token bucket (experts.cu, dense_tc.cu): a 128x128 tile for few rows per
 // expert, a 128x256 tile with a 1x2 cluster (the two CTAs share the token tile through TMA
 // multicast) for prefill, where each expert holds hundreds of rows.
 struct TileNarrow {

@@ -5,7 +5,7 @@
 
 #include <mutex>
 
-#include "internal.cuh"
+#include "common.cuh"
 
 namespace lmoe_cuda {
 

@@ -5,7 +5,7 @@
 
 #include <math.h>
 
-#include "internal.cuh"
+#include "common.cuh"
 
 namespace lmoe_cuda {
 
@@ -148,6 +148,22 @@ gemv_nt_kernel(const TA* __restrict__ A, int64_t lda, const TB* __restrict__ B, 
     for (int i = 0; i < kGemvMaxM; ++i)
       if (i < M) epi(i, n, acc[i]);
   }
+}
+
+// h = silu(g) * u, in place into g. count elements.
+template <class T>
+__global__ void swiglu_kernel(T* __restrict__ g, const T* __restrict__ u, int64_t count) {
+  int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride)
+    g[i] = from_f<T>(silu(to_f(g[i])) * to_f(u[i]));
+}
+template <class T>
+lmoe_status swiglu(T* g, const T* u, int64_t count, cudaStream_t s) {
+  if (count == 0) return LMOE_OK;
+  int64_t b = (count + 255) / 256;
+  swiglu_kernel<T><<<unsigned(b < 65536 ? b : 65536), 256, 0, s>>>(g, u, count);
+  LMOE_CU_LAUNCH("swiglu");
+  return LMOE_OK;
 }
 
 // Launches C = A . B^T with epilogue `epi` on `stream`. M, N, K > 0.

@@ -12,7 +12,7 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "internal.cuh"
+#include "common.cuh"
 
 namespace lmoe_cuda {
 

@@ -20,7 +20,8 @@ import java.util.Optional;
  * {@code public static final MethodHandle <name>$MH} per C function, a static wrapper with the C
  * name, one constant per integer macro. Status codes, dtypes and {@code lmoe_config} are shared
  * with latentmoe.h ({@link latentmoe_h}, {@link lmoe_config}); the weight struct is
- * {@link lmoe_cuda_weights}. {@code LatentmoeHeaderDriftTest} checks it against the header.
+ * {@link lmoe_cuda_weights}, the knobs {@link lmoe_cuda_tuning}. {@code LatentmoeHeaderDriftTest}
+ * checks it against the header.
  *
  * <p>The library is loaded through {@link NativeLibraries#load(String)} ({@code
  * -Dlatentmoe.native.dir}, else the jar). Class initialisation never fails when it is missing:
@@ -42,8 +43,6 @@ public final class latentmoe_cuda_h {
   public static final int LMOE_CUDA_DECODE_AUTO = 0;
   public static final int LMOE_CUDA_DECODE_ON = 1;
   public static final int LMOE_CUDA_DECODE_OFF = 2;
-  public static final int LMOE_CUDA_DECODE_ON_FUSED = 3;
-  public static final int LMOE_CUDA_DECODE_ON_STAGED = 4;
   public static final int LMOE_CUDA_PATH_SORTED = 0;
   public static final int LMOE_CUDA_PATH_DECODE = 1;
 
@@ -530,13 +529,13 @@ public final class latentmoe_cuda_h {
     }
   }
 
-  /** {@code lmoe_status lmoe_cuda_set_experts_backend(int32_t backend)} */
-  public static final MethodHandle lmoe_cuda_set_experts_backend$MH =
-      downcall("lmoe_cuda_set_experts_backend", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+  /** {@code lmoe_status lmoe_cuda_tuning_defaults(lmoe_cuda_tuning* tuning)} */
+  public static final MethodHandle lmoe_cuda_tuning_defaults$MH =
+      downcall("lmoe_cuda_tuning_defaults", FunctionDescriptor.of(JAVA_INT, ADDRESS));
 
-  public static int lmoe_cuda_set_experts_backend(int backend) {
+  public static int lmoe_cuda_tuning_defaults(MemorySegment tuning) {
     try {
-      return (int) lmoe_cuda_set_experts_backend$MH.invokeExact(backend);
+      return (int) lmoe_cuda_tuning_defaults$MH.invokeExact(tuning);
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {
@@ -544,13 +543,13 @@ public final class latentmoe_cuda_h {
     }
   }
 
-  /** {@code int32_t lmoe_cuda_experts_backend(void)} */
-  public static final MethodHandle lmoe_cuda_experts_backend$MH =
-      downcall("lmoe_cuda_experts_backend", FunctionDescriptor.of(JAVA_INT));
+  /** {@code lmoe_status lmoe_cuda_get_tuning(lmoe_cuda_tuning* tuning)} */
+  public static final MethodHandle lmoe_cuda_get_tuning$MH =
+      downcall("lmoe_cuda_get_tuning", FunctionDescriptor.of(JAVA_INT, ADDRESS));
 
-  public static int lmoe_cuda_experts_backend() {
+  public static int lmoe_cuda_get_tuning(MemorySegment tuning) {
     try {
-      return (int) lmoe_cuda_experts_backend$MH.invokeExact();
+      return (int) lmoe_cuda_get_tuning$MH.invokeExact(tuning);
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {
@@ -558,13 +557,13 @@ public final class latentmoe_cuda_h {
     }
   }
 
-  /** {@code lmoe_status lmoe_cuda_set_decode_policy(int32_t mode, int32_t auto_max_tokens)} */
-  public static final MethodHandle lmoe_cuda_set_decode_policy$MH =
-      downcall("lmoe_cuda_set_decode_policy", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+  /** {@code lmoe_status lmoe_cuda_set_tuning(const lmoe_cuda_tuning* tuning)} */
+  public static final MethodHandle lmoe_cuda_set_tuning$MH =
+      downcall("lmoe_cuda_set_tuning", FunctionDescriptor.of(JAVA_INT, ADDRESS));
 
-  public static int lmoe_cuda_set_decode_policy(int mode, int auto_max_tokens) {
+  public static int lmoe_cuda_set_tuning(MemorySegment tuning) {
     try {
-      return (int) lmoe_cuda_set_decode_policy$MH.invokeExact(mode, auto_max_tokens);
+      return (int) lmoe_cuda_set_tuning$MH.invokeExact(tuning);
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {
@@ -572,27 +571,13 @@ public final class latentmoe_cuda_h {
     }
   }
 
-  /** {@code int32_t lmoe_cuda_decode_mode(void)} */
-  public static final MethodHandle lmoe_cuda_decode_mode$MH =
-      downcall("lmoe_cuda_decode_mode", FunctionDescriptor.of(JAVA_INT));
+  /** {@code lmoe_status lmoe_cuda_tuning_string(const lmoe_cuda_tuning* tuning, char* buf, int64_t size)} */
+  public static final MethodHandle lmoe_cuda_tuning_string$MH =
+      downcall("lmoe_cuda_tuning_string", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG));
 
-  public static int lmoe_cuda_decode_mode() {
+  public static int lmoe_cuda_tuning_string(MemorySegment tuning, MemorySegment buf, long size) {
     try {
-      return (int) lmoe_cuda_decode_mode$MH.invokeExact();
-    } catch (Error | RuntimeException e) {
-      throw e;
-    } catch (Throwable t) {
-      throw Downcalls.unexpected(t);
-    }
-  }
-
-  /** {@code int32_t lmoe_cuda_decode_max_tokens(void)} */
-  public static final MethodHandle lmoe_cuda_decode_max_tokens$MH =
-      downcall("lmoe_cuda_decode_max_tokens", FunctionDescriptor.of(JAVA_INT));
-
-  public static int lmoe_cuda_decode_max_tokens() {
-    try {
-      return (int) lmoe_cuda_decode_max_tokens$MH.invokeExact();
+      return (int) lmoe_cuda_tuning_string$MH.invokeExact(tuning, buf, size);
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {

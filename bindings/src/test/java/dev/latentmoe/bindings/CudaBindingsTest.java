@@ -32,6 +32,15 @@ class CudaBindingsTest {
         int st = latentmoe_cuda_h.lmoe_cuda_device_count(n);
         System.out.println("lmoe_cuda_device_count: status " + st + ", count "
             + n.get(ValueLayout.JAVA_INT, 0) + ", " + latentmoe_cuda_h.lastError());
+        // the knob struct needs no GPU
+        MemorySegment t = lmoe_cuda_tuning.allocate(a);
+        assertEquals(latentmoe_h.LMOE_OK, latentmoe_cuda_h.lmoe_cuda_tuning_defaults(t));
+        assertEquals(16, lmoe_cuda_tuning.decode_max_tokens(t));
+        assertEquals(256, lmoe_cuda_tuning.fc1_tile(t));
+        MemorySegment line = a.allocate(512);
+        assertEquals(latentmoe_h.LMOE_OK, latentmoe_cuda_h.lmoe_cuda_tuning_string(t, line, 512));
+        assertTrue(line.getString(0).startsWith("experts=auto fc1_tile=256 decode=auto"),
+            line.getString(0));
       }
     } else {
       String why = latentmoe_cuda_h.unavailableReason().orElseThrow();

@@ -1,50 +1,13 @@
-// internal.cuh - shared declarations of the CUDA backend (not part of the ABI).
+// grouped_gemm_api.cuh - the CUTLASS sm90 grouped GEMMs as the layer calls them: arguments,
+// tiles, workspace sizes and the epilogue/tile dispatch. Each (epilogue, tile) is instantiated in
+// its own translation unit (grouped_gemm_*.cu, from the templates of grouped_gemm.cuh), so this
+// header stays light. Not part of the ABI.
 #pragma once
 
-#include <cuda_bf16.h>
-#include <cuda_runtime.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include "latentmoe_cuda.h"
-
-#define LMOE_CUDA_API extern "C" __attribute__((visibility("default")))
+#include "common.cuh"
 
 namespace lmoe_cuda {
 
-using bf16 = __nv_bfloat16;
-
-// Sets the calling thread's message; returns `st`.
-lmoe_status set_error(lmoe_status st, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
-// Formats "<what>: <cudaGetErrorName>: <cudaGetErrorString>" and returns LMOE_ERR_CUDA.
-lmoe_status cuda_error(cudaError_t err, const char* what);
-void clear_error();
-
-// Checks a CUDA call; on failure returns LMOE_ERR_CUDA from the enclosing function.
-#define LMOE_CU(call)                                                    \
-  do {                                                                   \
-    cudaError_t lmoe_e_ = (call);                                        \
-    if (lmoe_e_ != cudaSuccess) return ::lmoe_cuda::cuda_error(lmoe_e_, #call); \
-  } while (0)
-// After a kernel launch: launch-configuration errors and sticky errors.
-#define LMOE_CU_LAUNCH(name)                                             \
-  do {                                                                   \
-    cudaError_t lmoe_e_ = cudaGetLastError();                            \
-    if (lmoe_e_ != cudaSuccess) return ::lmoe_cuda::cuda_error(lmoe_e_, "launch " name); \
-  } while (0)
-#define LMOE_TRY(expr)                                                   \
-  do {                                                                   \
-    lmoe_status lmoe_s_ = (expr);                                        \
-    if (lmoe_s_ != LMOE_OK) return lmoe_s_;                              \
-  } while (0)
-
-// SM count of the current device (cached per device).
-lmoe_status current_sm_count(int* sm_count, int* device);
-// The SM count of the current device, or 256 (an upper bound, for workspace sizing) when it cannot
-// be read; clears the error in that case.
-int sm_count_or_default();
-
-// ---------------------------------------------------------------- CUTLASS grouped GEMMs
 // Per expert e (group), rows r in [offsets[e], offsets[e+1]):
 //   D[r, :n] = epilogue( A[r, :k] . B_e^T ),  B_e = B + e*n*k, a row-major [n, k] matrix.
 // A row-major [rows, k], D row-major [rows, n]. Everything bf16, f32 accumulation.
@@ -101,7 +64,5 @@ inline lmoe_status grouped_gemm_relu2(const GroupedGemmArgs& a) {
 inline lmoe_status grouped_gemm_identity(const GroupedGemmArgs& a) {
   return a.tile == GG_TILE_128x128 ? gg_identity_narrow(a) : gg_identity_wide(a);
 }
-
-inline size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
 
 }  // namespace lmoe_cuda
