@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # tune.sh OUTDIR - sweeps the CUDA backend's tuning knobs on this GPU (native bench, Super shape)
 # and writes OUTDIR/tune.env with the fastest setting, to be sourced before run.sh (so that every
-# later step, the tests included, runs with it): decode path (T = 1, 4, 16): LMOE_CUDA_PREFETCH_KB,
-#     LMOE_CUDA_FC2_BLOCKS, LMOE_CUDA_DEC_MINB, LMOE_CUDA_PDL; score = sum over T of median /
+# later step, the tests included, runs with it). The variables are the environment names of the
+# lmoe_cuda_tuning fields (latentmoe_cuda.h; read once by native/src/cuda/tuning.cu).
+#   decode path (T = 1, 4, 16): LMOE_CUDA_PREFETCH_KB, LMOE_CUDA_FC2_BLOCKS, LMOE_CUDA_DEC_MINB,
+#     LMOE_CUDA_PDL; score = sum over T of median /
 #     median of the defaults (lower is better); LMOE_CUDA_DECODE_FUSED (one fused task-queue
 #     kernel instead of five chained launches); LMOE_CUDA_DEC_STREAM, LMOE_CUDA_DEC_STREAM_DENSE
 #     (persistent FC1/FC2, resp. dense launches streaming through a cp.async ring);
