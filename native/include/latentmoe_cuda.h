@@ -40,7 +40,7 @@
 extern "C" {
 #endif
 
-#define LMOE_CUDA_ABI_VERSION 1
+#define LMOE_CUDA_ABI_VERSION 2  /* 2: lmoe_cuda_tuning replaced the decode-policy and experts-backend setters */
 #define LMOE_CUDA_WORKSPACE_ALIGN 256
 
 /* Library information and errors. */
@@ -133,8 +133,11 @@ lmoe_status lmoe_cuda_validate(const lmoe_config* cfg, const lmoe_cuda_weights* 
  * compiled-in defaults (lmoe_cuda_tuning_defaults: the H200's best, bench/results/gpu/), each
  * overridden once, at the first call that needs the knobs, by the environment variable named
  * beside its field (for sweeps: bench/bundle/tune.sh); lmoe_cuda_set_tuning replaces the whole
- * struct (tests, benchmarks). Each kernel entry point takes one snapshot, so a call never mixes
- * two settings. Workspace sizes depend on the knobs (stream): set them before querying sizes.
+ * struct (tests, benchmarks). An environment value is mapped into its field's range (e.g.
+ * LMOE_CUDA_DEC_MINB other than 2 -> 3, stream stages 1..7 -> 4 and > 8 -> 8, a negative prefetch
+ * -> 0, an unknown name -> the default); set_tuning rejects out-of-range fields instead. Each
+ * kernel entry point takes one snapshot, so a call never mixes two settings. Workspace sizes
+ * depend on the knobs (stream): set them before querying sizes.
  * Every setting is deterministic; different paths round differently (not bitwise equal).
  *
  * Decode path: for few tokens, instead of sort -> grouped GEMMs -> combine, a weight stream of

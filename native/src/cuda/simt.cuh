@@ -1,5 +1,5 @@
 // simt.cuh - small, deterministic SIMT kernels used for the dense parts of the layer (router
-// logits, latent projections, shared expert) and as the fallback expert GEMM.
+// logits, latent projections, shared expert), as the fallback expert GEMM, and the SwiGLU product.
 // C[M,N] = A[M,K] . B[N,K]^T, A and B row-major, f32 accumulation in a fixed k order.
 #pragma once
 

@@ -34,7 +34,7 @@ public final class latentmoe_cuda_h {
   private latentmoe_cuda_h() {}
 
   // ---- macros ----
-  public static final int LMOE_CUDA_ABI_VERSION = 1;
+  public static final int LMOE_CUDA_ABI_VERSION = 2;
   public static final int LMOE_CUDA_WORKSPACE_ALIGN = 256;
   public static final int LMOE_CUDA_EXPERTS_AUTO = 0;
   public static final int LMOE_CUDA_EXPERTS_SIMT = 1;
