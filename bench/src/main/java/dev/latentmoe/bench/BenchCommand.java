@@ -1,6 +1,5 @@
 package dev.latentmoe.bench;
 
-import dev.latentmoe.bindings.NativeErrors;
 import dev.latentmoe.bindings.latentmoe_h;
 import dev.latentmoe.kernels.Backend;
 import dev.latentmoe.kernels.Backends;
@@ -82,7 +81,7 @@ final class BenchCommand {
     static double probe(int kind) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment out = a.allocate(ValueLayout.JAVA_DOUBLE);
-            NativeErrors.check(latentmoe_h.lmoe_cpu_membw_probe(kind, PROBE_ARRAY_BYTES, 1, out), "lmoe_cpu_membw_probe");
+            latentmoe_h.check(latentmoe_h.lmoe_cpu_membw_probe(kind, PROBE_ARRAY_BYTES, 1, out), "lmoe_cpu_membw_probe");
             return out.get(ValueLayout.JAVA_DOUBLE, 0);
         }
     }

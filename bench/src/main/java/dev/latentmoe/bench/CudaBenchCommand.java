@@ -1,7 +1,7 @@
 package dev.latentmoe.bench;
 
-import dev.latentmoe.bindings.cublasLt_h;
-import dev.latentmoe.bindings.cublasLtMatmulHeuristicResult_t;
+import dev.latentmoe.bench.nvidia.cublasLt_h;
+import dev.latentmoe.bench.nvidia.cublasLtMatmulHeuristicResult_t;
 import dev.latentmoe.bindings.latentmoe_cuda_h;
 import dev.latentmoe.kernels.Backend;
 import dev.latentmoe.kernels.Backends;

@@ -1,5 +1,6 @@
 package dev.latentmoe.bench;
 
+import dev.latentmoe.bindings.runtime.Knob;
 import java.util.Locale;
 
 /** The command line behind {@code ./latentmoe}: run, bench. Errors print one line and exit non-zero. */
@@ -29,7 +30,7 @@ public final class Main {
         } catch (RuntimeException | OutOfMemoryError e) {
             String msg = e.getMessage() == null ? e.toString() : e.getMessage();
             System.err.println("latentmoe " + argv[0] + ": error: " + msg.replace('\n', ' '));
-            if (Boolean.getBoolean("latentmoe.trace")) e.printStackTrace();
+            if (Knob.TRACE.flag()) e.printStackTrace();
             System.exit(1);
         }
         System.exit(0);

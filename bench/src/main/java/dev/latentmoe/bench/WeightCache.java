@@ -1,5 +1,6 @@
 package dev.latentmoe.bench;
 
+import dev.latentmoe.bindings.runtime.Knob;
 import dev.latentmoe.kernels.Activation;
 import dev.latentmoe.kernels.Backend;
 import dev.latentmoe.kernels.MoeConfig;
@@ -35,7 +36,7 @@ public final class WeightCache {
     private WeightCache() {}
 
     public static Path root() {
-        return Path.of(System.getProperty("latentmoe.weights.cache", ".tools/bench-weights"));
+        return Path.of(Knob.WEIGHTS_CACHE.get());
     }
 
     /** The checkpoint directory for a shape, built if missing. */

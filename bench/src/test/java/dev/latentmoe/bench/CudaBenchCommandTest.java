@@ -1,6 +1,6 @@
 package dev.latentmoe.bench;
 
-import dev.latentmoe.bindings.cublasLt_h;
+import dev.latentmoe.bench.nvidia.cublasLt_h;
 import dev.latentmoe.kernels.Backends;
 import dev.latentmoe.kernels.MoeConfig;
 import dev.latentmoe.memory.DType;

@@ -1,6 +1,5 @@
 package dev.latentmoe.kernels;
 
-import dev.latentmoe.bindings.NativeErrors;
 import dev.latentmoe.bindings.latentmoe_h;
 import dev.latentmoe.memory.Checkpoint;
 import dev.latentmoe.memory.DType;
@@ -273,7 +272,7 @@ public final class MoeWeights {
         float a = fanIn > 0 ? (float) (1.0 / Math.sqrt(fanIn)) : 0.1f;
         long s = stream[0];
         stream[0] = s + 0x632BE59BD9B4E019L;
-        NativeErrors.check(latentmoe_h.lmoe_fill_uniform(t.segment(), dt.code(), t.numel(), s, -a, a),
+        latentmoe_h.check(latentmoe_h.lmoe_fill_uniform(t.segment(), dt.code(), t.numel(), s, -a, a),
                 "lmoe_fill_uniform");
         return t;
     }

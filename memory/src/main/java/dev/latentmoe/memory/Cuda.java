@@ -79,7 +79,7 @@ public final class Cuda {
         }
     }
 
-    /** Throws {@link dev.latentmoe.bindings.LatentMoeNativeException} unless {@code status} is LMOE_OK. */
+    /** Throws {@link dev.latentmoe.bindings.runtime.LatentMoeNativeException} unless {@code status} is LMOE_OK. */
     public static void check(int status, String what) { latentmoe_cuda_h.check(status, what); }
 
     /** Makes {@code device} current for the calling thread. */
@@ -92,5 +92,5 @@ public final class Cuda {
         check(latentmoe_cuda_h.lmoe_cuda_set_device(device), "lmoe_cuda_set_device(" + device + ")");
     }
 
-    static String statusName(int st) { return dev.latentmoe.bindings.NativeErrors.statusName(st); }
+    static String statusName(int st) { return dev.latentmoe.bindings.latentmoe_h.statusName(st); }
 }

@@ -29,7 +29,7 @@ public final class CudaGraph implements AutoCloseable {
      * which no other thread enqueues meanwhile. When {@code enqueue} throws, the capture is ended
      * and discarded and the exception rethrown, so the stream is usable again.
      *
-     * @throws dev.latentmoe.bindings.LatentMoeNativeException when CUDA refuses the capture
+     * @throws dev.latentmoe.bindings.runtime.LatentMoeNativeException when CUDA refuses the capture
      */
     public static CudaGraph capture(CudaStream stream, Runnable enqueue) {
         Cuda.requireAvailable("CudaGraph.capture");

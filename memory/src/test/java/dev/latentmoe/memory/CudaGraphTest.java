@@ -1,5 +1,6 @@
 package dev.latentmoe.memory;
 
+import dev.latentmoe.bindings.runtime.Knob;
 import dev.latentmoe.bindings.latentmoe_cuda_h;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
@@ -19,7 +20,7 @@ class CudaGraphTest {
         if (!Cuda.isAvailable()) {
             String msg = "CUDA unavailable, test skipped: " + Cuda.unavailableReason();
             System.out.println(msg);
-            if (Boolean.getBoolean("latentmoe.test.require")) throw new AssertionError(msg);
+            if (Knob.TEST_REQUIRE.flag()) throw new AssertionError(msg);
             Assumptions.abort(msg);
         }
     }

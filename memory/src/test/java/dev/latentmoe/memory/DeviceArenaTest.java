@@ -1,5 +1,6 @@
 package dev.latentmoe.memory;
 
+import dev.latentmoe.bindings.runtime.Knob;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -21,7 +22,7 @@ class DeviceArenaTest {
         if (!Cuda.isAvailable()) {
             String msg = "CUDA unavailable, test skipped: " + Cuda.unavailableReason();
             System.out.println(msg);
-            if (Boolean.getBoolean("latentmoe.test.require")) throw new AssertionError(msg);
+            if (Knob.TEST_REQUIRE.flag()) throw new AssertionError(msg);
             Assumptions.abort(msg);
         }
     }

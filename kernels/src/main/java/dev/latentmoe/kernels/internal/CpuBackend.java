@@ -1,6 +1,5 @@
 package dev.latentmoe.kernels.internal;
 
-import dev.latentmoe.bindings.NativeErrors;
 import dev.latentmoe.bindings.latentmoe_h;
 import dev.latentmoe.kernels.Backend;
 import dev.latentmoe.kernels.LayerKernels;
@@ -35,7 +34,7 @@ public final class CpuBackend implements Backend {
     /** Native worker threads; results do not depend on it. */
     public static void setThreads(int threads) {
         if (threads < 1 || threads > 1024) throw new IllegalArgumentException("threads must be in 1..1024, got " + threads);
-        NativeErrors.check(latentmoe_h.lmoe_cpu_set_num_threads(threads), "lmoe_cpu_set_num_threads");
+        latentmoe_h.check(latentmoe_h.lmoe_cpu_set_num_threads(threads), "lmoe_cpu_set_num_threads");
     }
 
     public static int threads() { return latentmoe_h.lmoe_cpu_num_threads(); }

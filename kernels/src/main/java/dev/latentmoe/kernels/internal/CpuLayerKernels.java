@@ -1,6 +1,5 @@
 package dev.latentmoe.kernels.internal;
 
-import dev.latentmoe.bindings.NativeErrors;
 import dev.latentmoe.bindings.latentmoe_h;
 import dev.latentmoe.bindings.lmoe_config;
 import dev.latentmoe.bindings.lmoe_weights;
@@ -92,7 +91,7 @@ final class CpuLayerKernels extends CheckedLayerKernels {
             lmoe_weights.shared_up(wts, seg(w.sharedUp()));
             lmoe_weights.shared_gate(wts, seg(w.sharedGate()));
             lmoe_weights.shared_down(wts, seg(w.sharedDown()));
-            NativeErrors.check(latentmoe_h.lmoe_validate(cfg, wts), "lmoe_validate");
+            latentmoe_h.check(latentmoe_h.lmoe_validate(cfg, wts), "lmoe_validate");
         } catch (RuntimeException e) {
             structArena.close();
             throw e;
@@ -132,13 +131,13 @@ final class CpuLayerKernels extends CheckedLayerKernels {
 
     @Override
     protected void runRouterTopK(long t, Tensor x, Tensor ids, Tensor w) {
-        NativeErrors.check(latentmoe_h.lmoe_cpu_router_topk(cfg, wts, x.segment(), t, ids.segment(), w.segment()),
+        latentmoe_h.check(latentmoe_h.lmoe_cpu_router_topk(cfg, wts, x.segment(), t, ids.segment(), w.segment()),
                 "lmoe_cpu_router_topk");
     }
 
     @Override
     protected void runDispatch(long t, Tensor x, Tensor ids, Tensor offsets, Tensor rows, Tensor latent) {
-        NativeErrors.check(latentmoe_h.lmoe_cpu_dispatch(cfg, wts, x.segment(), t, ids.segment(), offsets.segment(),
+        latentmoe_h.check(latentmoe_h.lmoe_cpu_dispatch(cfg, wts, x.segment(), t, ids.segment(), offsets.segment(),
                 rows.segment(), latent.segment()), "lmoe_cpu_dispatch");
     }
 
@@ -148,7 +147,7 @@ final class CpuLayerKernels extends CheckedLayerKernels {
         try {
             long hiddenBytes = t * config.topK() * (long) config.intermediateSize() * Float.BYTES;
             MemorySegment hidden = ws.ensure(hiddenBytes);
-            NativeErrors.check(latentmoe_h.lmoe_cpu_experts(cfg, wts, t, offsets.segment(), latent.segment(), hidden,
+            latentmoe_h.check(latentmoe_h.lmoe_cpu_experts(cfg, wts, t, offsets.segment(), latent.segment(), hidden,
                     out.segment()), "lmoe_cpu_experts");
         } finally {
             giveBack(ws);
@@ -161,7 +160,7 @@ final class CpuLayerKernels extends CheckedLayerKernels {
         try {
             long floats = latentmoe_h.lmoe_cpu_combine_scratch_floats(cfg, t);
             MemorySegment scratch = ws.ensure(Math.max(1, floats) * Float.BYTES);
-            NativeErrors.check(latentmoe_h.lmoe_cpu_combine(cfg, wts, x.segment(), t, w.segment(), rows.segment(),
+            latentmoe_h.check(latentmoe_h.lmoe_cpu_combine(cfg, wts, x.segment(), t, w.segment(), rows.segment(),
                     expertOut.segment(), scratch, out.segment()), "lmoe_cpu_combine");
         } finally {
             giveBack(ws);
@@ -173,7 +172,7 @@ final class CpuLayerKernels extends CheckedLayerKernels {
         Workspace ws = acquire();
         try {
             long need = latentmoe_h.lmoe_cpu_forward_workspace_bytes(cfg, t);
-            if (need < 0) NativeErrors.check(latentmoe_h.LMOE_ERR_INVALID_ARGUMENT, "lmoe_cpu_forward_workspace_bytes");
+            if (need < 0) latentmoe_h.check(latentmoe_h.LMOE_ERR_INVALID_ARGUMENT, "lmoe_cpu_forward_workspace_bytes");
             // Routing the caller does not want goes to the end of the workspace.
             long routingBytes = ids == null ? ((t * config.topK() * 8 + 63) & ~63L) : 0;
             long nativeBytes = (Math.max(64, need) + 63) & ~63L;
@@ -181,7 +180,7 @@ final class CpuLayerKernels extends CheckedLayerKernels {
             if (ids == null) ws.routingSlices(nativeBytes, t * config.topK());
             MemorySegment idsSeg = ids != null ? ids.segment() : ws.idsSlice;
             MemorySegment wSeg = w != null ? w.segment() : ws.weightsSlice;
-            NativeErrors.check(latentmoe_h.lmoe_cpu_forward(cfg, wts, x.segment(), t, idsSeg, wSeg,
+            latentmoe_h.check(latentmoe_h.lmoe_cpu_forward(cfg, wts, x.segment(), t, idsSeg, wSeg,
                     scratch, nativeBytes, out.segment()), "lmoe_cpu_forward");
         } finally {
             giveBack(ws);

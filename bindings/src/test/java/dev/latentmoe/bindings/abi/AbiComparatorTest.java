@@ -1,5 +1,7 @@
-package dev.latentmoe.bindings;
+package dev.latentmoe.bindings.abi;
 
+import dev.latentmoe.bindings.latentmoe_h;
+import dev.latentmoe.bindings.lmoe_config;
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;

@@ -1,23 +1,25 @@
-package dev.latentmoe.bindings;
+package dev.latentmoe.bench.nvidia;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 
+import dev.latentmoe.bindings.runtime.Downcalls;
+import dev.latentmoe.bindings.runtime.LatentMoeNativeException;
+import dev.latentmoe.bindings.runtime.Library;
+import dev.latentmoe.bindings.runtime.NativeErrors;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
-import java.util.Collections;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 
 /**
  * A subset of the CUDA runtime API ({@code cuda_runtime_api.h}, CUDA 13) in jextract's shape:
- * devices, streams, stream-ordered and pinned allocation, async copies, events and versions.
+ * devices, streams, stream-ordered and pinned allocation, async copies, events and versions. Only
+ * tests use it (the library reaches CUDA through {@code latentmoe_cuda.h} alone).
  * Loaded at run time from {@code libcudart.so.13}, wherever {@link SystemLibraries#cudart()} finds
  * it (toolkit, LD_LIBRARY_PATH, a pip-installed {@code nvidia} wheel, the repo's .tools/cuda).
  * Handles of type {@code cudaStream_t} / {@code cudaEvent_t} are plain addresses; {@code size_t}
@@ -57,48 +59,33 @@ public final class cuda_runtime_h {
   public static final int cudaEventDefault = 0;
 
   // ---- library ----
-  private static final SymbolLookup LOOKUP;
-  private static final String UNAVAILABLE_REASON;
-  private static final String WHERE;
-  private static final List<java.nio.file.Path> SEARCHED;
+  private static final Library LIBRARY = SystemLibraries.cudart().library(SystemLibraries.CUDART);
 
-  static {
-    SystemLibraries.Found f = SystemLibraries.cudart();
-    LOOKUP = f.lookup().orElse(null);
-    UNAVAILABLE_REASON = f.reason();
-    SEARCHED = f.searched();
-    WHERE = f.path().map(String::valueOf).orElse(SystemLibraries.CUDART);
-  }
+  /** C function name to its descriptor, in binding order; read by the drift test. */
+  public static final Map<String, FunctionDescriptor> DESCRIPTORS = LIBRARY.descriptors();
 
   /** Whether libcudart.so.13 was loaded (individual symbols may still be missing). */
   public static boolean isAvailable() {
-    return LOOKUP != null;
+    return LIBRARY.isAvailable();
   }
 
   /** Why libcudart.so.13 could not be loaded (with every place searched), or empty when it was. */
   public static Optional<String> unavailableReason() {
-    return Optional.ofNullable(UNAVAILABLE_REASON);
+    return LIBRARY.unavailableReason();
   }
 
   /** The file loaded, or the bare file name when the dynamic loader found it by name. */
   public static String libraryPath() {
-    return WHERE;
+    return LIBRARY.file();
   }
 
   /** The candidate files tried, in order. */
   public static List<java.nio.file.Path> searched() {
-    return SEARCHED;
+    return LIBRARY.searched();
   }
 
-  // Filled while the handles below are initialised; declared first so it exists by then.
-  private static final Map<String, FunctionDescriptor> DESCRIPTORS$ = new LinkedHashMap<>();
-
-  /** C function name to its descriptor, in header order; read by the drift test. */
-  public static final Map<String, FunctionDescriptor> DESCRIPTORS =
-      Collections.unmodifiableMap(DESCRIPTORS$);
-
   private static MethodHandle downcall(String name, FunctionDescriptor fd) {
-    return Downcalls.downcall(DESCRIPTORS$, LOOKUP, UNAVAILABLE_REASON, WHERE, name, fd);
+    return LIBRARY.downcall(name, fd);
   }
 
   /** {@code cudaGetErrorString(error)} as a Java string ("" when unavailable). */

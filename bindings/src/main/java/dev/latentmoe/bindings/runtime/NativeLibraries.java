@@ -1,4 +1,4 @@
-package dev.latentmoe.bindings;
+package dev.latentmoe.bindings.runtime;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -15,7 +15,7 @@ import java.util.concurrent.ConcurrentHashMap;
 /**
  * Finds and loads the LatentMoE native libraries ({@code lib<baseName>.so}).
  *
- * <p>Search order: the directory named by the system property {@value #DIR_PROPERTY} (when set and
+ * <p>Search order: the directory named by the system property {@code latentmoe.native.dir} (when set and
  * the file is there), then the copy packaged in the jar at {@code /native/linux-x86_64/}, which is
  * extracted once per JVM into a temporary directory. Only linux-x86_64 is supported. Loaded
  * libraries stay loaded for the life of the JVM ({@link Arena#global()}) and are cached by name.
@@ -23,7 +23,7 @@ import java.util.concurrent.ConcurrentHashMap;
 public final class NativeLibraries {
 
   /** System property naming a directory that holds {@code liblatentmoe*.so} (the CMake output). */
-  public static final String DIR_PROPERTY = "latentmoe.native.dir";
+  public static final String DIR_PROPERTY = Knob.NATIVE_DIR.key();
 
   /** Jar resource directory of the packaged libraries. */
   public static final String RESOURCE_DIR = "/native/linux-x86_64/";
@@ -90,7 +90,7 @@ public final class NativeLibraries {
   }
 
   private static Loaded loaded(String baseName) {
-    return loaded(baseName, System.getProperty(DIR_PROPERTY));
+    return loaded(baseName, Knob.NATIVE_DIR.get());
   }
 
   /** {@link #load(String)} with an explicit directory instead of the property; for tests. */
@@ -153,7 +153,7 @@ public final class NativeLibraries {
   }
 
   /** Null when this platform is supported, else why not. */
-  static String unsupportedPlatform() {
+  public static String unsupportedPlatform() {
     String os = System.getProperty("os.name", "").toLowerCase(Locale.ROOT);
     String arch = System.getProperty("os.arch", "").toLowerCase(Locale.ROOT);
     boolean linux = os.startsWith("linux");

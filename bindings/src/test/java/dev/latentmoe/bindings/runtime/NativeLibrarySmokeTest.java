@@ -1,4 +1,4 @@
-package dev.latentmoe.bindings;
+package dev.latentmoe.bindings.runtime;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
+import dev.latentmoe.bindings.latentmoe_h;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
@@ -19,7 +20,7 @@ import org.junit.jupiter.api.Test;
 class NativeLibrarySmokeTest {
 
   private static Path requireLibrary() {
-    String dir = System.getProperty(NativeLibraries.DIR_PROPERTY);
+    String dir = Knob.NATIVE_DIR.get();
     if (dir == null) {
       fail("system property " + NativeLibraries.DIR_PROPERTY + " is not set (the root pom's "
           + "surefire argLine passes it)");
@@ -43,7 +44,7 @@ class NativeLibrarySmokeTest {
         NativeLibraries.loadedPath(NativeLibraries.CPU).orElseThrow().toRealPath());
     assertEquals(latentmoe_h.LMOE_ABI_VERSION, latentmoe_h.lmoe_abi_version());
     assertNotNull(latentmoe_h.lmoe_last_error());
-    assertNotNull(NativeErrors.lastError());
+    assertNotNull(latentmoe_h.lastError());
   }
 
   @Test
@@ -52,10 +53,10 @@ class NativeLibrarySmokeTest {
     // The header allows 1..1024 threads, so 0 must be rejected with a message.
     int status = latentmoe_h.lmoe_cpu_set_num_threads(0);
     assertEquals(latentmoe_h.LMOE_ERR_INVALID_ARGUMENT, status);
-    String message = NativeErrors.lastError();
+    String message = latentmoe_h.lastError();
     assertFalse(message.isEmpty(), "lmoe_last_error() is empty after a failed call");
     LatentMoeNativeException e = assertThrows(LatentMoeNativeException.class,
-        () -> NativeErrors.check(status, "lmoe_cpu_set_num_threads(0)"));
+        () -> latentmoe_h.check(status, "lmoe_cpu_set_num_threads(0)"));
     assertEquals(status, e.status());
     assertEquals(message, e.nativeMessage());
     assertTrue(e.getMessage().contains("LMOE_ERR_INVALID_ARGUMENT"), e::getMessage);

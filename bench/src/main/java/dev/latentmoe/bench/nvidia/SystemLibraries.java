@@ -1,5 +1,8 @@
-package dev.latentmoe.bindings;
+package dev.latentmoe.bench.nvidia;
 
+import dev.latentmoe.bindings.runtime.Knob;
+import dev.latentmoe.bindings.runtime.Library;
+import dev.latentmoe.bindings.runtime.NativeLibraries;
 import java.io.File;
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -17,12 +20,13 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Finds and loads third-party shared libraries that are not packaged with LatentMoE: the CUDA
- * runtime ({@code libcudart.so.13}) and cuBLASLt ({@code libcublasLt.so.13}).
+ * Finds and loads NVIDIA libraries that are not packaged with LatentMoE and that only the bench
+ * (and its tests) use: the CUDA runtime ({@code libcudart.so.13}) and cuBLASLt
+ * ({@code libcublasLt.so.13}).
  *
  * <p>Directories searched, in order ({@link #cudaLibraryDirs(List)}):
  * <ol>
- *   <li>the directories in the system property {@value #CUDA_DIR_PROPERTY} (path-separated);</li>
+ *   <li>the directories in the system property {@code latentmoe.cuda.lib.dir} (path-separated);</li>
  *   <li>the CUDA toolkit: {@code $CUDA_HOME/lib64}, {@code $CUDA_HOME/lib}, {@code $CUDA_PATH/lib64},
  *       {@code /usr/local/cuda/lib64}, {@code /usr/local/cuda/targets/x86_64-linux/lib};</li>
  *   <li>every directory of {@code LD_LIBRARY_PATH};</li>
@@ -40,9 +44,6 @@ import java.util.concurrent.TimeUnit;
  * of the JVM and are cached by file name.
  */
 public final class SystemLibraries {
-
-  /** System property: extra directories (path-separated) searched first for CUDA libraries. */
-  public static final String CUDA_DIR_PROPERTY = "latentmoe.cuda.lib.dir";
 
   /** The CUDA runtime's file name (CUDA 13). */
   public static final String CUDART = "libcudart.so.13";
@@ -64,6 +65,11 @@ public final class SystemLibraries {
       List<Path> searched) {
     public boolean isLoaded() {
       return lookup.isPresent();
+    }
+
+    /** The result as a header class's {@link Library}; {@code fileName} names it when no file was loaded. */
+    public Library library(String fileName) {
+      return new Library(lookup.orElse(null), reason, path.map(String::valueOf).orElse(fileName), searched);
     }
   }
 
@@ -145,9 +151,9 @@ public final class SystemLibraries {
    */
   public static List<Path> cudaLibraryDirs(List<String> pythonSubdirs) {
     Set<Path> dirs = new LinkedHashSet<>();
-    addPathList(dirs, System.getProperty(CUDA_DIR_PROPERTY));
-    for (String env : List.of("CUDA_HOME", "CUDA_PATH", "CUDA_ROOT")) {
-      String home = System.getenv(env);
+    addPathList(dirs, Knob.CUDA_LIB_DIR.get());
+    for (Knob env : List.of(Knob.CUDA_HOME, Knob.CUDA_PATH, Knob.CUDA_ROOT)) {
+      String home = env.get();
       if (home != null && !home.isBlank()) {
         dirs.add(Path.of(home, "lib64"));
         dirs.add(Path.of(home, "lib"));
@@ -155,7 +161,7 @@ public final class SystemLibraries {
     }
     dirs.add(Path.of("/usr/local/cuda/lib64"));
     dirs.add(Path.of("/usr/local/cuda/targets/x86_64-linux/lib"));
-    addPathList(dirs, System.getenv("LD_LIBRARY_PATH"));
+    addPathList(dirs, Knob.LD_LIBRARY_PATH.get());
     for (Path sp : pythonSitePackages()) {
       for (String sub : pythonSubdirs) {
         dirs.add(sp.resolve(sub));
@@ -234,7 +240,7 @@ public final class SystemLibraries {
 
   /** {@code -Dlatentmoe.repo.dir}, else the nearest ancestor of the working dir with .tools/cuda. */
   static Optional<Path> repoRoot() {
-    String p = System.getProperty("latentmoe.repo.dir");
+    String p = Knob.REPO_DIR.get();
     if (p != null && !p.isBlank()) {
       return Optional.of(Path.of(p).toAbsolutePath());
     }

@@ -1,4 +1,4 @@
-package dev.latentmoe.bindings;
+package dev.latentmoe.bench.nvidia;
 
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;

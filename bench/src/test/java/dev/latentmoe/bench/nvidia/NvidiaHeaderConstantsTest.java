@@ -1,10 +1,13 @@
-package dev.latentmoe.bindings;
+package dev.latentmoe.bench.nvidia;
 
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
-import java.nio.file.Files;
+import dev.latentmoe.bindings.abi.CudaHeaders;
+import dev.latentmoe.bindings.abi.HeaderAbi;
+import dev.latentmoe.bindings.abi.HeaderDumper;
+import dev.latentmoe.bindings.abi.JavaAbi;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -20,11 +23,11 @@ import org.junit.jupiter.params.provider.MethodSource;
  * The enum values and macros that {@link cuda_runtime_h} and {@link cublasLt_h} bind from headers
  * other than the one the functions come from (driver_types.h, library_types.h, cublas_api.h),
  * checked against those headers with clang (dump_header.py). The functions, structs and the
- * constants of cuda_runtime_api.h / cublasLt.h themselves are checked by LatentmoeHeaderDriftTest.
+ * constants of cuda_runtime_api.h / cublasLt.h themselves are checked by NvidiaHeaderDriftTest.
  * The CUDA headers come from the pinned wheels in .tools/cuda (installed on demand by
  * native/cmake/install-cuda-toolchain.sh).
  */
-class CudaHeaderConstantsTest {
+class NvidiaHeaderConstantsTest {
 
   record Spec(String header, List<String> clangArgs, Class<?> javaClass, Predicate<String> filter) {
     @Override
@@ -121,29 +124,6 @@ class CudaHeaderConstantsTest {
         + ", Java " + j.memberLayouts().size());
     if (!diffs.isEmpty()) {
       fail("cublasLtMatmulHeuristicResult_t differs:\n  - " + String.join("\n  - ", diffs));
-    }
-  }
-
-  /** Where the pinned CUDA wheels' headers are, installing them when missing. */
-  static final class CudaHeaders {
-    private CudaHeaders() {}
-
-    static final String INCLUDE = ".tools/cuda/nvidia/cu13/include";
-
-    static synchronized Path includeDir(Path repo) {
-      Path inc = repo.resolve(INCLUDE);
-      if (!Files.isRegularFile(inc.resolve("cuda_runtime_api.h"))
-          || !Files.isRegularFile(inc.resolve("cublasLt.h"))) {
-        HeaderDumper.Result r = HeaderDumper.run(
-            List.of("bash", repo.resolve("native/cmake/install-cuda-toolchain.sh").toString()),
-            repo, Duration.ofMinutes(20));
-        if (r.rc() != 0 || !Files.isRegularFile(inc.resolve("cuda_runtime_api.h"))) {
-          throw new AssertionError("the CUDA headers are missing at " + inc
-              + " and native/cmake/install-cuda-toolchain.sh could not install them (exit " + r.rc()
-              + "; needs PyPI access)\n" + r.stderr());
-        }
-      }
-      return inc;
     }
   }
 }

@@ -1,4 +1,4 @@
-package dev.latentmoe.bindings;
+package dev.latentmoe.bindings.abi;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;

@@ -1,26 +1,26 @@
-package dev.latentmoe.bindings;
+package dev.latentmoe.bindings.abi;
 
 import java.util.List;
 import java.util.Map;
 
 /** The C side of a header, as dumped by dump_header.py (types in its canonical vocabulary). */
-record HeaderAbi(String header, List<Function> functions, List<Struct> structs,
+public record HeaderAbi(String header, List<Function> functions, List<Struct> structs,
     List<Constant> constants) {
 
-  record Param(String name, String type, String cType) {}
+  public record Param(String name, String type, String cType) {}
 
-  record Function(String name, String returnType, String cReturn, List<Param> params,
+  public record Function(String name, String returnType, String cReturn, List<Param> params,
       boolean variadic) {}
 
-  record Field(String name, String type, String cType, long offset, long size) {}
+  public record Field(String name, String type, String cType, long offset, long size) {}
 
-  record Struct(String name, long size, long align, List<Field> fields) {}
+  public record Struct(String name, long size, long align, List<Field> fields) {}
 
   /** kind: "enum" or "macro"; enumName null for macros. */
-  record Constant(String name, long value, String kind, String enumName) {}
+  public record Constant(String name, long value, String kind, String enumName) {}
 
   @SuppressWarnings("unchecked")
-  static HeaderAbi fromJson(String json) {
+  public static HeaderAbi fromJson(String json) {
     Map<String, Object> root = (Map<String, Object>) Json.parse(json);
     List<Function> fns = ((List<Object>) root.get("functions")).stream().map(o -> {
       Map<String, Object> f = (Map<String, Object>) o;

@@ -1,4 +1,4 @@
-package dev.latentmoe.bindings;
+package dev.latentmoe.bindings.abi;
 
 import java.lang.foreign.AddressLayout;
 import java.lang.foreign.FunctionDescriptor;
@@ -25,12 +25,12 @@ import java.util.function.Predicate;
  * (int32_t/uint32_t/enum: JAVA_INT, int64_t/uint64_t: JAVA_LONG, float: JAVA_FLOAT, double:
  * JAVA_DOUBLE, any pointer: ADDRESS, void return: no return layout) against the Java layout's.
  */
-final class AbiComparator {
+public final class AbiComparator {
 
   private AbiComparator() {}
 
   /** Differences between {@code c} and {@code java}; only names that {@code filter} accepts count. */
-  static List<String> compare(HeaderAbi c, JavaAbi java, Predicate<String> filter) {
+  public static List<String> compare(HeaderAbi c, JavaAbi java, Predicate<String> filter) {
     List<String> out = new ArrayList<>(java.shapeProblems());
     compareFunctions(c, java, filter, out);
     compareStructs(c, java, filter, out);

@@ -1,4 +1,4 @@
-package dev.latentmoe.bindings;
+package dev.latentmoe.bindings.runtime;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.latentmoe.bindings.latentmoe_h;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.invoke.MethodHandle;
 import java.nio.file.Files;
@@ -61,8 +62,8 @@ class NativeLibrariesTest {
 
   @Test
   void unavailableHandlesThrowTheReasonWhenCalled() {
-    MethodHandle v = latentmoe_h.unavailable("f_void", FunctionDescriptor.ofVoid(JAVA_INT), "why");
-    MethodHandle i = latentmoe_h.unavailable("f_int",
+    MethodHandle v = Downcalls.unavailable("f_void", FunctionDescriptor.ofVoid(JAVA_INT), "why");
+    MethodHandle i = Downcalls.unavailable("f_int",
         FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG), "because");
     assertEquals(FunctionDescriptor.ofVoid(JAVA_INT).toMethodType(), v.type());
     UnsatisfiedLinkError e1 = assertThrows(UnsatisfiedLinkError.class, () -> v.invoke(1));
@@ -74,9 +75,10 @@ class NativeLibrariesTest {
 
   @Test
   void checkBuildsExceptionsFromAnyMessageGetter() {
-    NativeErrors.check(0, "ok", () -> "unused");
+    NativeErrors.check(0, "ok", s -> "unused", () -> "unused");
     LatentMoeNativeException e = assertThrows(LatentMoeNativeException.class,
-        () -> NativeErrors.check(latentmoe_h.LMOE_ERR_UNSUPPORTED, "lmoe_x", () -> "no AVX"));
+        () -> NativeErrors.check(latentmoe_h.LMOE_ERR_UNSUPPORTED, "lmoe_x", latentmoe_h::statusName,
+            () -> "no AVX"));
     assertEquals(2, e.status());
     assertEquals("no AVX", e.nativeMessage());
     assertEquals("lmoe_x failed: LMOE_ERR_UNSUPPORTED (2): no AVX", e.getMessage());

@@ -1,5 +1,6 @@
-package dev.latentmoe.bindings;
+package dev.latentmoe.bindings.abi;
 
+import dev.latentmoe.bindings.runtime.Knob;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -14,13 +15,13 @@ import java.util.concurrent.TimeUnit;
  * ensure-venv.sh when missing) and parses its JSON. Any failure is an AssertionError with the
  * reason: CI installs python3, so a missing toolchain must fail the build, not skip.
  */
-final class HeaderDumper {
+public final class HeaderDumper {
 
   private HeaderDumper() {}
 
   /** The repository root: {@code latentmoe.repo.dir}, else the nearest ancestor with native/. */
-  static Path repoRoot() {
-    String p = System.getProperty("latentmoe.repo.dir");
+  public static Path repoRoot() {
+    String p = Knob.REPO_DIR.get();
     if (p != null) {
       return Path.of(p).toAbsolutePath();
     }
@@ -33,14 +34,14 @@ final class HeaderDumper {
         + "native/include) above " + Path.of("").toAbsolutePath());
   }
 
-  static Path pythonDir(Path repo) {
+  public static Path pythonDir(Path repo) {
     return repo.resolve("bindings/src/test/python");
   }
 
   private static Path python;
 
   /** The venv's python, created on first use (pip needs the network only then). */
-  static synchronized Path python(Path repo) {
+  public static synchronized Path python(Path repo) {
     if (python == null) {
       Result r = run(List.of("bash", pythonDir(repo).resolve("ensure-venv.sh").toString(),
           repo.toString()), repo, Duration.ofMinutes(10));
@@ -57,7 +58,7 @@ final class HeaderDumper {
   }
 
   /** Dumps {@code header} with clang; {@code includeDirs} become -I options. */
-  static HeaderAbi dump(Path repo, Path header, List<String> includeDirs) {
+  public static HeaderAbi dump(Path repo, Path header, List<String> includeDirs) {
     if (!Files.isRegularFile(header)) {
       throw new AssertionError("header not found: " + header);
     }
@@ -79,9 +80,9 @@ final class HeaderDumper {
     }
   }
 
-  record Result(int rc, String stdout, String stderr) {}
+  public record Result(int rc, String stdout, String stderr) {}
 
-  static Result run(List<String> cmd, Path dir, Duration timeout) {
+  public static Result run(List<String> cmd, Path dir, Duration timeout) {
     Path out = null;
     Path err = null;
     try {

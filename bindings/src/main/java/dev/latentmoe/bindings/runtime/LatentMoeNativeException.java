@@ -1,4 +1,4 @@
-package dev.latentmoe.bindings;
+package dev.latentmoe.bindings.runtime;
 
 /** A native LatentMoE (or CUDA) call returned a failure status. */
 public class LatentMoeNativeException extends RuntimeException {

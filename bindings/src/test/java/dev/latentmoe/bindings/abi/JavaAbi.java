@@ -1,4 +1,4 @@
-package dev.latentmoe.bindings;
+package dev.latentmoe.bindings.abi;
 
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.GroupLayout;
@@ -23,7 +23,7 @@ import java.util.Optional;
  * @param shapeProblems inconsistencies inside the Java class itself (handle vs descriptor vs
  *     wrapper method), reported with the header differences
  */
-record JavaAbi(Map<String, FunctionDescriptor> functions, Map<String, Long> constants,
+public record JavaAbi(Map<String, FunctionDescriptor> functions, Map<String, Long> constants,
     java.util.function.Function<String, Optional<GroupLayout>> structLayout,
     List<String> shapeProblems) {
 
@@ -36,7 +36,7 @@ record JavaAbi(Map<String, FunctionDescriptor> functions, Map<String, Long> cons
    * {@code <package of headerClass>.<struct name>} with a static {@code layout()} method.
    */
   @SuppressWarnings("unchecked")
-  static JavaAbi of(Class<?> headerClass) throws ReflectiveOperationException {
+  public static JavaAbi of(Class<?> headerClass) throws ReflectiveOperationException {
     Field d = headerClass.getField("DESCRIPTORS");
     Map<String, FunctionDescriptor> fns =
         new LinkedHashMap<>((Map<String, FunctionDescriptor>) d.get(null));
