@@ -1,7 +1,7 @@
 package dev.latentmoe.bench;
 
-import dev.latentmoe.bench.nvidia.cublasLt_h;
 import dev.latentmoe.bench.nvidia.cublasLtMatmulHeuristicResult_t;
+import dev.latentmoe.bench.nvidia.cublasLt_h;
 import dev.latentmoe.bindings.latentmoe_cuda_h;
 import dev.latentmoe.kernels.Backend;
 import dev.latentmoe.kernels.Backends;
@@ -10,16 +10,16 @@ import dev.latentmoe.kernels.MoeLayer;
 import dev.latentmoe.kernels.Routing;
 import dev.latentmoe.kernels.cuda.CudaBackend;
 import dev.latentmoe.kernels.cuda.CudaLayerKernels;
-import dev.latentmoe.memory.Checkpoint;
-import dev.latentmoe.memory.Cuda;
-import dev.latentmoe.memory.CudaCopies;
-import dev.latentmoe.memory.CudaEvent;
-import dev.latentmoe.memory.CudaStream;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.DeviceArena;
 import dev.latentmoe.memory.HostArena;
-import dev.latentmoe.memory.Npy;
 import dev.latentmoe.memory.Tensor;
+import dev.latentmoe.memory.cuda.Cuda;
+import dev.latentmoe.memory.cuda.CudaCopies;
+import dev.latentmoe.memory.cuda.CudaEvent;
+import dev.latentmoe.memory.cuda.CudaStream;
+import dev.latentmoe.memory.io.Checkpoint;
+import dev.latentmoe.memory.io.Npy;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;

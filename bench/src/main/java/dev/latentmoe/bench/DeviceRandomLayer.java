@@ -6,11 +6,11 @@ import dev.latentmoe.bindings.lmoe_config;
 import dev.latentmoe.bindings.lmoe_cuda_weights;
 import dev.latentmoe.kernels.Activation;
 import dev.latentmoe.kernels.MoeConfig;
-import dev.latentmoe.memory.Cuda;
-import dev.latentmoe.memory.CudaStream;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.DeviceArena;
 import dev.latentmoe.memory.Tensor;
+import dev.latentmoe.memory.cuda.Cuda;
+import dev.latentmoe.memory.cuda.CudaStream;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;

@@ -2,7 +2,7 @@ package dev.latentmoe.bench;
 
 import dev.latentmoe.bindings.latentmoe_h;
 import dev.latentmoe.kernels.internal.CpuBackend;
-import dev.latentmoe.memory.Json;
+import dev.latentmoe.memory.io.Json;
 import org.openjdk.jmh.runner.Runner;
 import org.openjdk.jmh.runner.RunnerException;
 import org.openjdk.jmh.runner.options.CommandLineOptionException;

@@ -6,8 +6,8 @@ import dev.latentmoe.kernels.MoeLayer;
 import dev.latentmoe.kernels.internal.CpuBackend;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.HostArena;
-import dev.latentmoe.memory.Npy;
 import dev.latentmoe.memory.Tensor;
+import dev.latentmoe.memory.io.Npy;
 
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -8,8 +8,8 @@ import dev.latentmoe.kernels.MoeLayer;
 import dev.latentmoe.kernels.MoeWeights;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.HostArena;
-import dev.latentmoe.memory.SafeTensorsWriter;
 import dev.latentmoe.memory.Tensor;
+import dev.latentmoe.memory.io.SafeTensorsWriter;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;

@@ -5,8 +5,8 @@ import dev.latentmoe.kernels.Backends;
 import dev.latentmoe.kernels.MoeConfig;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.HostArena;
-import dev.latentmoe.memory.Json;
 import dev.latentmoe.memory.Tensor;
+import dev.latentmoe.memory.io.Json;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -157,7 +157,7 @@ class CudaBenchCommandTest {
     void expertShapeCeilingsWithoutCublasLtAreReportedUnavailable() {
         Assumptions.assumeFalse(cublasLt_h.isAvailable(), "cuBLASLt is here");
         // the real timer: fails on the missing library before touching the (absent) stream
-        List<CudaBenchCommand.ExpertGemm> g = CudaBenchCommand.expertShapeCeilings((dev.latentmoe.memory.CudaStream) null,
+        List<CudaBenchCommand.ExpertGemm> g = CudaBenchCommand.expertShapeCeilings((dev.latentmoe.memory.cuda.CudaStream) null,
                 CudaBenchCommand.parse(new String[] {"bench", "--backend", "cuda"}));
         assertEquals(2, g.size());
         for (CudaBenchCommand.ExpertGemm e : g) {

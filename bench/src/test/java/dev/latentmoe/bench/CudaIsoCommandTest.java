@@ -4,7 +4,7 @@ import dev.latentmoe.kernels.Activation;
 import dev.latentmoe.kernels.Backends;
 import dev.latentmoe.kernels.MoeConfig;
 import dev.latentmoe.kernels.Scoring;
-import dev.latentmoe.memory.Json;
+import dev.latentmoe.memory.io.Json;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 

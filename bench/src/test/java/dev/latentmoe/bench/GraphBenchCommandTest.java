@@ -2,7 +2,7 @@ package dev.latentmoe.bench;
 
 import dev.latentmoe.kernels.Backends;
 import dev.latentmoe.kernels.MoeConfig;
-import dev.latentmoe.memory.Json;
+import dev.latentmoe.memory.io.Json;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 

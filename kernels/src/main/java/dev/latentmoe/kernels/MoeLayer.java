@@ -1,10 +1,10 @@
 package dev.latentmoe.kernels;
 
-import dev.latentmoe.memory.Checkpoint;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.HostArena;
 import dev.latentmoe.memory.MemoryArena;
 import dev.latentmoe.memory.Tensor;
+import dev.latentmoe.memory.io.Checkpoint;
 
 import java.nio.file.Path;
 import java.util.ArrayList;

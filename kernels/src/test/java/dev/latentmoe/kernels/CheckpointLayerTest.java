@@ -2,9 +2,9 @@ package dev.latentmoe.kernels;
 
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.HostArena;
-import dev.latentmoe.memory.SafeTensorsException;
-import dev.latentmoe.memory.SafeTensorsWriter;
 import dev.latentmoe.memory.Tensor;
+import dev.latentmoe.memory.io.SafeTensorsException;
+import dev.latentmoe.memory.io.SafeTensorsWriter;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;

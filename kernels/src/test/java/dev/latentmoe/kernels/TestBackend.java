@@ -1,10 +1,10 @@
 package dev.latentmoe.kernels;
 
 import dev.latentmoe.bindings.runtime.Knob;
-import dev.latentmoe.memory.CudaCopies;
 import dev.latentmoe.memory.DeviceArena;
 import dev.latentmoe.memory.MemoryArena;
 import dev.latentmoe.memory.Tensor;
+import dev.latentmoe.memory.cuda.CudaCopies;
 import org.junit.jupiter.api.Assumptions;
 
 /**

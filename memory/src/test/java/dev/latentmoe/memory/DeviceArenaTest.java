@@ -1,6 +1,10 @@
 package dev.latentmoe.memory;
 
 import dev.latentmoe.bindings.runtime.Knob;
+import dev.latentmoe.memory.cuda.Cuda;
+import dev.latentmoe.memory.cuda.CudaCopies;
+import dev.latentmoe.memory.cuda.CudaEvent;
+import dev.latentmoe.memory.cuda.CudaStream;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;

@@ -3,8 +3,8 @@ package dev.latentmoe.bench.nvidia;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 import java.lang.foreign.GroupLayout;
-import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemoryLayout.PathElement;
+import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SegmentAllocator;
 import java.lang.foreign.SequenceLayout;

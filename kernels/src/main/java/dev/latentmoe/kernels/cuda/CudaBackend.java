@@ -2,11 +2,11 @@ package dev.latentmoe.kernels.cuda;
 
 import dev.latentmoe.kernels.Backend;
 import dev.latentmoe.kernels.MoeWeights;
-import dev.latentmoe.memory.Cuda;
-import dev.latentmoe.memory.CudaStream;
 import dev.latentmoe.memory.Device;
 import dev.latentmoe.memory.DeviceArena;
 import dev.latentmoe.memory.MemoryArena;
+import dev.latentmoe.memory.cuda.Cuda;
+import dev.latentmoe.memory.cuda.CudaStream;
 
 /**
  * The CUDA backend over {@code liblatentmoe_cuda.so} (H100/H200, sm_90a), device {@code cuda:0}.

@@ -5,13 +5,13 @@ import dev.latentmoe.bindings.latentmoe_h;
 import dev.latentmoe.kernels.MoeConfig;
 import dev.latentmoe.kernels.MoeLayer;
 import dev.latentmoe.kernels.Routing;
-import dev.latentmoe.memory.Cuda;
-import dev.latentmoe.memory.CudaGraph;
-import dev.latentmoe.memory.CudaStream;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.Device;
 import dev.latentmoe.memory.DeviceArena;
 import dev.latentmoe.memory.Tensor;
+import dev.latentmoe.memory.cuda.Cuda;
+import dev.latentmoe.memory.cuda.CudaGraph;
+import dev.latentmoe.memory.cuda.CudaStream;
 
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;

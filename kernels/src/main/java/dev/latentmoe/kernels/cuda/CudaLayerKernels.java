@@ -7,12 +7,12 @@ import dev.latentmoe.bindings.lmoe_cuda_weights;
 import dev.latentmoe.kernels.MoeConfig;
 import dev.latentmoe.kernels.MoeWeights;
 import dev.latentmoe.kernels.spi.CheckedLayerKernels;
-import dev.latentmoe.memory.Cuda;
-import dev.latentmoe.memory.CudaStream;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.DeviceArena;
 import dev.latentmoe.memory.HostArena;
 import dev.latentmoe.memory.Tensor;
+import dev.latentmoe.memory.cuda.Cuda;
+import dev.latentmoe.memory.cuda.CudaStream;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;

@@ -1,5 +1,6 @@
-package dev.latentmoe.memory;
+package dev.latentmoe.memory.io;
 
+import dev.latentmoe.memory.Tensor;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;

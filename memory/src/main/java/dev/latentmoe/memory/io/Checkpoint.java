@@ -1,5 +1,6 @@
-package dev.latentmoe.memory;
+package dev.latentmoe.memory.io;
 
+import dev.latentmoe.memory.Tensor;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;

@@ -1,7 +1,12 @@
-package dev.latentmoe.memory;
+package dev.latentmoe.memory.cuda;
 
-import dev.latentmoe.bindings.runtime.Knob;
 import dev.latentmoe.bindings.latentmoe_cuda_h;
+import dev.latentmoe.bindings.runtime.Knob;
+import dev.latentmoe.memory.ArenaLeakCheck;
+import dev.latentmoe.memory.DType;
+import dev.latentmoe.memory.DeviceArena;
+import dev.latentmoe.memory.HostArena;
+import dev.latentmoe.memory.Tensor;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;

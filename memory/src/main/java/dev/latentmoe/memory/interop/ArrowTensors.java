@@ -1,4 +1,4 @@
-package dev.latentmoe.memory;
+package dev.latentmoe.memory.interop;
 
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
@@ -7,6 +7,10 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
+import dev.latentmoe.memory.DType;
+import dev.latentmoe.memory.MemoryArena;
+import dev.latentmoe.memory.Tensor;
+import dev.latentmoe.memory.io.Json;
 import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.ForeignAllocation;
@@ -34,7 +38,7 @@ import org.apache.arrow.vector.types.pojo.FieldType;
  * <ul>
  *   <li>F32 → {@link Float4Vector}; I32 → {@link IntVector}; F16 → {@link Float2Vector};</li>
  *   <li>BF16 → {@link FixedSizeBinaryVector} of byte width 2 holding the raw little-endian bf16
- *       bits, whose field carries {@code ARROW:extension:name = }{@value #BFLOAT16_EXTENSION_NAME}
+ *       bits, whose field carries {@code ARROW:extension:name = latentmoe.bfloat16}
  *       and empty extension metadata (Arrow has no bfloat16 type; readers that do not know the
  *       name see plain 2-byte binary).</li>
  * </ul>
@@ -52,13 +56,6 @@ import org.apache.arrow.vector.types.pojo.FieldType;
 public final class ArrowTensors {
     private ArrowTensors() {}
 
-    /** Extension name marking a FixedSizeBinary(2) child as bfloat16. */
-    public static final String BFLOAT16_EXTENSION_NAME = "latentmoe.bfloat16";
-    /** The canonical Arrow fixed-shape tensor extension name. */
-    public static final String FIXED_SHAPE_TENSOR = "arrow.fixed_shape_tensor";
-    public static final String EXTENSION_NAME_KEY = "ARROW:extension:name";
-    public static final String EXTENSION_METADATA_KEY = "ARROW:extension:metadata";
-
     /** The Arrow storage type of one element of {@code dtype}. */
     public static ArrowType elementType(DType dtype) {
         return switch (dtype) {
@@ -71,27 +68,12 @@ public final class ArrowTensors {
 
     /** The field describing a tensor of {@code dtype} and full {@code shape} (first axis = rows). */
     public static Field field(String name, DType dtype, long... shape) {
-        long[] row = Arrays.copyOfRange(shape, 1, shape.length);
-        int listSize = listSize(shape);
-        Map<String, String> childMeta = null;
-        if (dtype == DType.BF16) {
-            childMeta = new LinkedHashMap<>();
-            childMeta.put(EXTENSION_NAME_KEY, BFLOAT16_EXTENSION_NAME);
-            childMeta.put(EXTENSION_METADATA_KEY, "");
-        }
-        Field child = new Field("item", new FieldType(false, elementType(dtype), null, childMeta), null);
-        Map<String, String> meta = new LinkedHashMap<>();
-        meta.put(EXTENSION_NAME_KEY, FIXED_SHAPE_TENSOR);
-        meta.put(EXTENSION_METADATA_KEY, Json.write(Map.of("shape", row)));
-        return new Field(name, new FieldType(false, new ArrowType.FixedSizeList(listSize), null, meta), List.of(child));
-    }
-
-    private static int listSize(long[] shape) {
         if (shape.length == 0) throw new IllegalArgumentException("tensor shape must have rank >= 1");
-        long n = 1;
-        for (int i = 1; i < shape.length; i++) n = Math.multiplyExact(n, shape[i]);
-        if (n > Integer.MAX_VALUE) throw new IllegalArgumentException("row of " + n + " elements is too large for Arrow Java");
-        return (int) n;
+        int listSize = (int) FixedShapeTensor.listSize(shape);
+        Field child = new Field("item", new FieldType(false, elementType(dtype), null,
+                FixedShapeTensor.elementMetadata(dtype)), null);
+        return new Field(name, new FieldType(false, new ArrowType.FixedSizeList(listSize), null,
+                FixedShapeTensor.listMetadata(shape)), List.of(child));
     }
 
     /**
@@ -145,17 +127,18 @@ public final class ArrowTensors {
             case IntVector v -> DType.I32;
             case Float2Vector v -> DType.F16;
             case FixedSizeBinaryVector v when v.getByteWidth() == 2
-                    && BFLOAT16_EXTENSION_NAME.equals(metadata(childField).get(EXTENSION_NAME_KEY)) -> DType.BF16;
+                    && FixedShapeTensor.BFLOAT16_EXTENSION_NAME.equals(metadata(childField).get(FixedShapeTensor.EXTENSION_NAME_KEY)) -> DType.BF16;
             default -> throw new IllegalArgumentException("vector '" + vector.getName() + "' has child type "
                     + childField.getType() + " with no tensor dtype (need Float4, Int32, Float2 or "
-                    + BFLOAT16_EXTENSION_NAME + " FixedSizeBinary(2))");
+                    + FixedShapeTensor.BFLOAT16_EXTENSION_NAME + " FixedSizeBinary(2))");
         };
         if (vector.getNullCount() != 0 || child.getNullCount() != 0) {
             throw new IllegalArgumentException("vector '" + vector.getName() + "' has nulls; a tensor cannot hold them");
         }
         int listSize = vector.getListSize();
         long rows = vector.getValueCount();
-        long[] rowShape = rowShape(vector.getField(), listSize);
+        long[] rowShape = FixedShapeTensor.rowShape(metadata(vector.getField()), listSize,
+                "field '" + vector.getName() + "'");
         long[] shape = new long[rowShape.length + 1];
         shape[0] = rows;
         System.arraycopy(rowShape, 0, shape, 1, rowShape.length);
@@ -172,34 +155,6 @@ public final class ArrowTensors {
         }
         MemorySegment seg = bytes == 0 ? MemorySegment.NULL : MemorySegment.ofAddress(buf.memoryAddress()).reinterpret(bytes);
         return Tensor.wrap(owner, seg, dtype, shape);
-    }
-
-    /** The per-row shape stored in a fixed_shape_tensor field, or {@code [listSize]} without one. */
-    static long[] rowShape(Field field, int listSize) {
-        Map<String, String> meta = metadata(field);
-        if (!FIXED_SHAPE_TENSOR.equals(meta.get(EXTENSION_NAME_KEY))) return new long[] {listSize};
-        Object parsed;
-        try {
-            parsed = Json.parse(meta.getOrDefault(EXTENSION_METADATA_KEY, ""));
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException("field '" + field.getName() + "': bad " + FIXED_SHAPE_TENSOR + " metadata: " + e.getMessage());
-        }
-        if (!(parsed instanceof Map<?, ?> m) || !(m.get("shape") instanceof List<?> list)) {
-            throw new IllegalArgumentException("field '" + field.getName() + "': " + FIXED_SHAPE_TENSOR + " metadata lacks a shape array");
-        }
-        List<Long> dims = new ArrayList<>();
-        long n = 1;
-        for (Object o : list) {
-            if (!(o instanceof Long d) || d < 0) {
-                throw new IllegalArgumentException("field '" + field.getName() + "': bad shape " + list);
-            }
-            dims.add(d);
-            n = Math.multiplyExact(n, d);
-        }
-        if (n != listSize) {
-            throw new IllegalArgumentException("field '" + field.getName() + "': shape " + list + " does not match list size " + listSize);
-        }
-        return dims.stream().mapToLong(Long::longValue).toArray();
     }
 
     private static Map<String, String> metadata(Field f) {

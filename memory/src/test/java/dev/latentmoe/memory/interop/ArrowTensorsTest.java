@@ -1,10 +1,16 @@
-package dev.latentmoe.memory;
+package dev.latentmoe.memory.interop;
 
 import static org.junit.jupiter.api.Assertions.*;
 
 import java.util.List;
 import java.util.Map;
 
+import dev.latentmoe.memory.ArenaLeakCheck;
+import dev.latentmoe.memory.DType;
+import dev.latentmoe.memory.HostArena;
+import dev.latentmoe.memory.MemoryArena;
+import dev.latentmoe.memory.Tensor;
+import dev.latentmoe.memory.io.Json;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
 import org.apache.arrow.vector.FixedSizeBinaryVector;
@@ -117,7 +123,7 @@ class ArrowTensorsTest {
                 FixedSizeBinaryVector c = (FixedSizeBinaryVector) v.getDataVector();
                 assertEquals(2, c.getByteWidth());
                 assertEquals("latentmoe.bfloat16", c.getField().getMetadata().get("ARROW:extension:name"));
-                assertEquals(ArrowTensors.BFLOAT16_EXTENSION_NAME, v.getField().getChildren().get(0).getMetadata()
+                assertEquals(FixedShapeTensor.BFLOAT16_EXTENSION_NAME, v.getField().getChildren().get(0).getMetadata()
                         .get("ARROW:extension:name"));
                 byte[] e1 = c.get(1); // -2.0 = 0xC000, little-endian
                 assertArrayEquals(new byte[] {0x00, (byte) 0xC0}, e1);

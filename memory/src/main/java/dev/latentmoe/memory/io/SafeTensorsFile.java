@@ -1,5 +1,8 @@
-package dev.latentmoe.memory;
+package dev.latentmoe.memory.io;
 
+import dev.latentmoe.memory.DType;
+import dev.latentmoe.memory.MappedFileArena;
+import dev.latentmoe.memory.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;

@@ -1,84 +1,36 @@
-package dev.latentmoe.memory;
+package dev.latentmoe.memory.io;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
-/**
- * A small strict JSON (RFC 8259) parser and writer for checkpoint headers, {@code config.json} and
- * {@code index.json}; it is meant to survive hostile input.
- *
- * <p>Values map to Java as: object → {@link LinkedHashMap}{@code <String,Object>} (key order kept,
- * duplicate keys rejected), array → {@link List}{@code <Object>}, number → {@link Long} when written
- * without fraction or exponent and inside the {@code long} range, else {@link Double}, string →
- * {@link String}, {@code true}/{@code false} → {@link Boolean}, {@code null} → {@code null}.
- *
- * <p>Strictness: only the RFC grammar (no comments, trailing commas, single quotes, NaN, leading
- * zeros or {@code +}), whitespace only space/tab/CR/LF, raw control characters in strings rejected,
- * {@code \}{@code uXXXX} surrogates must pair up, nothing but whitespace after the value. Errors
- * raise {@code IllegalArgumentException("invalid JSON at offset N: ...")} where N is the char offset.
- *
- * <p>Safety: nesting deeper than the depth limit ({@value #DEFAULT_MAX_DEPTH} by default) is an
- * error, never a {@link StackOverflowError}; the result is at most linear in the input size, and a
- * caller bounds the input size ({@link #parse(CharSequence, int, int)}) before reading a file.
- */
-public final class Json {
-    /** Default nesting limit for objects and arrays. */
-    public static final int DEFAULT_MAX_DEPTH = 64;
-    /** Default input length limit in chars (100 M). */
-    public static final int DEFAULT_MAX_LENGTH = 100 * 1024 * 1024;
-
+/** The recursive-descent parser behind {@link Json#parse}: strict RFC 8259, bounded depth. */
+final class JsonParser {
     private final CharSequence s;
     private final int maxDepth;
     private int pos;
 
-    private Json(CharSequence s, int maxDepth) {
+    private JsonParser(CharSequence s, int maxDepth) {
         this.s = s;
         this.maxDepth = maxDepth;
     }
 
-    /** Parses one JSON value with the default depth and length limits. */
-    public static Object parse(CharSequence text) {
-        return parse(text, DEFAULT_MAX_DEPTH, DEFAULT_MAX_LENGTH);
-    }
-
-    /** Parses one JSON value; nesting beyond {@code maxDepth} or input beyond {@code maxLength} chars is an error. */
-    public static Object parse(CharSequence text, int maxDepth, int maxLength) {
+    /** See {@link Json#parse(CharSequence, int, int)}. */
+    static Object parse(CharSequence text, int maxDepth, int maxLength) {
         if (text == null) throw new IllegalArgumentException("invalid JSON at offset 0: input is null");
         if (maxDepth < 1) throw new IllegalArgumentException("maxDepth " + maxDepth + " < 1");
         if (text.length() > maxLength) {
             throw new IllegalArgumentException("invalid JSON at offset " + maxLength + ": input of " + text.length()
                     + " chars exceeds the limit of " + maxLength);
         }
-        Json p = new Json(text, maxDepth);
+        JsonParser p = new JsonParser(text, maxDepth);
         p.skipWs();
         Object v = p.value(0);
         p.skipWs();
         if (p.pos != text.length()) throw p.error("unexpected " + p.describe(p.pos) + " after the value");
         return v;
     }
-
-    /** Parses text that must be a JSON object. */
-    @SuppressWarnings("unchecked")
-    public static Map<String, Object> parseObject(CharSequence text) {
-        Object v = parse(text);
-        if (!(v instanceof Map)) throw new IllegalArgumentException("invalid JSON at offset 0: expected an object, got " + typeName(v));
-        return (Map<String, Object>) v;
-    }
-
-    /** A short name of a parsed value's JSON type, for error messages. */
-    public static String typeName(Object v) {
-        if (v == null) return "null";
-        if (v instanceof Map) return "object";
-        if (v instanceof List) return "array";
-        if (v instanceof String) return "string";
-        if (v instanceof Boolean) return "boolean";
-        if (v instanceof Number) return "number";
-        return v.getClass().getSimpleName();
-    }
-
-    // ---------------------------------------------------------------- parser
 
     private IllegalArgumentException error(String message) {
         return error(pos, message);
@@ -308,103 +260,5 @@ public final class Json {
 
     private static String abbreviate(String key) {
         return key.length() <= 64 ? key : key.substring(0, 61) + "...";
-    }
-
-    // ---------------------------------------------------------------- writer
-
-    /**
-     * Writes a value compactly: {@link Map} (keys as strings), {@link Iterable}, {@code long[]},
-     * {@code int[]}, {@link CharSequence}, {@link Number} (finite), {@link Boolean}, {@code null}.
-     */
-    public static String write(Object value) {
-        StringBuilder sb = new StringBuilder();
-        write(sb, value, 0);
-        return sb.toString();
-    }
-
-    private static void write(StringBuilder sb, Object v, int depth) {
-        if (depth > 1000) throw new IllegalArgumentException("value nested too deeply (cyclic?)");
-        switch (v) {
-            case null -> sb.append("null");
-            case CharSequence cs -> quote(sb, cs);
-            case Boolean b -> sb.append(b.booleanValue());
-            case Double d -> {
-                if (!Double.isFinite(d)) throw new IllegalArgumentException("JSON cannot hold " + d);
-                sb.append(d);
-            }
-            case Float f -> {
-                if (!Float.isFinite(f)) throw new IllegalArgumentException("JSON cannot hold " + f);
-                sb.append(f);
-            }
-            case Number num -> sb.append(num);
-            case long[] a -> {
-                sb.append('[');
-                for (int i = 0; i < a.length; i++) sb.append(i == 0 ? "" : ",").append(a[i]);
-                sb.append(']');
-            }
-            case int[] a -> {
-                sb.append('[');
-                for (int i = 0; i < a.length; i++) sb.append(i == 0 ? "" : ",").append(a[i]);
-                sb.append(']');
-            }
-            case Map<?, ?> m -> {
-                sb.append('{');
-                boolean first = true;
-                for (Map.Entry<?, ?> e : m.entrySet()) {
-                    if (!first) sb.append(',');
-                    first = false;
-                    quote(sb, String.valueOf(e.getKey()));
-                    sb.append(':');
-                    write(sb, e.getValue(), depth + 1);
-                }
-                sb.append('}');
-            }
-            case Iterable<?> it -> {
-                sb.append('[');
-                boolean first = true;
-                for (Object o : it) {
-                    if (!first) sb.append(',');
-                    first = false;
-                    write(sb, o, depth + 1);
-                }
-                sb.append(']');
-            }
-            default -> throw new IllegalArgumentException("cannot write " + v.getClass().getName() + " as JSON");
-        }
-    }
-
-    /** {@code text} as a JSON string literal (quotes included). */
-    public static String quote(CharSequence text) {
-        StringBuilder sb = new StringBuilder(text.length() + 2);
-        quote(sb, text);
-        return sb.toString();
-    }
-
-    private static void quote(StringBuilder sb, CharSequence text) {
-        sb.append('"');
-        for (int i = 0; i < text.length(); i++) {
-            char c = text.charAt(i);
-            switch (c) {
-                case '"' -> sb.append("\\\"");
-                case '\\' -> sb.append("\\\\");
-                case '\n' -> sb.append("\\n");
-                case '\r' -> sb.append("\\r");
-                case '\t' -> sb.append("\\t");
-                case '\b' -> sb.append("\\b");
-                case '\f' -> sb.append("\\f");
-                default -> {
-                    boolean lone = Character.isSurrogate(c) && !(Character.isHighSurrogate(c) && i + 1 < text.length()
-                            && Character.isLowSurrogate(text.charAt(i + 1)));
-                    if (lone) throw new IllegalArgumentException("unpaired surrogate at index " + i + " cannot be written as JSON");
-                    if (c < 0x20) {
-                        sb.append(String.format("\\u%04x", (int) c));
-                    } else {
-                        sb.append(c);
-                        if (Character.isHighSurrogate(c)) sb.append(text.charAt(++i));
-                    }
-                }
-            }
-        }
-        sb.append('"');
     }
 }

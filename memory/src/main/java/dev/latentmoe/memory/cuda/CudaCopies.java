@@ -1,7 +1,10 @@
-package dev.latentmoe.memory;
+package dev.latentmoe.memory.cuda;
 
 import dev.latentmoe.bindings.latentmoe_cuda_h;
 
+import dev.latentmoe.memory.DeviceArena;
+import dev.latentmoe.memory.MemoryArena;
+import dev.latentmoe.memory.Tensor;
 import java.lang.foreign.MemorySegment;
 
 /**

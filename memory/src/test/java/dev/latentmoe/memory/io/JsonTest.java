@@ -1,4 +1,4 @@
-package dev.latentmoe.memory;
+package dev.latentmoe.memory.io;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -6,6 +6,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 
+import dev.latentmoe.memory.ArenaLeakCheck;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 
@@ -141,5 +142,31 @@ class JsonTest {
         assertThrows(IllegalArgumentException.class, () -> Json.write(Double.NaN));
         assertThrows(IllegalArgumentException.class, () -> Json.write("\uD800"));
         assertThrows(IllegalArgumentException.class, () -> Json.parseObject("[1]"));
+    }
+
+    @Test
+    void reportLayoutIsOneRowPerLineAndParsesBack() {
+        Map<String, Object> r1 = new java.util.LinkedHashMap<>();
+        r1.put("tokens", 1);
+        r1.put("median_ms", Json.decimal(16.5599451, 6));
+        r1.put("rel_err", Json.scientific(2.5e-3, 4));
+        r1.put("nan", Json.decimal(Double.NaN, 4));
+        r1.put("shapes", List.of(Map.of("m", 2L), Map.of("m", 3L)));
+        Map<String, Object> r2 = Map.of("tokens", 4L);
+        String rows = Json.writeReport(List.of(r1, r2));
+        assertEquals("[\n  {\"tokens\": 1, \"median_ms\": 16.559945, \"rel_err\": 2.5000e-03, \"nan\": null, "
+                + "\"shapes\": [{\"m\": 2}, {\"m\": 3}]},\n  {\"tokens\": 4}\n]\n", rows);
+        List<?> back = (List<?>) Json.parse(rows);
+        assertEquals(16.559945, ((Map<?, ?>) back.get(0)).get("median_ms"));
+        assertEquals(0.0025, ((Map<?, ?>) back.get(0)).get("rel_err"));
+
+        Map<String, Object> doc = new java.util.LinkedHashMap<>();
+        doc.put("device", "d");
+        doc.put("host", List.of(Map.of("k", 1L), Map.of("k", 2L)));
+        doc.put("over", Map.of("a", true));
+        assertEquals("{\n  \"device\": \"d\",\n  \"host\": [\n    {\"k\": 1},\n    {\"k\": 2}\n  ],\n"
+                + "  \"over\": {\"a\": true}\n}\n", Json.writeReport(doc));
+        assertEquals(doc.get("device"), ((Map<?, ?>) Json.parse(Json.writeReport(doc))).get("device"));
+        assertEquals("{\"a\":[1,2]}", Json.write(Map.of("a", new long[] {1, 2})), "compact stays compact");
     }
 }

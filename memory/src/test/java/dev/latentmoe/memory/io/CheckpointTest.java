@@ -1,4 +1,4 @@
-package dev.latentmoe.memory;
+package dev.latentmoe.memory.io;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -8,6 +8,12 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
+import dev.latentmoe.memory.ArenaLeakCheck;
+import dev.latentmoe.memory.DType;
+import dev.latentmoe.memory.HostArena;
+import dev.latentmoe.memory.MemoryAccounting;
+import dev.latentmoe.memory.MemoryArena;
+import dev.latentmoe.memory.Tensor;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;

@@ -1,4 +1,4 @@
-package dev.latentmoe.memory;
+package dev.latentmoe.memory.io;
 
 import java.nio.file.Path;
 

@@ -1,4 +1,4 @@
-package dev.latentmoe.memory;
+package dev.latentmoe.memory.cuda;
 
 import dev.latentmoe.bindings.latentmoe_cuda_h;
 
