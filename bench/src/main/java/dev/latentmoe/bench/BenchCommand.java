@@ -6,7 +6,7 @@ import dev.latentmoe.kernels.Backends;
 import dev.latentmoe.kernels.MoeConfig;
 import dev.latentmoe.kernels.MoeLayer;
 import dev.latentmoe.kernels.Routing;
-import dev.latentmoe.kernels.internal.CpuBackend;
+import dev.latentmoe.kernels.Cpu;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.HostArena;
 import dev.latentmoe.memory.Tensor;
@@ -56,11 +56,11 @@ final class BenchCommand {
         Backend backend = Backends.get(backendName);
         if (!backend.isAvailable()) throw new IllegalStateException("backend " + backendName + " unavailable: " + backend.unavailableReason());
         if (!"cpu".equals(backend.name())) throw new Args.UsageException("this bench measures the cpu backend; --backend " + backendName + " runs from the GPU bundle");
-        CpuBackend.setThreads(threads);
+        Cpu.setThreads(threads);
 
         System.out.printf("LatentMoE bench: preset %s (d %d, l %d, N %d, K %d, m %d, shared %d), %s weights, %s backend, %d threads, isa %s%n",
                 presetName, cfg.hiddenSize(), cfg.latentSize(), cfg.numExperts(), cfg.topK(), cfg.intermediateSize(),
-                cfg.sharedIntermediateSize(), dtype, backend.name(), threads, CpuBackend.isaName(latentmoe_h.lmoe_cpu_isa()));
+                cfg.sharedIntermediateSize(), dtype, backend.name(), threads, Cpu.isa());
 
         long t0 = System.nanoTime();
         Progress progress = new Progress("building seeded random weights", cfg.numExperts());

@@ -7,7 +7,7 @@ import dev.latentmoe.kernels.Backends;
 import dev.latentmoe.kernels.MoeConfig;
 import dev.latentmoe.kernels.MoeLayer;
 import dev.latentmoe.kernels.Scoring;
-import dev.latentmoe.kernels.internal.CpuBackend;
+import dev.latentmoe.kernels.Cpu;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.HostArena;
 
@@ -76,10 +76,10 @@ final class IsoCommand {
                 ? new Base(new MoeConfig(1024, 0, 64, 4, 512, 1024, 2.5f, true, Activation.RELU2, Scoring.SIGMOID), 256)
                 : Base.of(Shapes.byName(presetName));
         Backend backend = Backends.cpu();
-        CpuBackend.setThreads(threads);
+        Cpu.setThreads(threads);
         List<Variant> vs = variants(b.config(), b.latent());
         System.out.printf("iso-weight comparison on the %s backend, %d threads, isa %s, bf16 weights%n", backend.name(),
-                threads, CpuBackend.isaName(latentmoe_h.lmoe_cpu_isa()));
+                threads, Cpu.isa());
         for (Variant v : vs) {
             System.out.printf("  %-10s %s: routed weights %.1f MB%n", v.name, Shapes.describe(v.config),
                     v.routedWeightBytes(2) / 1e6);

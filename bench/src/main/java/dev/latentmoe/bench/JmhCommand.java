@@ -1,7 +1,7 @@
 package dev.latentmoe.bench;
 
 import dev.latentmoe.bindings.latentmoe_h;
-import dev.latentmoe.kernels.internal.CpuBackend;
+import dev.latentmoe.kernels.Cpu;
 import dev.latentmoe.memory.io.Json;
 import org.openjdk.jmh.runner.Runner;
 import org.openjdk.jmh.runner.RunnerException;
@@ -56,9 +56,9 @@ final class JmhCommand {
                 throw new UncheckedIOException(e);
             }
         }
-        CpuBackend.setThreads(Runtime.getRuntime().availableProcessors());
-        System.out.printf("%nceilings, measured now with %d threads (isa %s):%n", CpuBackend.threads(),
-                CpuBackend.isaName(latentmoe_h.lmoe_cpu_isa()));
+        Cpu.setThreads(Runtime.getRuntime().availableProcessors());
+        System.out.printf("%nceilings, measured now with %d threads (isa %s):%n", Cpu.threads(),
+                Cpu.isa());
         double bw = BenchCommand.measureBandwidth();
         Roofline roof = report(json, bw);
         System.out.print(roof.table());

@@ -3,7 +3,7 @@ package dev.latentmoe.bench;
 import dev.latentmoe.kernels.Backends;
 import dev.latentmoe.kernels.MoeConfig;
 import dev.latentmoe.kernels.MoeLayer;
-import dev.latentmoe.kernels.internal.CpuBackend;
+import dev.latentmoe.kernels.Cpu;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.HostArena;
 import dev.latentmoe.memory.Tensor;
@@ -36,7 +36,7 @@ final class PeersCommand {
         long seed = a.longValue("seed", 42);
         Path out = Path.of(a.get("out", ".tools/peers-work"));
         a.finish();
-        CpuBackend.setThreads(threads);
+        Cpu.setThreads(threads);
         Path ckpt = WeightCache.checkpoint(cfg, DType.BF16, seed).toAbsolutePath();
         StringBuilder json = new StringBuilder();
         json.append(String.format(Locale.ROOT, "{\"checkpoint\": \"%s\", \"threads\": %d, \"shape\": \"%s\", \"rows\": [",

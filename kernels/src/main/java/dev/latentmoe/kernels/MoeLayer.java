@@ -50,7 +50,7 @@ public final class MoeLayer implements AutoCloseable {
         try {
             MoeConfig config = MoeConfig.fromConfigJson(ckpt.config());
             conversions = HostArena.shared("checkpoint-conversions");
-            MoeWeights w = MoeWeights.fromCheckpoint(ckpt, layerIndex, config, conversions);
+            MoeWeights w = CheckpointWeights.read(ckpt, layerIndex, config, conversions);
             List<AutoCloseable> owned = new ArrayList<>(List.of(conversions, ckpt));
             return new MoeLayer(w, backend, owned);
         } catch (RuntimeException e) {

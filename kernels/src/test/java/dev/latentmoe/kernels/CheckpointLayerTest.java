@@ -29,7 +29,7 @@ class CheckpointLayerTest {
         Map<String, Tensor> all = new LinkedHashMap<>();
         for (int layer : layers) {
             MoeWeights w = MoeWeights.random(cfg, dtype == DType.F16 ? DType.F32 : dtype, seed + layer, arena);
-            String p = MoeWeights.prefix(layer);
+            String p = CheckpointWeights.prefix(layer);
             all.put(p + "gate.weight", w.gate());
             all.put(p + "gate.e_score_correction_bias", w.gateBias());
             if (cfg.isLatent()) {

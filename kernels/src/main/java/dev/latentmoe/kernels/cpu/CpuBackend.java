@@ -1,4 +1,4 @@
-package dev.latentmoe.kernels.internal;
+package dev.latentmoe.kernels.cpu;
 
 import dev.latentmoe.bindings.latentmoe_h;
 import dev.latentmoe.kernels.Backend;
@@ -8,7 +8,7 @@ import dev.latentmoe.memory.Device;
 import dev.latentmoe.memory.HostArena;
 import dev.latentmoe.memory.MemoryArena;
 
-/** The native CPU backend over {@code liblatentmoe.so}. */
+/** The native CPU backend over {@code liblatentmoe.so}; its process-wide settings are {@link dev.latentmoe.kernels.Cpu}'s. */
 public final class CpuBackend implements Backend {
     public static final CpuBackend INSTANCE = new CpuBackend();
 
@@ -30,24 +30,6 @@ public final class CpuBackend implements Backend {
 
     @Override
     public MemoryArena newActivationArena(String name) { return HostArena.shared(name); }
-
-    /** Native worker threads; results do not depend on it. */
-    public static void setThreads(int threads) {
-        if (threads < 1 || threads > 1024) throw new IllegalArgumentException("threads must be in 1..1024, got " + threads);
-        latentmoe_h.check(latentmoe_h.lmoe_cpu_set_num_threads(threads), "lmoe_cpu_set_num_threads");
-    }
-
-    public static int threads() { return latentmoe_h.lmoe_cpu_num_threads(); }
-
-    /** Names of the instruction-set paths: the one in use and the best this CPU has. */
-    public static String isaName(int isa) {
-        return switch (isa) {
-            case latentmoe_h.LMOE_ISA_SCALAR -> "scalar";
-            case latentmoe_h.LMOE_ISA_AVX2 -> "avx2";
-            case latentmoe_h.LMOE_ISA_AVX512 -> "avx512";
-            default -> "isa" + isa;
-        };
-    }
 
     @Override public String toString() { return "cpu"; }
 }

@@ -1,11 +1,11 @@
-package dev.latentmoe.kernels.internal;
+package dev.latentmoe.kernels.cpu;
 
 import dev.latentmoe.bindings.latentmoe_h;
-import dev.latentmoe.bindings.lmoe_config;
 import dev.latentmoe.bindings.lmoe_weights;
 import dev.latentmoe.kernels.MoeConfig;
 import dev.latentmoe.kernels.MoeWeights;
 import dev.latentmoe.kernels.spi.CheckedLayerKernels;
+import dev.latentmoe.kernels.spi.NativeConfig;
 import dev.latentmoe.memory.Device;
 import dev.latentmoe.memory.HostArena;
 import dev.latentmoe.memory.Tensor;
@@ -66,7 +66,7 @@ final class CpuLayerKernels extends CheckedLayerKernels {
         MoeConfig c = w.config();
         structArena = HostArena.shared("cpu-layer-structs");
         try {
-            cfg = configStruct(c, structArena);
+            cfg = NativeConfig.allocate(c, structArena);
 
             int n = c.numExperts();
             MemorySegment ups = structArena.allocate(ValueLayout.ADDRESS.byteSize() * n);
