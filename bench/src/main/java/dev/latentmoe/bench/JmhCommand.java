@@ -1,6 +1,5 @@
 package dev.latentmoe.bench;
 
-import dev.latentmoe.bindings.latentmoe_h;
 import dev.latentmoe.kernels.Cpu;
 import dev.latentmoe.memory.io.Json;
 import org.openjdk.jmh.runner.Runner;
@@ -8,6 +7,8 @@ import org.openjdk.jmh.runner.RunnerException;
 import org.openjdk.jmh.runner.options.CommandLineOptionException;
 import org.openjdk.jmh.runner.options.CommandLineOptions;
 
+import dev.latentmoe.bench.cpu.CpuCeilings;
+import dev.latentmoe.bench.report.Roofline;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -57,9 +58,8 @@ final class JmhCommand {
             }
         }
         Cpu.setThreads(Runtime.getRuntime().availableProcessors());
-        System.out.printf("%nceilings, measured now with %d threads (isa %s):%n", Cpu.threads(),
-                Cpu.isa());
-        double bw = BenchCommand.measureBandwidth();
+        System.out.printf("%nceilings, measured now with %d threads (isa %s):%n", Cpu.threads(), Cpu.isa());
+        double bw = CpuCeilings.measureBandwidth();
         Roofline roof = report(json, bw);
         System.out.print(roof.table());
         Path svg = json.resolveSibling(json.getFileName().toString().replaceFirst("\\.json$", "") + ".svg");

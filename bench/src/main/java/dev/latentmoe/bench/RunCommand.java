@@ -2,8 +2,8 @@ package dev.latentmoe.bench;
 
 import dev.latentmoe.kernels.Backend;
 import dev.latentmoe.kernels.Backends;
-import dev.latentmoe.kernels.MoeLayer;
 import dev.latentmoe.kernels.Cpu;
+import dev.latentmoe.kernels.MoeLayer;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.HostArena;
 import dev.latentmoe.memory.Tensor;

@@ -12,6 +12,7 @@ import dev.latentmoe.memory.HostArena;
 import dev.latentmoe.memory.Tensor;
 import dev.latentmoe.memory.io.SafeTensorsWriter;
 
+import dev.latentmoe.bench.report.Progress;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
@@ -20,7 +21,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.Comparator;
-import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.stream.Stream;
@@ -78,7 +78,7 @@ public final class WeightCache {
 
     private static void build(MoeConfig c, DType dtype, long seed, Path dir) {
         long t0 = System.nanoTime();
-        BenchCommand.Progress progress = new BenchCommand.Progress("building weights " + dir.getFileName(), c.numExperts());
+        Progress progress = new Progress("building weights " + dir.getFileName(), c.numExperts());
         Path tmp = dir.resolveSibling(dir.getFileName() + ".tmp" + ProcessHandle.current().pid());
         try (HostArena arena = HostArena.shared("weight-cache")) {
             MoeWeights w = MoeWeights.random(c, dtype, seed, arena, e -> progress.step(e + 1));

@@ -2,11 +2,11 @@ package dev.latentmoe.bench;
 
 import dev.latentmoe.kernels.Activation;
 import dev.latentmoe.kernels.Backends;
+import dev.latentmoe.kernels.Cpu;
 import dev.latentmoe.kernels.LayerKernels;
 import dev.latentmoe.kernels.MoeConfig;
 import dev.latentmoe.kernels.MoeLayer;
 import dev.latentmoe.kernels.Scoring;
-import dev.latentmoe.kernels.Cpu;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.HostArena;
 import dev.latentmoe.memory.Tensor;

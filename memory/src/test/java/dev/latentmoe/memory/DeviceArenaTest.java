@@ -1,6 +1,5 @@
 package dev.latentmoe.memory;
 
-import dev.latentmoe.bindings.runtime.Knob;
 import dev.latentmoe.memory.cuda.Cuda;
 import dev.latentmoe.memory.cuda.CudaCopies;
 import dev.latentmoe.memory.cuda.CudaEvent;
@@ -22,15 +21,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 @ExtendWith(ArenaLeakCheck.class)
 class DeviceArenaTest {
-    private static void skipUnlessCuda() {
-        if (!Cuda.isAvailable()) {
-            String msg = "CUDA unavailable, test skipped: " + Cuda.unavailableReason();
-            System.out.println(msg);
-            if (Knob.TEST_REQUIRE.flag()) throw new AssertionError(msg);
-            Assumptions.abort(msg);
-        }
-    }
-
     @Test
     void unavailableCudaFailsClearly() {
         Assumptions.assumeFalse(Cuda.isAvailable(), "CUDA is available here");
@@ -50,7 +40,7 @@ class DeviceArenaTest {
 
     @Test
     void deviceRoundTripAndAccounting() {
-        skipUnlessCuda();
+        CudaTests.skipUnlessCuda();
         float[] values = new float[1000];
         for (int i = 0; i < values.length; i++) values[i] = i * 0.25f - 7;
         try (DeviceArena dev = DeviceArena.create("dev", 0);
@@ -83,7 +73,7 @@ class DeviceArenaTest {
 
     @Test
     void eventsTimeStreamWork() {
-        skipUnlessCuda();
+        CudaTests.skipUnlessCuda();
         try (DeviceArena dev = DeviceArena.create("dev", 0);
              CudaEvent start = CudaEvent.create();
              CudaEvent end = CudaEvent.create()) {
@@ -100,7 +90,7 @@ class DeviceArenaTest {
 
     @Test
     void closedArenaRefusesUse() {
-        skipUnlessCuda();
+        CudaTests.skipUnlessCuda();
         DeviceArena dev = DeviceArena.create("dev", 0);
         Tensor d = dev.allocateTensor(DType.I32, 4);
         dev.close();

@@ -3,7 +3,6 @@ package dev.latentmoe.bench.nvidia;
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
-import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 
 import dev.latentmoe.bindings.runtime.Downcalls;
 import dev.latentmoe.bindings.runtime.LatentMoeNativeException;

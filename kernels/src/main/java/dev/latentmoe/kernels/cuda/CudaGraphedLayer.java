@@ -1,7 +1,6 @@
 package dev.latentmoe.kernels.cuda;
 
 import dev.latentmoe.bindings.latentmoe_cuda_h;
-import dev.latentmoe.bindings.latentmoe_h;
 import dev.latentmoe.kernels.MoeConfig;
 import dev.latentmoe.kernels.MoeLayer;
 import dev.latentmoe.kernels.Routing;

@@ -1,7 +1,6 @@
 package dev.latentmoe.kernels.cuda;
 
 import dev.latentmoe.bindings.latentmoe_cuda_h;
-import dev.latentmoe.bindings.latentmoe_h;
 import dev.latentmoe.bindings.lmoe_config;
 import dev.latentmoe.bindings.lmoe_cuda_weights;
 import dev.latentmoe.kernels.MoeConfig;
@@ -16,7 +15,6 @@ import dev.latentmoe.memory.cuda.Cuda;
 import dev.latentmoe.memory.cuda.CudaStream;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;

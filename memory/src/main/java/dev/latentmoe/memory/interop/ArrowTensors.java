@@ -1,16 +1,12 @@
 package dev.latentmoe.memory.interop;
 
 import java.lang.foreign.MemorySegment;
-import java.util.ArrayList;
-import java.util.Arrays;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.MemoryArena;
 import dev.latentmoe.memory.Tensor;
-import dev.latentmoe.memory.io.Json;
 import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.ForeignAllocation;

@@ -1,8 +1,8 @@
 package dev.latentmoe.memory.cuda;
 
 import dev.latentmoe.bindings.latentmoe_cuda_h;
-import dev.latentmoe.bindings.runtime.Knob;
 import dev.latentmoe.memory.ArenaLeakCheck;
+import dev.latentmoe.memory.CudaTests;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.DeviceArena;
 import dev.latentmoe.memory.HostArena;
@@ -21,15 +21,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /** {@link CudaGraph}: a clear failure without a GPU; on a GPU, capture, replay, a failed capture, close. */
 @ExtendWith(ArenaLeakCheck.class)
 class CudaGraphTest {
-    private static void skipUnlessCuda() {
-        if (!Cuda.isAvailable()) {
-            String msg = "CUDA unavailable, test skipped: " + Cuda.unavailableReason();
-            System.out.println(msg);
-            if (Knob.TEST_REQUIRE.flag()) throw new AssertionError(msg);
-            Assumptions.abort(msg);
-        }
-    }
-
     @Test
     void unavailableCudaFailsClearly() {
         Assumptions.assumeFalse(Cuda.isAvailable(), "CUDA is available here");
@@ -40,7 +31,7 @@ class CudaGraphTest {
 
     @Test
     void capturedCopyReplaysAndFailedCaptureLeavesTheStreamUsable() {
-        skipUnlessCuda();
+        CudaTests.skipUnlessCuda();
         try (DeviceArena dev = DeviceArena.create("graph-dev", 0);
              HostArena host = HostArena.shared("graph-host")) {
             CudaStream s = dev.stream();

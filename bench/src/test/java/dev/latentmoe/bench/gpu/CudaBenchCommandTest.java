@@ -1,4 +1,4 @@
-package dev.latentmoe.bench;
+package dev.latentmoe.bench.gpu;
 
 import dev.latentmoe.bench.nvidia.cublasLt_h;
 import dev.latentmoe.kernels.Backends;
@@ -11,6 +11,11 @@ import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
+import dev.latentmoe.bench.Args;
+import dev.latentmoe.bench.Shapes;
+import dev.latentmoe.bench.WeightCache;
+import dev.latentmoe.bench.report.ReportFile;
+import dev.latentmoe.bench.report.Stats;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -27,16 +32,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** What of {@code bench --backend cuda} is testable without a GPU: routing, arguments, JSON, the no-GPU failure. */
 class CudaBenchCommandTest {
-
-    @Test
-    void routesOnlyTheCudaBackend() {
-        assertTrue(CudaBenchCommand.wants(new String[] {"bench", "--backend", "cuda"}));
-        assertTrue(CudaBenchCommand.wants(new String[] {"bench", "--tokens", "1", "--backend=cuda"}));
-        assertFalse(CudaBenchCommand.wants(new String[] {"bench"}));
-        assertFalse(CudaBenchCommand.wants(new String[] {"bench", "--backend", "cpu"}));
-        assertFalse(CudaBenchCommand.wants(new String[] {"bench", "--backend"}));
-        assertFalse(CudaBenchCommand.wants(new String[] {"bench", "--preset", "cuda"}));
-    }
 
     @Test
     void defaults() {
@@ -77,7 +72,7 @@ class CudaBenchCommandTest {
     @Test
     void expertGemmShapesAndRates() {
         // Super: d 4096, ℓ 1024, K 22, m 2688
-        CudaBenchCommand.ExpertGemm g = CudaBenchCommand.ExpertGemm.of(4096, MoeConfig.NEMOTRON3_SUPER, 1.0, 3.0, null);
+        GpuCeilings.ExpertGemm g = GpuCeilings.ExpertGemm.of(4096, MoeConfig.NEMOTRON3_SUPER, 1.0, 3.0, null);
         assertEquals(4096L * 22, g.rows());
         assertEquals(1024, g.width());
         assertEquals(2688, g.inter());
@@ -87,35 +82,35 @@ class CudaBenchCommandTest {
         assertEquals(flops / 3e-3 / 1e12, g.fc2Tflops(), 1e-9);
         assertEquals(2 * flops / 4e-3 / 1e12, g.combinedTflops(), 1e-9);
         assertTrue(g.available());
-        String line = CudaBenchCommand.expertGemmLine(g);
+        String line = GpuCeilings.expertGemmLine(g);
         assertTrue(line.contains("T=4096") && line.contains("90112x2688x1024") && line.contains("90112x1024x2688")
                 && line.contains("combined") && !line.contains("\n"), line);
         // a standard MoE runs its experts at d
-        CudaBenchCommand.ExpertGemm nano = CudaBenchCommand.ExpertGemm.of(8192, MoeConfig.NEMOTRON3_NANO, 1, 1, null);
+        GpuCeilings.ExpertGemm nano = GpuCeilings.ExpertGemm.of(8192, MoeConfig.NEMOTRON3_NANO, 1, 1, null);
         assertEquals(2688, nano.width());
         assertEquals(1856, nano.inter());
         assertEquals(8192L * 6, nano.rows());
-        CudaBenchCommand.ExpertGemm na = CudaBenchCommand.ExpertGemm.of(4096, MoeConfig.NEMOTRON3_SUPER, Double.NaN, Double.NaN,
+        GpuCeilings.ExpertGemm na = GpuCeilings.ExpertGemm.of(4096, MoeConfig.NEMOTRON3_SUPER, Double.NaN, Double.NaN,
                 "unavailable: libcublasLt.so.13 not found");
         assertFalse(na.available());
-        assertTrue(CudaBenchCommand.expertGemmLine(na).contains("unavailable: libcublasLt.so.13 not found"));
+        assertTrue(GpuCeilings.expertGemmLine(na).contains("unavailable: libcublasLt.so.13 not found"));
     }
 
     @Test
     void expertShapeCeilingsTimeFc1AndFc2AtTheExpertShapes(@TempDir Path dir) throws Exception {
         List<long[]> calls = new ArrayList<>();
-        CudaBenchCommand.GemmTimer fake = (m, n, k) -> {
+        GpuCeilings.GemmTimer fake = (m, n, k) -> {
             calls.add(new long[] {m, n, k});
             return n == 2688 ? 2.0 : 1.0; // FC1 (N = m) 2 ms, FC2 (N = ℓ) 1 ms
         };
         CudaBenchCommand.Options o = CudaBenchCommand.parse(new String[] {"bench", "--backend", "cuda"});
-        List<CudaBenchCommand.ExpertGemm> g = CudaBenchCommand.expertShapeCeilings(o, fake);
-        assertEquals(List.of(4096, 8192), g.stream().map(CudaBenchCommand.ExpertGemm::tokens).toList());
+        List<GpuCeilings.ExpertGemm> g = CudaBenchCommand.expertShapeCeilings(o, fake);
+        assertEquals(List.of(4096, 8192), g.stream().map(GpuCeilings.ExpertGemm::tokens).toList());
         // Super: K 22, ℓ 1024, m 2688; FC1 M x m x ℓ then FC2 M x ℓ x m, per T
         assertEquals(List.of(List.of(90112L, 2688L, 1024L), List.of(90112L, 1024L, 2688L),
                         List.of(180224L, 2688L, 1024L), List.of(180224L, 1024L, 2688L)),
                 calls.stream().map(c -> List.of(c[0], c[1], c[2])).toList());
-        CudaBenchCommand.ExpertGemm g0 = g.get(0);
+        GpuCeilings.ExpertGemm g0 = g.get(0);
         assertTrue(g0.available());
         assertNull(g0.note());
         assertEquals(2.0, g0.fc1Ms());
@@ -125,11 +120,11 @@ class CudaBenchCommandTest {
         assertEquals(2 * flops / 3e-3 / 1e12, g0.combinedTflops(), 1e-9);
 
         // a failing GEMM (no cuBLASLt, out of memory, ...) is reported per T, never thrown
-        List<CudaBenchCommand.ExpertGemm> na = CudaBenchCommand.expertShapeCeilings(o, (m, n, k) -> {
+        List<GpuCeilings.ExpertGemm> na = CudaBenchCommand.expertShapeCeilings(o, (m, n, k) -> {
             throw new IllegalStateException("libcublasLt.so.13 not found\nsearched x");
         });
         assertEquals(2, na.size());
-        for (CudaBenchCommand.ExpertGemm e : na) {
+        for (GpuCeilings.ExpertGemm e : na) {
             assertFalse(e.available());
             assertEquals("unavailable: libcublasLt.so.13 not found searched x", e.note());
         }
@@ -140,7 +135,7 @@ class CudaBenchCommandTest {
         Files.writeString(dir.resolve("config.json"), WeightCache.configJson(MoeConfig.NEMOTRON3_NANO));
         Files.writeString(dir.resolve("model.safetensors.index.json"), "{\"weight_map\": {}}");
         calls.clear();
-        List<CudaBenchCommand.ExpertGemm> ck = CudaBenchCommand.expertShapeCeilings(CudaBenchCommand.parse(new String[] {
+        List<GpuCeilings.ExpertGemm> ck = CudaBenchCommand.expertShapeCeilings(CudaBenchCommand.parse(new String[] {
                 "bench", "--backend", "cuda", "--checkpoint", dir.toString(), "--gemm-shape-tokens", "4096"}), fake);
         assertEquals(1, ck.size());
         assertEquals(4096L * 6, ck.get(0).rows());
@@ -157,10 +152,10 @@ class CudaBenchCommandTest {
     void expertShapeCeilingsWithoutCublasLtAreReportedUnavailable() {
         Assumptions.assumeFalse(cublasLt_h.isAvailable(), "cuBLASLt is here");
         // the real timer: fails on the missing library before touching the (absent) stream
-        List<CudaBenchCommand.ExpertGemm> g = CudaBenchCommand.expertShapeCeilings((dev.latentmoe.memory.cuda.CudaStream) null,
+        List<GpuCeilings.ExpertGemm> g = CudaBenchCommand.expertShapeCeilings((dev.latentmoe.memory.cuda.CudaStream) null,
                 CudaBenchCommand.parse(new String[] {"bench", "--backend", "cuda"}));
         assertEquals(2, g.size());
-        for (CudaBenchCommand.ExpertGemm e : g) {
+        for (GpuCeilings.ExpertGemm e : g) {
             assertFalse(e.available());
             assertTrue(e.note().startsWith("unavailable: ") && !e.note().contains("\n"), e.note());
         }
@@ -208,9 +203,9 @@ class CudaBenchCommandTest {
         List<CudaBenchCommand.Row> rows = List.of(
                 new CudaBenchCommand.Row(1, 0.4, 0.39, 40, 355_900_416L, 889.75, 4233.9, 0.21, 0.88, 22),
                 new CudaBenchCommand.Row(64, 2.5, 2.4, 20, 5_000_000_000L, 2000, 4233.9, 0.47, 30.5, 500));
-        CudaBenchCommand.GpuCeilings withGemm = new CudaBenchCommand.GpuCeilings("NVIDIA H200 (132 SMs, 139.8 GiB)",
-                4233.9, 1L << 30, 750.0, "cuBLASLt \"x\" GEMM");
-        Object parsed = Json.parse(CudaBenchCommand.json(rows, o, withGemm));
+        GpuCeilings withGemm = new GpuCeilings("NVIDIA H200 (132 SMs, 139.8 GiB)",
+                4233.9, 1L << 30, 750.0, "cuBLASLt \"x\" GEMM", List.of());
+        Object parsed = Json.parse(Json.writeReport(CudaBenchCommand.json(rows, o, withGemm)));
         List<?> list = assertInstanceOf(List.class, parsed);
         assertEquals(2, list.size());
         Map<?, ?> r0 = assertInstanceOf(Map.class, list.get(0));
@@ -227,19 +222,19 @@ class CudaBenchCommandTest {
         assertEquals(355_900_416L, ((Number) r0.get("bytes")).longValue());
         assertEquals(750.0, ((Number) r0.get("gemm_tflops")).doubleValue(), 1e-9);
 
-        CudaBenchCommand.GpuCeilings noGemm = new CudaBenchCommand.GpuCeilings("dev", 4233.9, 1L << 30, Double.NaN,
-                "unavailable: libcublasLt.so.13 not found");
-        Map<?, ?> n0 = assertInstanceOf(Map.class, ((List<?>) Json.parse(CudaBenchCommand.json(rows, o, noGemm))).get(0));
+        GpuCeilings noGemm = new GpuCeilings("dev", 4233.9, 1L << 30, Double.NaN,
+                "unavailable: libcublasLt.so.13 not found", List.of());
+        Map<?, ?> n0 = assertInstanceOf(Map.class, ((List<?>) Json.parse(Json.writeReport(CudaBenchCommand.json(rows, o, noGemm)))).get(0));
         assertTrue(n0.containsKey("gemm_tflops"));
         assertNull(n0.get("gemm_tflops"));
         assertNull(n0.get("tflops_ratio"));
         assertEquals(List.of(), n0.get("gemm_expert_shapes"));
 
-        CudaBenchCommand.GpuCeilings withShapes = new CudaBenchCommand.GpuCeilings("dev", 4233.9, 1L << 30, 750.0, "x",
-                List.of(CudaBenchCommand.ExpertGemm.of(4096, MoeConfig.NEMOTRON3_SUPER, 0.5, 0.6, null),
-                        CudaBenchCommand.ExpertGemm.of(8192, MoeConfig.NEMOTRON3_SUPER, Double.NaN, Double.NaN,
+        GpuCeilings withShapes = new GpuCeilings("dev", 4233.9, 1L << 30, 750.0, "x",
+                List.of(GpuCeilings.ExpertGemm.of(4096, MoeConfig.NEMOTRON3_SUPER, 0.5, 0.6, null),
+                        GpuCeilings.ExpertGemm.of(8192, MoeConfig.NEMOTRON3_SUPER, Double.NaN, Double.NaN,
                                 "unavailable: \"out of memory\"")));
-        List<?> ws = assertInstanceOf(List.class, Json.parse(CudaBenchCommand.json(rows, o, withShapes)));
+        List<?> ws = assertInstanceOf(List.class, Json.parse(Json.writeReport(CudaBenchCommand.json(rows, o, withShapes))));
         for (Object row : ws) {
             List<?> shapes = assertInstanceOf(List.class, assertInstanceOf(Map.class, row).get("gemm_expert_shapes"));
             assertEquals(2, shapes.size());
@@ -357,8 +352,8 @@ class CudaBenchCommandTest {
                 "--input", "x.npy", "--compare", "y.npy"});
         List<CudaBenchCommand.Row> rows = List.of(new CudaBenchCommand.Row(16, 0.9, 0.8, 20, 1L, 1, 1, 1, 1, 200).withRelErr(2.5e-3),
                 new CudaBenchCommand.Row(64, 4.0, 3.9, 20, 1L, 1, 1, 1, 1, 400));
-        CudaBenchCommand.GpuCeilings c = new CudaBenchCommand.GpuCeilings("dev", Double.NaN, 0, Double.NaN, "not measured");
-        List<?> list = assertInstanceOf(List.class, Json.parse(CudaBenchCommand.json(rows, o, c)));
+        GpuCeilings c = new GpuCeilings("dev", Double.NaN, 0, Double.NaN, "not measured", List.of());
+        List<?> list = assertInstanceOf(List.class, Json.parse(Json.writeReport(CudaBenchCommand.json(rows, o, c))));
         Map<?, ?> r0 = assertInstanceOf(Map.class, list.get(0));
         Map<?, ?> r1 = assertInstanceOf(Map.class, list.get(1));
         assertEquals(2.5e-3, ((Number) r0.get("rel_err")).doubleValue(), 1e-9);
@@ -370,18 +365,18 @@ class CudaBenchCommandTest {
 
     @Test
     void tableAndMedian() {
-        assertEquals(2.0, CudaBenchCommand.median(new double[] {3, 1, 2}));
-        assertEquals(2.5, CudaBenchCommand.median(new double[] {4, 1, 2, 3}));
+        assertEquals(2.0, Stats.median(new double[] {3, 1, 2}));
+        assertEquals(2.5, Stats.median(new double[] {4, 1, 2, 3}));
         String t = CudaBenchCommand.table(List.of(new CudaBenchCommand.Row(4, 0.6747, 0.67, 20, 973_762_560L, 1443.2, 4233.9,
                 0.34, 2.08, 78)));
         assertTrue(t.contains("tokens") && t.contains("1443.2") && t.contains("34.0%"), t);
-        assertTrue(CudaBenchCommand.gemmLine(Double.NaN, "unavailable: x").contains("unavailable: x"));
+        assertTrue(GpuCeilings.gemmLine(Double.NaN, "unavailable: x").contains("unavailable: x"));
     }
 
     @Test
     void writesJsonFile(@TempDir Path dir) throws Exception {
         Path p = dir.resolve("sub/bench-cuda.json");
-        CudaBenchCommand.writeJson(p, "[]\n");
+        ReportFile.text(p, "[]\n");
         assertEquals("[]\n", Files.readString(p));
     }
 

@@ -1,8 +1,5 @@
-package dev.latentmoe.bench;
+package dev.latentmoe.bench.report;
 
-import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -65,14 +62,16 @@ public final class Roofline {
         sb.append(String.format(Locale.ROOT, "%n%s%nceilings: memory %.1f GB/s, compute %.1f GFLOP/s (ridge %.2f FLOP/B)%s%n",
                 title, bandwidthGBps, peakGflops, peakGflops / bandwidthGBps, ceilingNote.isEmpty() ? "" : "; " + ceilingNote));
         sb.append("ratio = achieved GFLOP/s / min(bandwidth x FLOP/B, compute); for calls without FLOPs, GB/s / bandwidth\n");
-        sb.append(String.format(Locale.ROOT, "%-22s %6s %11s %12s %9s %9s %9s %9s %7s %10s%n", "benchmark", "tokens",
-                "ms/call", "MB/call", "GB/s", "GFLOP/s", "FLOP/B", "roof_GF/s", "ratio", "alloc_B/op"));
+        Table t = new Table().column("benchmark", "%-22s", "%-22s").column("tokens", "%6s", "%6d")
+                .column("ms/call", "%11s", "%11.4f").column("MB/call", "%12s", "%12.3f").column("GB/s", "%9s", "%9.2f")
+                .column("GFLOP/s", "%9s", "%9.2f").column("FLOP/B", "%9s", "%9.3f").column("roof_GF/s", "%9s", "%9.2f")
+                .column("ratio", "%7s", "%6.1f%%").column("alloc_B/op", "%10s", "%10s");
         for (Point p : points) {
-            sb.append(String.format(Locale.ROOT, "%-22s %6d %11.4f %12.3f %9.2f %9.2f %9.3f %9.2f %6.1f%% %10s%n",
-                    p.series, p.tokens, p.secondsPerCall * 1e3, p.bytesPerCall / 1e6, p.bytesPerSecond() / 1e9,
+            t.row(p.series, p.tokens, p.secondsPerCall * 1e3, p.bytesPerCall / 1e6, p.bytesPerSecond() / 1e9,
                     p.flopsPerSecond() / 1e9, p.intensity(), boundFlops(p.intensity()) / 1e9, 100 * ratio(p),
-                    Double.isNaN(p.allocBytesPerCall) ? "-" : String.format(Locale.ROOT, "%.1f", p.allocBytesPerCall)));
+                    Double.isNaN(p.allocBytesPerCall) ? "-" : String.format(Locale.ROOT, "%.1f", p.allocBytesPerCall));
         }
+        sb.append(t);
         return sb.toString();
     }
 
@@ -184,14 +183,7 @@ public final class Roofline {
         return s.toString();
     }
 
-    public void writeSvg(Path file) {
-        try {
-            if (file.getParent() != null) Files.createDirectories(file.getParent());
-            Files.writeString(file, svg());
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot write " + file + ": " + e.getMessage(), e);
-        }
-    }
+    public void writeSvg(Path file) { ReportFile.text(file, svg()); }
 
     private static String marker(String shape, double x, double y, String color) {
         return switch (shape) {

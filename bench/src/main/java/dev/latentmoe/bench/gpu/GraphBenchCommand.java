@@ -1,7 +1,5 @@
-package dev.latentmoe.bench;
+package dev.latentmoe.bench.gpu;
 
-import dev.latentmoe.bindings.latentmoe_cuda_h;
-import dev.latentmoe.bindings.latentmoe_h;
 import dev.latentmoe.kernels.Backend;
 import dev.latentmoe.kernels.Backends;
 import dev.latentmoe.kernels.MoeConfig;
@@ -19,6 +17,13 @@ import dev.latentmoe.memory.cuda.CudaEvent;
 import dev.latentmoe.memory.cuda.CudaGraph;
 import dev.latentmoe.memory.cuda.CudaStream;
 
+import dev.latentmoe.bench.Args;
+import dev.latentmoe.bench.Shapes;
+import dev.latentmoe.bench.report.JsonRow;
+import dev.latentmoe.bench.report.Progress;
+import dev.latentmoe.bench.report.ReportFile;
+import dev.latentmoe.bench.report.Stats;
+import dev.latentmoe.bench.report.Table;
 import java.lang.foreign.MemorySegment;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Path;
@@ -31,30 +36,13 @@ import java.util.TreeSet;
 
 /**
  * {@code bench --backend cuda --graph-overhead}: what a CUDA graph replay of the whole layer
- * ({@link CudaGraphedLayer}) costs the calling Java thread, and what it saves on the GPU.
- *
- * <p><b>Host time per call.</b> Each call variant runs {@code --calls} times in bursts of
- * {@code --burst}; only the burst is timed ({@code System.nanoTime}), and the stream is synchronised
- * after it, untimed, so the launch queue never fills and the time is the enqueue cost alone, not GPU
- * execution. Warm-up first ({@code --calls / 4}, at least 5000 calls: the JIT compiles the path).
- * Variants: a bare FFM downcall ({@code lmoe_cuda_abi_version}, the floor of any native call); a
- * trivial graph (one 256-byte memset) launched by a raw {@code lmoe_cuda_graph_launch} downcall and
- * by {@link CudaGraph#launch}; the layer's T = 1 graph launched raw, by {@link CudaGraphedLayer.Bucket#replay},
- * and through {@link CudaGraphedLayer#forwardAsync} (copy in, replay, copy out); and the plain
- * {@link CudaLayerKernels#forwardAsync} without a graph. "Java overhead" is a Java path's time minus
- * the raw launch of the same graph. Bytes allocated per call come from the thread's allocation
- * counter ({@code com.sun.management.ThreadMXBean}) over the timed bursts.
- *
- * <p><b>GPU time per layer call</b> for each {@code --tokens} T (each its own bucket, so graph and
- * plain forward compute the same and must agree bit for bit): CUDA events around {@code --reps}
- * calls back to back, median of 5 batches, for the plain forward, the graphed forward and the replay
- * alone.
- *
- * <p>Fails (exit 1, after the table and the JSON) when a graph path allocates or a graphed output
- * differs from the plain forward; the ≤ 2 µs target is reported, not enforced. Without a usable GPU
- * it fails before building any weights, with one line naming what is missing.
+ * ({@link CudaGraphedLayer}) costs the calling Java thread (host time and bytes allocated per call,
+ * against a bare downcall and a raw graph launch, {@link GpuCeilings}) and what it saves on the GPU
+ * (event-timed, graphed against plain, outputs compared bit for bit). Fails, after the tables and
+ * the JSON, when a graph path allocates or a graphed output differs; the ≤ 2 µs target is reported,
+ * not enforced. How each variant is timed: bench/README.md.
  */
-final class GraphBenchCommand {
+public final class GraphBenchCommand {
     private GraphBenchCommand() {}
 
     static final String FLAG = "graph-overhead";
@@ -79,12 +67,6 @@ final class GraphBenchCommand {
     /** One T's GPU time per call (ms) without a graph, with the graphed forward, and with the replay alone. */
     record GpuRow(int tokens, int bucket, String path, double plainMs, double graphedMs, double replayMs,
                   boolean bitwiseEqual) {}
-
-    /** True when {@code argv} asks for this benchmark ({@code --graph-overhead}). */
-    static boolean wants(String[] argv) {
-        for (int i = 1; i < argv.length; i++) if (argv[i].equals("--" + FLAG)) return true;
-        return false;
-    }
 
     static Options parse(String[] argv) {
         Args a = new Args(argv, 1, Set.of(FLAG));
@@ -111,7 +93,7 @@ final class GraphBenchCommand {
         return new Options(preset, cfg, tokens, calls, burst, reps, seed, json);
     }
 
-    static void run(String[] argv) {
+    public static void run(String[] argv) {
         Options o = parse(argv);
         Backend backend = Backends.get(CudaBackend.NAME);
         if (!backend.isAvailable()) throw new IllegalStateException("CUDA backend unavailable: " + backend.unavailableReason());
@@ -119,12 +101,12 @@ final class GraphBenchCommand {
         if (!mx.isThreadAllocatedMemorySupported() || !mx.isThreadAllocatedMemoryEnabled()) {
             throw new IllegalStateException("this JVM does not count allocated bytes per thread (ThreadMXBean)");
         }
-        String device = CudaBenchCommand.deviceName();
+        String device = Cuda.deviceInfo(0).summary();
         System.out.printf("LatentMoE CUDA graph replay: preset %s (%s), bf16 weights, device %s%n",
                 o.preset(), Shapes.describe(o.config()), device);
 
         long t0 = System.nanoTime();
-        BenchCommand.Progress progress = new BenchCommand.Progress("building seeded random weights", o.config().numExperts());
+        Progress progress = new Progress("building seeded random weights", o.config().numExperts());
         MoeLayer built = MoeLayer.random(o.config(), DType.BF16, o.seed(), backend, e -> progress.step(e + 1));
         progress.done(String.format(Locale.ROOT, "%.1f s incl. upload", (System.nanoTime() - t0) / 1e9));
 
@@ -149,8 +131,7 @@ final class GraphBenchCommand {
             for (int i = 0; i < xs.length; i++) {
                 int t = o.tokens().get(i);
                 xs[i] = dev.allocateTensor(DType.BF16, t, d);
-                Cuda.check(latentmoe_cuda_h.lmoe_cuda_fill_uniform(xs[i].segment(), DType.BF16.code(), xs[i].numel(),
-                        o.seed() * 1_000_003L + t, -1f, 1f, s.handle()), "lmoe_cuda_fill_uniform(x)");
+                Cuda.fillUniformAsync(xs[i], o.seed() * 1_000_003L + t, -1f, 1f, s);
             }
             host.addAll(hostTimes(o, graphs, k, dev, captureStream, mx));
             for (int i = 0; i < xs.length; i++) gpu.add(gpuTimes(o, graphs, k, xs[i], dev, hostArena));
@@ -161,7 +142,7 @@ final class GraphBenchCommand {
         System.out.println();
         System.out.print(gpuTable(gpu, o));
         if (o.json() != null) {
-            CudaBenchCommand.writeJson(Path.of(o.json()), json(host, gpu, o, device, captureMs));
+            ReportFile.json(Path.of(o.json()), json(host, gpu, o, device, captureMs));
             System.out.println("wrote " + o.json());
         }
         String bad = failures(host, gpu);
@@ -176,15 +157,14 @@ final class GraphBenchCommand {
         int d = o.config().hiddenSize();
         List<HostRow> rows = new ArrayList<>();
         rows.add(hostTime("ffm_downcall", "FFM downcall floor (lmoe_cuda_abi_version)", false, o, s, mx,
-                latentmoe_cuda_h::lmoe_cuda_abi_version));
+                GpuCeilings::bareDowncall));
 
         MemorySegment tiny = dev.allocate(256);
         s.synchronize();
-        try (CudaGraph trivial = CudaGraph.capture(captureStream, () -> Cuda.check(
-                latentmoe_cuda_h.lmoe_cuda_memset_async(tiny, 0, 256, captureStream.handle()), "lmoe_cuda_memset_async"))) {
+        try (CudaGraph trivial = CudaGraph.capture(captureStream, () -> Cuda.memsetAsync(tiny, 0, 256, captureStream))) {
             MemorySegment exec = trivial.handle();
             rows.add(hostTime("trivial_raw_launch", "trivial graph: raw lmoe_cuda_graph_launch downcall", false, o, s, mx,
-                    () -> rawLaunch(exec, streamHandle)));
+                    () -> GpuCeilings.rawGraphLaunch(exec, streamHandle)));
             rows.add(hostTime("trivial_graph_launch", "trivial graph: CudaGraph.launch", true, o, s, mx,
                     () -> trivial.launch(s)));
         }
@@ -192,21 +172,15 @@ final class GraphBenchCommand {
         CudaGraphedLayer.Bucket b1 = graphs.bucket(1);
         MemorySegment exec1 = b1.graphHandle();
         Tensor x1 = dev.allocateTensor(DType.BF16, 1, d), out1 = dev.allocateTensor(DType.BF16, 1, d);
-        Cuda.check(latentmoe_cuda_h.lmoe_cuda_fill_uniform(x1.segment(), DType.BF16.code(), d, o.seed(), -1f, 1f, streamHandle),
-                "lmoe_cuda_fill_uniform(x)");
+        Cuda.fillUniformAsync(x1, o.seed(), -1f, 1f, s);
         rows.add(hostTime("layer_raw_launch", "layer T=1: raw lmoe_cuda_graph_launch downcall", false, o, s, mx,
-                () -> rawLaunch(exec1, streamHandle)));
+                () -> GpuCeilings.rawGraphLaunch(exec1, streamHandle)));
         rows.add(hostTime("layer_replay", "layer T=1: Bucket.replay()", true, o, s, mx, b1::replay));
         rows.add(hostTime("layer_graphed_forward", "layer T=1: CudaGraphedLayer.forwardAsync (copy in, replay, copy out)", true,
                 o, s, mx, () -> graphs.forwardAsync(x1, out1)));
         rows.add(hostTime("layer_plain_forward", "layer T=1: CudaLayerKernels.forwardAsync, no graph", false, o, s, mx,
                 () -> k.forwardAsync(x1, null, null, out1, s)));
         return rows;
-    }
-
-    private static void rawLaunch(MemorySegment exec, MemorySegment stream) {
-        int st = latentmoe_cuda_h.lmoe_cuda_graph_launch(exec, stream);
-        if (st != latentmoe_h.LMOE_OK) Cuda.check(st, "lmoe_cuda_graph_launch");
     }
 
     static final int ALLOC_ROUNDS = 4;
@@ -248,7 +222,7 @@ final class GraphBenchCommand {
             perCallUs[b] = ns[b] / 1e3 / burst;
             total += ns[b];
         }
-        HostRow r = new HostRow(key, what, CudaBenchCommand.median(perCallUs), total / 1e3 / calls,
+        HostRow r = new HostRow(key, what, Stats.median(perCallUs), total / 1e3 / calls,
                 Arrays.stream(perCallUs).min().orElse(Double.NaN), calls, (double) allocated / calls, mustNotAllocate);
         System.err.printf(Locale.ROOT, "  %-70s median %.3f us/call, %.2f bytes/call%n", what, r.medianUs(), r.allocatedBytesPerCall());
         return r;
@@ -287,7 +261,7 @@ final class GraphBenchCommand {
             end.synchronize();
             ms[b] = start.elapsedMillisTo(end) / reps;
         }
-        return CudaBenchCommand.median(ms);
+        return Stats.median(ms);
     }
 
     private static HostRow row(List<HostRow> rows, String key) {
@@ -299,11 +273,10 @@ final class GraphBenchCommand {
         StringBuilder sb = new StringBuilder();
         sb.append(String.format(Locale.ROOT, "host time per call: bursts of %d, %d calls each after warm-up; the stream is "
                 + "synchronised between bursts, untimed%n", o.burst(), rows.isEmpty() ? 0 : rows.get(0).calls()));
-        sb.append(String.format(Locale.ROOT, "%-72s %10s %10s %10s %11s%n", "call", "median_us", "mean_us", "min_us", "bytes/call"));
-        for (HostRow r : rows) {
-            sb.append(String.format(Locale.ROOT, "%-72s %10.3f %10.3f %10.3f %11.2f%n", r.what(), r.medianUs(), r.meanUs(),
-                    r.minUs(), r.allocatedBytesPerCall()));
-        }
+        Table t = new Table().column("call", "%-72s", "%-72s").column("median_us", "%10s", "%10.3f")
+                .column("mean_us", "%10s", "%10.3f").column("min_us", "%10s", "%10.3f").column("bytes/call", "%11s", "%11.2f");
+        for (HostRow r : rows) t.row(r.what(), r.medianUs(), r.meanUs(), r.minUs(), r.allocatedBytesPerCall());
+        sb.append(t);
         HostRow trivialRaw = row(rows, "trivial_raw_launch"), trivial = row(rows, "trivial_graph_launch");
         HostRow raw = row(rows, "layer_raw_launch"), replay = row(rows, "layer_replay"), fwd = row(rows, "layer_graphed_forward");
         if (trivialRaw != null && trivial != null && raw != null && replay != null && fwd != null) {
@@ -323,13 +296,14 @@ final class GraphBenchCommand {
         StringBuilder sb = new StringBuilder();
         sb.append(String.format(Locale.ROOT, "GPU time per layer call: CUDA events around %d calls back to back, median of %d batches%n",
                 o.reps(), GPU_BATCHES));
-        sb.append(String.format(Locale.ROOT, "%7s %7s %7s %12s %12s %12s %10s %8s%n", "tokens", "bucket", "path", "no_graph_ms",
-                "graphed_ms", "replay_ms", "saved", "bitwise"));
+        Table t = new Table().column("tokens", "%7s", "%7d").column("bucket", "%7s", "%7d").column("path", "%7s", "%7s")
+                .column("no_graph_ms", "%12s", "%12.4f").column("graphed_ms", "%12s", "%12.4f").column("replay_ms", "%12s", "%12.4f")
+                .column("saved", "%10s", "%9.1f%%").column("bitwise", "%8s", "%8s");
         for (GpuRow r : rows) {
-            sb.append(String.format(Locale.ROOT, "%7d %7d %7s %12.4f %12.4f %12.4f %9.1f%% %8s%n", r.tokens(), r.bucket(), r.path(),
-                    r.plainMs(), r.graphedMs(), r.replayMs(), 100 * (1 - r.graphedMs() / r.plainMs()), r.bitwiseEqual() ? "equal" : "DIFFER"));
+            t.row(r.tokens(), r.bucket(), r.path(), r.plainMs(), r.graphedMs(), r.replayMs(), 100 * (1 - r.graphedMs() / r.plainMs()),
+                    r.bitwiseEqual() ? "equal" : "DIFFER");
         }
-        return sb.toString();
+        return sb.append(t).toString();
     }
 
     /** One line naming what failed (a graph path allocating, outputs differing), or null. */
@@ -346,10 +320,6 @@ final class GraphBenchCommand {
         return bad.isEmpty() ? null : String.join("; ", bad);
     }
 
-    private static String num(double v) {
-        return Double.isFinite(v) ? String.format(Locale.ROOT, "%.6f", v) : "null";
-    }
-
     /**
      * One JSON object: {@code device}, {@code preset}, {@code shape}, {@code weights}, {@code burst},
      * {@code capture_ms}, {@code target_us}; {@code host}: per variant {@code key}, {@code what},
@@ -359,36 +329,29 @@ final class GraphBenchCommand {
      * {@code tokens}, {@code bucket}, {@code path}, {@code no_graph_ms}, {@code graphed_ms},
      * {@code replay_ms}, {@code bitwise_equal}.
      */
-    static String json(List<HostRow> host, List<GpuRow> gpu, Options o, String device, double captureMs) {
-        StringBuilder sb = new StringBuilder("{\n");
-        sb.append(String.format(Locale.ROOT, "  \"device\": %s, \"preset\": %s, \"shape\": %s, \"weights\": %s, \"burst\": %d, "
-                        + "\"capture_ms\": %s, \"target_us\": %s,%n",
-                CudaBenchCommand.quote(device), CudaBenchCommand.quote(o.preset()), CudaBenchCommand.quote(Shapes.describe(o.config())),
-                CudaBenchCommand.quote("seeded random bf16 (seed " + o.seed() + ")"), o.burst(), num(captureMs), num(TARGET_US)));
-        sb.append("  \"host\": [\n");
-        for (int i = 0; i < host.size(); i++) {
-            HostRow r = host.get(i);
-            sb.append(String.format(Locale.ROOT, "    {\"key\": %s, \"what\": %s, \"median_us\": %s, \"mean_us\": %s, \"min_us\": %s, "
-                            + "\"calls\": %d, \"allocated_bytes_per_call\": %s, \"must_not_allocate\": %b}%s%n",
-                    CudaBenchCommand.quote(r.key()), CudaBenchCommand.quote(r.what()), num(r.medianUs()), num(r.meanUs()),
-                    num(r.minUs()), r.calls(), num(r.allocatedBytesPerCall()), r.mustNotAllocate(), i + 1 < host.size() ? "," : ""));
+    static JsonRow json(List<HostRow> host, List<GpuRow> gpu, Options o, String device, double captureMs) {
+        List<JsonRow> hostRows = new ArrayList<>();
+        for (HostRow r : host) {
+            hostRows.add(new JsonRow().with("key", r.key()).with("what", r.what()).num("median_us", r.medianUs(), 6)
+                    .num("mean_us", r.meanUs(), 6).num("min_us", r.minUs(), 6).with("calls", r.calls())
+                    .num("allocated_bytes_per_call", r.allocatedBytesPerCall(), 6).with("must_not_allocate", r.mustNotAllocate()));
         }
-        sb.append("  ],\n");
         HostRow trivialRaw = row(host, "trivial_raw_launch"), trivial = row(host, "trivial_graph_launch");
         HostRow raw = row(host, "layer_raw_launch"), replay = row(host, "layer_replay"), fwd = row(host, "layer_graphed_forward");
-        sb.append(String.format(Locale.ROOT, "  \"java_overhead_us\": {\"graph_launch\": %s, \"replay\": %s, \"graphed_forward\": %s},%n",
-                trivial == null || trivialRaw == null ? "null" : num(trivial.medianUs() - trivialRaw.medianUs()),
-                replay == null || raw == null ? "null" : num(replay.medianUs() - raw.medianUs()),
-                fwd == null || raw == null ? "null" : num(fwd.medianUs() - raw.medianUs())));
-        sb.append(String.format(Locale.ROOT, "  \"replay_target_met\": %s,%n", replay == null ? "null" : String.valueOf(replay.medianUs() <= TARGET_US)));
-        sb.append("  \"gpu\": [\n");
-        for (int i = 0; i < gpu.size(); i++) {
-            GpuRow r = gpu.get(i);
-            sb.append(String.format(Locale.ROOT, "    {\"tokens\": %d, \"bucket\": %d, \"path\": %s, \"no_graph_ms\": %s, "
-                            + "\"graphed_ms\": %s, \"replay_ms\": %s, \"bitwise_equal\": %b}%s%n",
-                    r.tokens(), r.bucket(), r.path() == null ? "null" : CudaBenchCommand.quote(r.path()), num(r.plainMs()),
-                    num(r.graphedMs()), num(r.replayMs()), r.bitwiseEqual(), i + 1 < gpu.size() ? "," : ""));
+        JsonRow overhead = new JsonRow()
+                .num("graph_launch", trivial == null || trivialRaw == null ? Double.NaN : trivial.medianUs() - trivialRaw.medianUs(), 6)
+                .num("replay", replay == null || raw == null ? Double.NaN : replay.medianUs() - raw.medianUs(), 6)
+                .num("graphed_forward", fwd == null || raw == null ? Double.NaN : fwd.medianUs() - raw.medianUs(), 6);
+        List<JsonRow> gpuRows = new ArrayList<>();
+        for (GpuRow r : gpu) {
+            gpuRows.add(new JsonRow().with("tokens", r.tokens()).with("bucket", r.bucket()).with("path", r.path())
+                    .num("no_graph_ms", r.plainMs(), 6).num("graphed_ms", r.graphedMs(), 6).num("replay_ms", r.replayMs(), 6)
+                    .with("bitwise_equal", r.bitwiseEqual()));
         }
-        return sb.append("  ]\n}\n").toString();
+        return new JsonRow().with("device", device).with("preset", o.preset()).with("shape", Shapes.describe(o.config()))
+                .with("weights", "seeded random bf16 (seed " + o.seed() + ")").with("burst", o.burst())
+                .num("capture_ms", captureMs, 6).num("target_us", TARGET_US, 6).with("host", hostRows)
+                .with("java_overhead_us", overhead).with("replay_target_met", replay == null ? null : replay.medianUs() <= TARGET_US)
+                .with("gpu", gpuRows);
     }
 }

@@ -1,4 +1,4 @@
-package dev.latentmoe.bench;
+package dev.latentmoe.bench.gpu;
 
 import dev.latentmoe.kernels.Backends;
 import dev.latentmoe.kernels.MoeConfig;
@@ -6,6 +6,8 @@ import dev.latentmoe.memory.io.Json;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
+import dev.latentmoe.bench.Args;
+import dev.latentmoe.bench.Shapes;
 import java.util.List;
 import java.util.Map;
 
@@ -21,14 +23,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class GraphBenchCommandTest {
     private static final GraphBenchCommand.Options DEFAULTS =
             GraphBenchCommand.parse(new String[] {"bench", "--backend", "cuda", "--graph-overhead"});
-
-    @Test
-    void routing() {
-        assertTrue(GraphBenchCommand.wants(new String[] {"bench", "--backend", "cuda", "--graph-overhead"}));
-        assertTrue(GraphBenchCommand.wants(new String[] {"bench", "--graph-overhead"}));
-        assertFalse(GraphBenchCommand.wants(new String[] {"bench", "--backend", "cuda"}));
-        assertFalse(GraphBenchCommand.wants(new String[] {"--graph-overhead"}), "argv[0] is the command");
-    }
 
     @Test
     void defaultsAndOptions() {
@@ -87,7 +81,7 @@ class GraphBenchCommandTest {
         assertTrue(GraphBenchCommand.gpuTable(gpu, DEFAULTS).contains("decode"));
         assertNull(GraphBenchCommand.failures(hostRows(0), gpu), "the plain forward may allocate");
 
-        Map<?, ?> j = assertInstanceOf(Map.class, Json.parse(GraphBenchCommand.json(hostRows(0), gpu, DEFAULTS, "dev \"x\"", 12.5)));
+        Map<?, ?> j = assertInstanceOf(Map.class, Json.parse(Json.writeReport(GraphBenchCommand.json(hostRows(0), gpu, DEFAULTS, "dev \"x\"", 12.5))));
         assertEquals("dev \"x\"", j.get("device"));
         assertEquals(7, ((List<?>) j.get("host")).size());
         Map<?, ?> overhead = assertInstanceOf(Map.class, j.get("java_overhead_us"));
@@ -105,7 +99,7 @@ class GraphBenchCommandTest {
     void withoutAGpuItFailsWithOneLineBeforeBuildingWeights() {
         Assumptions.assumeFalse(Backends.get("cuda").isAvailable(), "a GPU is here");
         IllegalStateException e = assertThrows(IllegalStateException.class,
-                () -> BenchCommand.run(new String[] {"bench", "--backend", "cuda", "--graph-overhead"}));
+                () -> GraphBenchCommand.run(new String[] {"bench", "--backend", "cuda", "--graph-overhead"}));
         assertTrue(e.getMessage().startsWith("CUDA backend unavailable: "), e.getMessage());
         assertFalse(e.getMessage().contains("\n"), e.getMessage());
     }

@@ -1,4 +1,4 @@
-package dev.latentmoe.bench;
+package dev.latentmoe.bench.gpu;
 
 import dev.latentmoe.kernels.Activation;
 import dev.latentmoe.kernels.Backends;
@@ -8,6 +8,8 @@ import dev.latentmoe.memory.io.Json;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
+import dev.latentmoe.bench.Args;
+import dev.latentmoe.bench.IsoVariants;
 import java.util.List;
 import java.util.Map;
 
@@ -30,13 +32,13 @@ class CudaIsoCommandTest {
         CudaIsoCommand.Options o = CudaIsoCommand.parse(new String[] {"bench", "--iso", "--backend", "cuda"});
         assertEquals(CudaIsoCommand.DEFAULT_PRESET, o.preset());
         assertEquals(4, o.alpha());
-        List<IsoCommand.Variant> vs = o.variants();
-        assertEquals(List.of("standard", "l-MoE_eff", "l-MoE_acc"), vs.stream().map(IsoCommand.Variant::name).toList());
+        List<IsoVariants.Variant> vs = o.variants();
+        assertEquals(List.of("standard", "l-MoE_eff", "l-MoE_acc"), vs.stream().map(IsoVariants.Variant::name).toList());
         MoeConfig std = vs.get(0).config(), eff = vs.get(1).config(), acc = vs.get(2).config();
         assertEquals(List.of(4096, 0, 128, 8), List.of(std.hiddenSize(), std.latentSize(), std.numExperts(), std.topK()));
         assertEquals(List.of(4096, 1024, 512, 8), List.of(eff.hiddenSize(), eff.latentSize(), eff.numExperts(), eff.topK()));
         assertEquals(List.of(4096, 1024, 512, 32), List.of(acc.hiddenSize(), acc.latentSize(), acc.numExperts(), acc.topK()));
-        for (IsoCommand.Variant v : vs) {
+        for (IsoVariants.Variant v : vs) {
             assertEquals(2688, v.config().intermediateSize());
             assertEquals(5376, v.config().sharedIntermediateSize());
             // 128 experts x (up + down) x 4096 x 2688 x 2 bytes, the same for all three
@@ -58,7 +60,7 @@ class CudaIsoCommandTest {
             CudaIsoCommand.Options o = CudaIsoCommand.parse(new String[] {"bench", "--iso", "--backend=cuda", "--preset", p});
             long bytes = o.variants().get(0).routedWeightBytes(2);
             MoeConfig base = o.base().config();
-            for (IsoCommand.Variant v : o.variants()) {
+            for (IsoVariants.Variant v : o.variants()) {
                 assertEquals(bytes, v.routedWeightBytes(2), p + " " + v.name());
                 assertTrue(v.config().topK() <= MoeConfig.MAX_TOP_K && v.config().numExperts() <= MoeConfig.MAX_EXPERTS, p);
             }
@@ -75,13 +77,13 @@ class CudaIsoCommandTest {
     @Test
     void shapesOutsideTheLibraryLimitsAreRefusedNotClamped() {
         IllegalArgumentException k = assertThrows(IllegalArgumentException.class,
-                () -> CudaIsoCommand.isoVariants(new IsoCommand.Base(standard(4096, 128, 9), 1024)));
+                () -> IsoVariants.checked(new IsoVariants.Base(standard(4096, 128, 9), 1024)));
         assertTrue(k.getMessage().contains("K′ = αK = 4·9 = 36") && k.getMessage().contains("32"), k.getMessage());
         IllegalArgumentException n = assertThrows(IllegalArgumentException.class,
-                () -> CudaIsoCommand.isoVariants(new IsoCommand.Base(standard(4096, 1024, 4), 1024)));
+                () -> IsoVariants.checked(new IsoVariants.Base(standard(4096, 1024, 4), 1024)));
         assertTrue(n.getMessage().contains("4096 experts") && n.getMessage().contains("2048"), n.getMessage());
-        assertThrows(IllegalArgumentException.class, () -> CudaIsoCommand.isoVariants(new IsoCommand.Base(standard(4096, 64, 4), 1000)));
-        assertThrows(IllegalArgumentException.class, () -> CudaIsoCommand.isoVariants(new IsoCommand.Base(standard(4096, 64, 4), 4096)));
+        assertThrows(IllegalArgumentException.class, () -> IsoVariants.checked(new IsoVariants.Base(standard(4096, 64, 4), 1000)));
+        assertThrows(IllegalArgumentException.class, () -> IsoVariants.checked(new IsoVariants.Base(standard(4096, 64, 4), 4096)));
     }
 
     @Test
@@ -121,7 +123,7 @@ class CudaIsoCommandTest {
     }
 
     private static List<CudaIsoCommand.Measured> measured(CudaIsoCommand.Options o) {
-        List<IsoCommand.Variant> vs = o.variants();
+        List<IsoVariants.Variant> vs = o.variants();
         return List.of(
                 new CudaIsoCommand.Measured(vs.get(0), 5_800_000_000L, List.of(
                         new CudaIsoCommand.Row("standard", 1, "decode", 0.20, 0.19, 200, 445_000_000L, 1.9e8, 8),
@@ -142,20 +144,20 @@ class CudaIsoCommandTest {
         assertTrue(side.contains("standard_ms") && side.contains("l-MoE_eff_ms") && side.contains("l-MoE_acc_ms"), side);
         assertTrue(side.contains("eff/std") && side.contains("acc/std"), side);
         assertTrue(side.contains("0.25x") && side.contains("0.90x") && side.contains("0.40x") && side.contains("1.10x"), side);
-        String t = CudaIsoCommand.table(m, new CudaBenchCommand.GpuCeilings("dev", 4000, 1L << 30, 700, "x"));
+        String t = CudaIsoCommand.table(m, new GpuCeilings("dev", 4000, 1L << 30, 700, "x", List.of()));
         assertTrue(t.contains("decode") && t.contains("sorted") && t.contains("%copy") && t.contains("%gemm"), t);
         // standard T=4096: 5.9 GB in 4 ms = 1475 GB/s = 36.9% of 4000; 1.9 TFLOP in 4 ms = 475 TFLOP/s = 67.9% of 700
         assertTrue(t.contains("1475.0") && t.contains("36.9%") && t.contains("475.00") && t.contains("67.9%"), t);
-        String noCeil = CudaIsoCommand.table(m, new CudaBenchCommand.GpuCeilings("dev", Double.NaN, 0, Double.NaN, "n/a"));
+        String noCeil = CudaIsoCommand.table(m, new GpuCeilings("dev", Double.NaN, 0, Double.NaN, "n/a", List.of()));
         assertFalse(noCeil.contains("NaN"), noCeil);
     }
 
     @Test
     void jsonHasOneRowPerVariantAndTokenCount() {
         CudaIsoCommand.Options o = CudaIsoCommand.parse(new String[] {"bench", "--iso", "--backend", "cuda"});
-        CudaBenchCommand.GpuCeilings c = new CudaBenchCommand.GpuCeilings("NVIDIA H200 (132 SMs, 139.8 GiB)", 4000, 1L << 30,
-                Double.NaN, "unavailable: \"x\"");
-        List<?> list = assertInstanceOf(List.class, Json.parse(CudaIsoCommand.json(measured(o), o, c)));
+        GpuCeilings c = new GpuCeilings("NVIDIA H200 (132 SMs, 139.8 GiB)", 4000, 1L << 30,
+                Double.NaN, "unavailable: \"x\"", List.of());
+        List<?> list = assertInstanceOf(List.class, Json.parse(Json.writeReport(CudaIsoCommand.json(measured(o), o, c))));
         assertEquals(6, list.size());
         Map<?, ?> acc = assertInstanceOf(Map.class, list.get(5));
         for (String k : List.of("variant", "tokens", "path", "median_ms", "min_ms", "calls", "bytes", "flops", "achieved_gbps",
@@ -187,16 +189,10 @@ class CudaIsoCommandTest {
     }
 
     @Test
-    void isoWithCudaBackendRoutesHere() {
-        assertTrue(CudaBenchCommand.wants(new String[] {"bench", "--iso", "--backend", "cuda"}));
-        assertFalse(CudaBenchCommand.wants(new String[] {"bench", "--iso"}));
-    }
-
-    @Test
     void withoutAGpuItFailsWithOneLineBeforeAllocating() {
         Assumptions.assumeFalse(Backends.get("cuda").isAvailable(), "a GPU is here");
         IllegalStateException e = assertThrows(IllegalStateException.class,
-                () -> IsoCommand.run(new String[] {"bench", "--iso", "--backend", "cuda", "--tokens", "1"}));
+                () -> CudaIsoCommand.run(new String[] {"bench", "--iso", "--backend", "cuda", "--tokens", "1"}));
         assertTrue(e.getMessage().startsWith("bench --iso --backend cuda needs a GPU: CUDA backend unavailable: "), e.getMessage());
         assertFalse(e.getMessage().contains("\n"), e.getMessage());
     }

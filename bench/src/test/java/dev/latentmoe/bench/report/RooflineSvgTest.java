@@ -1,4 +1,4 @@
-package dev.latentmoe.bench;
+package dev.latentmoe.bench.report;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

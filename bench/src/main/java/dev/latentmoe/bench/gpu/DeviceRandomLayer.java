@@ -1,4 +1,4 @@
-package dev.latentmoe.bench;
+package dev.latentmoe.bench.gpu;
 
 import dev.latentmoe.bindings.latentmoe_cuda_h;
 import dev.latentmoe.bindings.latentmoe_h;
@@ -12,14 +12,17 @@ import dev.latentmoe.memory.Tensor;
 import dev.latentmoe.memory.cuda.Cuda;
 import dev.latentmoe.memory.cuda.CudaStream;
 
+import dev.latentmoe.kernels.cuda.CudaLayerKernels;
+import dev.latentmoe.kernels.spi.NativeConfig;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 /**
  * One layer's weights made on the GPU ({@code lmoe_cuda_fill_uniform}) and driven through the C ABI
  * ({@code lmoe_cuda_forward}) directly, for benchmarks whose weights are too big to build on the
- * host and upload: {@link dev.latentmoe.kernels.cuda.CudaLayerKernels} only takes host weights, and
- * several GB per variant through PCIe would dominate the run.
+ * host and upload: {@link CudaLayerKernels} only takes host weights, and several GB per variant
+ * through PCIe would dominate the run. With caller-owned device weights in the library this class
+ * becomes a fill plus {@code CudaLayerKernels}.
  *
  * <p>Layout and dtypes are those {@code CudaLayerKernels} uploads for {@code MoeLayer.random(.., BF16, ..)}:
  * bf16 everywhere (the gate too), f32 correction bias, experts stacked [N, rows, cols]; values uniform
@@ -68,7 +71,7 @@ final class DeviceRandomLayer implements AutoCloseable {
             lmoe_cuda_weights.shared_up(wts, ms > 0 ? f.fill(DType.BF16, d, ms, d) : MemorySegment.NULL);
             lmoe_cuda_weights.shared_gate(wts, ms > 0 && swiglu ? f.fill(DType.BF16, d, ms, d) : MemorySegment.NULL);
             lmoe_cuda_weights.shared_down(wts, ms > 0 ? f.fill(DType.BF16, ms, d, ms) : MemorySegment.NULL);
-            MemorySegment cfg = configStruct(c, structs);
+            MemorySegment cfg = NativeConfig.write(c, structs.allocate(lmoe_config.sizeof()));
             Cuda.check(latentmoe_cuda_h.lmoe_cuda_validate(cfg, wts), "lmoe_cuda_validate");
             s.synchronize(); // every fill done (and any launch error raised) before the first timing
             return new DeviceRandomLayer(c, s, dev, structs, cfg, wts);
@@ -100,29 +103,9 @@ final class DeviceRandomLayer implements AutoCloseable {
             Tensor t = dev.allocateTensor(dt, shape);
             float a = fanIn > 0 ? (float) (1.0 / Math.sqrt(fanIn)) : 0.1f;
             long sd = seed * 0x9E3779B97F4A7C15L + 0x632BE59BD9B4E019L * ++index;
-            Cuda.check(latentmoe_cuda_h.lmoe_cuda_fill_uniform(t.segment(), dt.code(), t.numel(), sd, -a, a, s.handle()),
-                    "lmoe_cuda_fill_uniform(weights)");
+            Cuda.fillUniformAsync(t, sd, -a, a, s);
             return t.segment();
         }
-    }
-
-    /**
-     * The ABI's {@code lmoe_config} for {@code c}. Mirrors {@code CheckedLayerKernels.configStruct},
-     * which is protected to the backends.
-     */
-    static MemorySegment configStruct(MoeConfig c, Arena arena) {
-        MemorySegment s = arena.allocate(lmoe_config.sizeof());
-        lmoe_config.hidden_size(s, c.hiddenSize());
-        lmoe_config.latent_size(s, c.latentSize());
-        lmoe_config.num_experts(s, c.numExperts());
-        lmoe_config.top_k(s, c.topK());
-        lmoe_config.expert_intermediate_size(s, c.intermediateSize());
-        lmoe_config.shared_intermediate_size(s, c.sharedIntermediateSize());
-        lmoe_config.activation(s, c.activation().code());
-        lmoe_config.scoring(s, c.scoring().code());
-        lmoe_config.norm_topk_prob(s, c.normTopkProb() ? 1 : 0);
-        lmoe_config.routed_scaling_factor(s, c.routedScalingFactor());
-        return s;
     }
 
     MoeConfig config() { return config; }
@@ -142,12 +125,9 @@ final class DeviceRandomLayer implements AutoCloseable {
 
     /** "decode" or "sorted": the path {@code lmoe_cuda_forward} takes for x (device bf16 [T, d]) now. */
     String path(Tensor x) {
-        int p = latentmoe_cuda_h.lmoe_cuda_forward_path(cfg, wts, x.segment(), x.dim(0));
-        return switch (p) {
-            case latentmoe_cuda_h.LMOE_CUDA_PATH_DECODE -> "decode";
-            case latentmoe_cuda_h.LMOE_CUDA_PATH_SORTED -> "sorted";
-            default -> throw new IllegalStateException("lmoe_cuda_forward_path: " + latentmoe_cuda_h.lastError());
-        };
+        String p = CudaLayerKernels.pathName(latentmoe_cuda_h.lmoe_cuda_forward_path(cfg, wts, x.segment(), x.dim(0)));
+        if (p == null) throw new IllegalStateException("lmoe_cuda_forward_path: " + latentmoe_cuda_h.lastError());
+        return p;
     }
 
     /**
