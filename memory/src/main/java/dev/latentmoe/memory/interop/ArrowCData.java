@@ -1,7 +1,6 @@
 package dev.latentmoe.memory.interop;
 
 import dev.latentmoe.memory.DType;
-import dev.latentmoe.memory.MemoryArena;
 import dev.latentmoe.memory.Tensor;
 
 import java.lang.foreign.MemoryLayout;
@@ -18,28 +17,8 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * ({@code ArrowSchema}, {@code ArrowArray}) and the
  * <a href="https://arrow.apache.org/docs/format/CDeviceDataInterface.html">C Device Data
  * Interface</a> ({@code ArrowDeviceArray}) as FFM layouts, with zero-copy export and import of
- * {@link Tensor}s. No Arrow Java (JNI) code is involved.
- *
- * <p><b>Type.</b> A tensor {@code [d0, d1, ..., dk]} is a fixed-size list array
- * ({@code "+w:<d1*...*dk>"}) of {@code d0} rows whose field metadata carries the canonical
- * {@code arrow.fixed_shape_tensor} extension ({@code ARROW:extension:name} and
- * {@code ARROW:extension:metadata = {"shape":[d1,...,dk]}}, encoded in the C Data binary metadata
- * format), the same field {@link ArrowTensors#field} describes. Its one child {@code "item"} has
- * format {@code "f"} (F32), {@code "i"} (I32), {@code "e"} (F16) or, for BF16, fixed-size binary
- * {@code "w:2"} with {@code ARROW:extension:name = latentmoe.bfloat16}. No nulls, no validity
- * bitmaps, offset 0. Import also accepts a plain primitive array of one of those formats (a
- * rank-1 tensor) and a fixed-size list without the extension (shape {@code [rows, listSize]}).
- *
- * <p><b>Lifetimes.</b> Export takes a hold ({@link MemoryArena#retain()}) on the tensor's arena
- * that the consumer's call of the array's {@code release} callback (an FFM upcall stub) drops; see
- * {@link MemoryArena} for what closing an arena with outstanding exports does. Children carry
- * their own release callbacks, so a consumer may move a child out and release it separately. The
- * schema holds no tensor memory. Import takes ownership of both structs: the array is moved into
- * our memory (the caller's struct is marked released) and its release callback runs exactly once,
- * when the returned tensor's {@link ForeignArena} is closed, or at once when the import fails; the
- * schema is read and released before the import returns. Structs are read with bounds: strings up
- * to {@value #MAX_STRING_BYTES} bytes, metadata up to {@value #MAX_METADATA_BYTES} bytes, no
- * allocation proportional to a declared size. Malformed input raises {@link InteropException}.
+ * {@link Tensor}s. No Arrow Java (JNI) code is involved. Strings are read up to {@value #MAX_STRING_BYTES} bytes, metadata up to
+ * {@value #MAX_METADATA_BYTES}; the type and lifetime rules are in the package documentation.
  */
 public final class ArrowCData {
     private ArrowCData() {}
