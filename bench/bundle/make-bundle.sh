@@ -73,7 +73,7 @@ for m in kernels memory; do
   [[ -d "$ROOT/$m/target/test-classes/dev" ]] || die "$m/target/test-classes missing: ./mvnw install -DskipTests compiles the tests (not -Dmaven.test.skip)"
 done
 for c in kernels/CudaBackendTest kernels/LayerForwardTest kernels/KernelStepsTest kernels/CudaSuperLayerTest \
-         kernels/CudaGraphedLayerTest memory/DeviceArenaTest memory/CudaGraphTest; do
+         kernels/CudaGraphedLayerTest memory/DeviceArenaTest memory/cuda/CudaGraphTest; do
   m="${c%%/*}"
   [[ -f "$ROOT/$m/target/test-classes/dev/latentmoe/$c.class" ]] \
     || die "$m/target/test-classes/dev/latentmoe/$c.class missing (stale build?)"

@@ -7,17 +7,17 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
-/** Minimal "--name value" / "--flag" parser that rejects unknown options with a clear message. */
-final class Args {
+/** A command's "--name value" / "--flag" options; options no command asked for are rejected with a clear message. */
+public final class Args {
     private final Map<String, String> values = new LinkedHashMap<>();
     private final Set<String> used = new HashSet<>();
 
     /** Thrown for bad usage; the message is printed as one line and the exit code is 2. */
-    static final class UsageException extends RuntimeException {
-        UsageException(String message) { super(message); }
+    public static final class UsageException extends RuntimeException {
+        public UsageException(String message) { super(message); }
     }
 
-    Args(String[] argv, int from, Set<String> flags) {
+    public Args(String[] argv, int from, Set<String> flags) {
         for (int i = from; i < argv.length; i++) {
             String a = argv[i];
             if (!a.startsWith("--")) throw new UsageException("unexpected argument '" + a + "'");
@@ -37,40 +37,34 @@ final class Args {
         }
     }
 
-    String get(String name, String fallback) {
+    public String get(String name, String fallback) {
         used.add(name);
         return values.getOrDefault(name, fallback);
     }
 
-    String require(String name) {
+    public String require(String name) {
         String v = get(name, null);
         if (v == null) throw new UsageException("missing required option --" + name);
         return v;
     }
 
-    boolean flag(String name) { return Boolean.parseBoolean(get(name, "false")); }
+    public boolean flag(String name) { return Boolean.parseBoolean(get(name, "false")); }
 
-    int intValue(String name, int fallback) {
+    public int intValue(String name, int fallback) { return number(name, fallback, Integer::parseInt); }
+
+    public long longValue(String name, long fallback) { return number(name, fallback, Long::parseLong); }
+
+    private <T> T number(String name, T fallback, java.util.function.Function<String, T> parse) {
         String v = get(name, null);
         if (v == null) return fallback;
         try {
-            return Integer.parseInt(v.trim());
+            return parse.apply(v.trim());
         } catch (NumberFormatException e) {
             throw new UsageException("--" + name + " must be an integer, got '" + v + "'");
         }
     }
 
-    long longValue(String name, long fallback) {
-        String v = get(name, null);
-        if (v == null) return fallback;
-        try {
-            return Long.parseLong(v.trim());
-        } catch (NumberFormatException e) {
-            throw new UsageException("--" + name + " must be an integer, got '" + v + "'");
-        }
-    }
-
-    List<Integer> intList(String name, String fallback) {
+    public List<Integer> intList(String name, String fallback) {
         String v = get(name, fallback);
         List<Integer> out = new ArrayList<>();
         for (String s : v.split(",")) {
@@ -86,7 +80,7 @@ final class Args {
     }
 
     /** Fails on any option no command asked for. */
-    void finish() {
+    public void finish() {
         for (String k : values.keySet()) {
             if (!used.contains(k)) throw new UsageException("unknown option --" + k);
         }

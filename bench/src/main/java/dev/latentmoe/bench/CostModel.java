@@ -3,8 +3,8 @@ package dev.latentmoe.bench;
 import dev.latentmoe.kernels.Activation;
 import dev.latentmoe.kernels.MoeConfig;
 
+import dev.latentmoe.bench.report.Table;
 import java.util.List;
-import java.util.Locale;
 
 /**
  * The per-token cost model of Table 1 of the LatentMoE paper (arXiv 2601.18089), for a standard MoE
@@ -62,13 +62,14 @@ public final class CostModel {
     }
 
     public static String format(List<Row> rows, String title) {
-        StringBuilder sb = new StringBuilder(title).append('\n');
-        sb.append(String.format(Locale.ROOT, "%-20s %6s %4s %6s %16s %16s %16s %14s %18s%n", "variant", "N", "K", "width",
-                "active_weights", "weight_bytes", "FLOPs", "all2all_bytes", "stored_routed_w"));
+        Table t = new Table().column("variant", "%-20s", "%-20s").column("N", "%6s", "%6d").column("K", "%4s", "%4d")
+                .column("width", "%6s", "%6d").column("active_weights", "%16s", "%,16d").column("weight_bytes", "%16s", "%,16d")
+                .column("FLOPs", "%16s", "%,16d").column("all2all_bytes", "%14s", "%,14.0f")
+                .column("stored_routed_w", "%18s", "%,18d");
         for (Row r : rows) {
-            sb.append(String.format(Locale.ROOT, "%-20s %6d %4d %6d %,16d %,16d %,16d %,14.0f %,18d%n", r.name(), r.numExperts(),
-                    r.topK(), r.width(), r.activeWeights(), r.weightBytes(), r.flops(), r.allToAllBytes(), r.storedRoutedWeights()));
+            t.row(r.name(), r.numExperts(), r.topK(), r.width(), r.activeWeights(), r.weightBytes(), r.flops(), r.allToAllBytes(),
+                    r.storedRoutedWeights());
         }
-        return sb.toString();
+        return title + '\n' + t;
     }
 }

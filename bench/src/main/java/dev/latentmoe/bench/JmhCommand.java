@@ -1,13 +1,14 @@
 package dev.latentmoe.bench;
 
-import dev.latentmoe.bindings.latentmoe_h;
-import dev.latentmoe.kernels.internal.CpuBackend;
-import dev.latentmoe.memory.Json;
+import dev.latentmoe.kernels.Cpu;
+import dev.latentmoe.memory.io.Json;
 import org.openjdk.jmh.runner.Runner;
 import org.openjdk.jmh.runner.RunnerException;
 import org.openjdk.jmh.runner.options.CommandLineOptionException;
 import org.openjdk.jmh.runner.options.CommandLineOptions;
 
+import dev.latentmoe.bench.cpu.CpuCeilings;
+import dev.latentmoe.bench.report.Roofline;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -56,10 +57,9 @@ final class JmhCommand {
                 throw new UncheckedIOException(e);
             }
         }
-        CpuBackend.setThreads(Runtime.getRuntime().availableProcessors());
-        System.out.printf("%nceilings, measured now with %d threads (isa %s):%n", CpuBackend.threads(),
-                CpuBackend.isaName(latentmoe_h.lmoe_cpu_isa()));
-        double bw = BenchCommand.measureBandwidth();
+        Cpu.setThreads(Runtime.getRuntime().availableProcessors());
+        System.out.printf("%nceilings, measured now with %d threads (isa %s):%n", Cpu.threads(), Cpu.isa());
+        double bw = CpuCeilings.measureBandwidth();
         Roofline roof = report(json, bw);
         System.out.print(roof.table());
         Path svg = json.resolveSibling(json.getFileName().toString().replaceFirst("\\.json$", "") + ".svg");

@@ -23,10 +23,8 @@ public record LayerTraffic(long bytes, double flops, int distinctExperts) {
 
     public static LayerTraffic of(MoeWeights w, Routing routing) {
         MoeConfig c = w.config();
-        long t = routing.tokens();
-        BitSet used = new BitSet(c.numExperts());
-        for (long i = 0; i < t; i++) for (int k = 0; k < c.topK(); k++) used.set(routing.expertId(i, k));
-        return of(c, w.weightDType().byteSize(), w.gate().dtype().byteSize(), used.cardinality(), t);
+        return of(c, w.weightDType().byteSize(), w.gate().dtype().byteSize(), distinctExperts(c.numExperts(), routing),
+                routing.tokens());
     }
 
     public static LayerTraffic of(MoeConfig c, int weightBytes, int gateBytes, int distinct, long tokens) {
@@ -43,6 +41,11 @@ public record LayerTraffic(long bytes, double flops, int distinctExperts) {
                 + k * mats * w * m                                     // experts
                 + mats * d * ms);                                      // shared expert
         return new LayerTraffic(bytes, flops, distinct);
+    }
+
+    /** The same call with x and y of {@code activationBytes} per element instead of f32 (bf16 on the GPU: 2). */
+    public LayerTraffic withActivations(long tokens, int hiddenSize, int activationBytes) {
+        return new LayerTraffic(bytes - 2L * tokens * hiddenSize * (4 - activationBytes), flops, distinctExperts);
     }
 
     /** Router + top-K: the gate and bias read, x read, ids and weights written. */

@@ -1,21 +1,24 @@
 package dev.latentmoe.bench;
 
 import dev.latentmoe.kernels.Backends;
+import dev.latentmoe.kernels.Cpu;
 import dev.latentmoe.kernels.MoeConfig;
 import dev.latentmoe.kernels.MoeLayer;
-import dev.latentmoe.kernels.internal.CpuBackend;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.HostArena;
-import dev.latentmoe.memory.Npy;
 import dev.latentmoe.memory.Tensor;
+import dev.latentmoe.memory.io.Npy;
 
+import dev.latentmoe.bench.report.JsonRow;
+import dev.latentmoe.bench.report.ReportFile;
+import dev.latentmoe.bench.report.Stats;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.Locale;
 import java.util.Set;
 import java.util.SplittableRandom;
 
@@ -36,11 +39,9 @@ final class PeersCommand {
         long seed = a.longValue("seed", 42);
         Path out = Path.of(a.get("out", ".tools/peers-work"));
         a.finish();
-        CpuBackend.setThreads(threads);
+        Cpu.setThreads(threads);
         Path ckpt = WeightCache.checkpoint(cfg, DType.BF16, seed).toAbsolutePath();
-        StringBuilder json = new StringBuilder();
-        json.append(String.format(Locale.ROOT, "{\"checkpoint\": \"%s\", \"threads\": %d, \"shape\": \"%s\", \"rows\": [",
-                ckpt, threads, Shapes.describe(cfg)));
+        List<JsonRow> rows = new ArrayList<>();
         try (MoeLayer layer = WeightCache.layer(cfg, DType.BF16, seed, Backends.cpu());
              HostArena arena = HostArena.shared("peers")) {
             Files.createDirectories(out);
@@ -64,15 +65,12 @@ final class PeersCommand {
                     layer.forward(x, y);
                     ms[n++] = (System.nanoTime() - t0) / 1e6;
                 }
-                double[] s = Arrays.copyOf(ms, n);
-                Arrays.sort(s);
-                double median = n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+                double median = Stats.median(Arrays.copyOf(ms, n));
                 System.err.printf("  ours T=%d: %d calls, median %.3f ms%n", t, n, median);
-                json.append(String.format(Locale.ROOT, "%s{\"tokens\": %d, \"median_ms\": %.4f, \"calls\": %d}",
-                        i == 0 ? "" : ", ", t, median, n));
+                rows.add(new JsonRow().with("tokens", t).num("median_ms", median, 4).with("calls", n));
             }
-            json.append("]}\n");
-            Files.writeString(out.resolve("ours.json"), json.toString());
+            ReportFile.json(out.resolve("ours.json"), new JsonRow().with("checkpoint", ckpt.toString()).with("threads", threads)
+                    .with("shape", Shapes.describe(cfg)).with("rows", rows));
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }

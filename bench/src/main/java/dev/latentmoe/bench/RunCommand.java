@@ -2,12 +2,12 @@ package dev.latentmoe.bench;
 
 import dev.latentmoe.kernels.Backend;
 import dev.latentmoe.kernels.Backends;
+import dev.latentmoe.kernels.Cpu;
 import dev.latentmoe.kernels.MoeLayer;
-import dev.latentmoe.kernels.internal.CpuBackend;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.HostArena;
-import dev.latentmoe.memory.Npy;
 import dev.latentmoe.memory.Tensor;
+import dev.latentmoe.memory.io.Npy;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -31,7 +31,7 @@ final class RunCommand {
         if (!Files.isRegularFile(input)) throw new IllegalArgumentException("input file " + input + " does not exist");
         Backend backend = Backends.get(backendName);
         if (!backend.isAvailable()) throw new IllegalStateException("backend " + backendName + " unavailable: " + backend.unavailableReason());
-        if (threads > 0) CpuBackend.setThreads(threads);
+        if (threads > 0) Cpu.setThreads(threads);
         try (MoeLayer layer = MoeLayer.fromCheckpoint(dir, layerIndex, backend);
              HostArena arena = HostArena.shared("run")) {
             Tensor x = Npy.read(input, arena);

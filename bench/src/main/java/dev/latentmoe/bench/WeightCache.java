@@ -1,15 +1,18 @@
 package dev.latentmoe.bench;
 
+import dev.latentmoe.bindings.runtime.Knob;
 import dev.latentmoe.kernels.Activation;
 import dev.latentmoe.kernels.Backend;
+import dev.latentmoe.kernels.CheckpointWeights;
 import dev.latentmoe.kernels.MoeConfig;
 import dev.latentmoe.kernels.MoeLayer;
 import dev.latentmoe.kernels.MoeWeights;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.HostArena;
-import dev.latentmoe.memory.SafeTensorsWriter;
 import dev.latentmoe.memory.Tensor;
+import dev.latentmoe.memory.io.SafeTensorsWriter;
 
+import dev.latentmoe.bench.report.Progress;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
@@ -18,7 +21,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.Comparator;
-import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.stream.Stream;
@@ -35,7 +37,7 @@ public final class WeightCache {
     private WeightCache() {}
 
     public static Path root() {
-        return Path.of(System.getProperty("latentmoe.weights.cache", ".tools/bench-weights"));
+        return Path.of(Knob.WEIGHTS_CACHE.get());
     }
 
     /** The checkpoint directory for a shape, built if missing. */
@@ -76,29 +78,12 @@ public final class WeightCache {
 
     private static void build(MoeConfig c, DType dtype, long seed, Path dir) {
         long t0 = System.nanoTime();
-        BenchCommand.Progress progress = new BenchCommand.Progress("building weights " + dir.getFileName(), c.numExperts());
+        Progress progress = new Progress("building weights " + dir.getFileName(), c.numExperts());
         Path tmp = dir.resolveSibling(dir.getFileName() + ".tmp" + ProcessHandle.current().pid());
         try (HostArena arena = HostArena.shared("weight-cache")) {
             MoeWeights w = MoeWeights.random(c, dtype, seed, arena, e -> progress.step(e + 1));
             Files.createDirectories(tmp);
-            String p = MoeWeights.prefix(0);
-            Map<String, Tensor> m = new LinkedHashMap<>();
-            m.put(p + "gate.weight", w.gate());
-            m.put(p + "gate.e_score_correction_bias", w.gateBias());
-            if (c.isLatent()) {
-                m.put(p + "fc1_latent_proj.weight", w.latentDown());
-                m.put(p + "fc2_latent_proj.weight", w.latentUp());
-            }
-            for (int e = 0; e < c.numExperts(); e++) {
-                m.put(p + "experts." + e + ".up_proj.weight", w.expertUp(e));
-                m.put(p + "experts." + e + ".down_proj.weight", w.expertDown(e));
-                if (w.expertGate(e) != null) m.put(p + "experts." + e + ".gate_proj.weight", w.expertGate(e));
-            }
-            if (c.hasSharedExpert()) {
-                m.put(p + "shared_experts.up_proj.weight", w.sharedUp());
-                m.put(p + "shared_experts.down_proj.weight", w.sharedDown());
-                if (w.sharedGate() != null) m.put(p + "shared_experts.gate_proj.weight", w.sharedGate());
-            }
+            Map<String, Tensor> m = CheckpointWeights.tensors(w, 0);
             SafeTensorsWriter.write(tmp.resolve("model.safetensors"), m, Map.of("format", "pt"));
             Files.writeString(tmp.resolve("config.json"), configJson(c));
             if (Files.exists(dir)) deleteTree(dir);

@@ -2,11 +2,11 @@ package dev.latentmoe.bench;
 
 import dev.latentmoe.kernels.Activation;
 import dev.latentmoe.kernels.Backends;
+import dev.latentmoe.kernels.Cpu;
 import dev.latentmoe.kernels.LayerKernels;
 import dev.latentmoe.kernels.MoeConfig;
 import dev.latentmoe.kernels.MoeLayer;
 import dev.latentmoe.kernels.Scoring;
-import dev.latentmoe.kernels.internal.CpuBackend;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.HostArena;
 import dev.latentmoe.memory.Tensor;
@@ -26,8 +26,8 @@ class SteadyStateAllocationTest {
     void kernelsAndForwardAllocateNothing() {
         var mx = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
         MoeConfig c = new MoeConfig(64, 16, 8, 2, 32, 32, 1f, true, Activation.RELU2, Scoring.SIGMOID);
-        int threadsBefore = CpuBackend.threads();
-        CpuBackend.setThreads(1);   // tiny calls: no hand-off to pool workers, so the test stays fast on a busy machine
+        int threadsBefore = Cpu.threads();
+        Cpu.setThreads(1);   // tiny calls: no hand-off to pool workers, so the test stays fast on a busy machine
         try (MoeLayer layer = MoeLayer.random(c, DType.BF16, 1, Backends.cpu());
              HostArena ar = HostArena.shared("alloc-test")) {
             int t = 3, k = c.topK();
@@ -58,7 +58,7 @@ class SteadyStateAllocationTest {
                 assertEquals(0, best, names[b] + " allocated " + best + " bytes over 2000 warm calls");
             }
         } finally {
-            CpuBackend.setThreads(threadsBefore);
+            Cpu.setThreads(threadsBefore);
         }
     }
 }

@@ -5,12 +5,14 @@ import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
+import dev.latentmoe.bindings.runtime.Downcalls;
+import dev.latentmoe.bindings.runtime.LatentMoeNativeException;
+import dev.latentmoe.bindings.runtime.Library;
+import dev.latentmoe.bindings.runtime.NativeErrors;
+import dev.latentmoe.bindings.runtime.NativeLibraries;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
-import java.util.Collections;
-import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Optional;
 
@@ -47,37 +49,23 @@ public final class latentmoe_cuda_h {
   public static final int LMOE_CUDA_PATH_DECODE = 1;
 
   // ---- library ----
-  private static final SymbolLookup LOOKUP;
-  private static final String UNAVAILABLE_REASON;
-  private static final String WHERE;
+  private static final Library LIBRARY = Library.ours(NativeLibraries.CUDA);
 
-  static {
-    NativeLibraries.Result r = NativeLibraries.tryLoad(NativeLibraries.CUDA);
-    LOOKUP = r.lookup().orElse(null);
-    UNAVAILABLE_REASON = r.reason();
-    WHERE = NativeLibraries.loadedPath(NativeLibraries.CUDA).map(String::valueOf)
-        .orElse(NativeLibraries.fileName(NativeLibraries.CUDA));
-  }
+  /** C function name to its descriptor, in header order; read by the drift test. */
+  public static final Map<String, FunctionDescriptor> DESCRIPTORS = LIBRARY.descriptors();
 
   /** Whether liblatentmoe_cuda.so was loaded (individual symbols may still be missing). */
   public static boolean isAvailable() {
-    return LOOKUP != null;
+    return LIBRARY.isAvailable();
   }
 
   /** Why liblatentmoe_cuda.so could not be loaded, or empty when it was. */
   public static Optional<String> unavailableReason() {
-    return Optional.ofNullable(UNAVAILABLE_REASON);
+    return LIBRARY.unavailableReason();
   }
 
-  // Filled while the handles below are initialised; declared first so it exists by then.
-  private static final Map<String, FunctionDescriptor> DESCRIPTORS$ = new LinkedHashMap<>();
-
-  /** C function name to its descriptor, in header order; read by the drift test. */
-  public static final Map<String, FunctionDescriptor> DESCRIPTORS =
-      Collections.unmodifiableMap(DESCRIPTORS$);
-
   private static MethodHandle downcall(String name, FunctionDescriptor fd) {
-    return Downcalls.downcall(DESCRIPTORS$, LOOKUP, UNAVAILABLE_REASON, WHERE, name, fd);
+    return LIBRARY.downcall(name, fd);
   }
 
   /** The calling thread's {@code lmoe_cuda_last_error()} text, or "" when NULL. */
@@ -90,7 +78,7 @@ public final class latentmoe_cuda_h {
    * {@link LatentMoeNativeException} with the calling thread's {@code lmoe_cuda_last_error()}.
    */
   public static void check(int status, String what) {
-    NativeErrors.check(status, what, latentmoe_cuda_h::lastError);
+    NativeErrors.check(status, what, latentmoe_h::statusName, latentmoe_cuda_h::lastError);
   }
 
   // ---- functions, in header order ----

@@ -4,13 +4,12 @@ import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
+import dev.latentmoe.bindings.runtime.Downcalls;
+import dev.latentmoe.bindings.runtime.Library;
+import dev.latentmoe.bindings.runtime.NativeLibraries;
 import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
-import java.util.Collections;
-import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Optional;
 
@@ -65,49 +64,23 @@ public final class latentmoe_engine_h {
   public static final int kDLBool = 6;
 
   // ---- library ----
-  private static final Linker LINKER = Linker.nativeLinker();
-  private static final SymbolLookup LOOKUP;
-  private static final String UNAVAILABLE_REASON;
+  private static final Library LIBRARY = Library.ours(NativeLibraries.CPU);
 
-  static {
-    NativeLibraries.Result r = NativeLibraries.tryLoad(NativeLibraries.CPU);
-    LOOKUP = r.lookup().orElse(null);
-    UNAVAILABLE_REASON = r.reason();
-  }
+  /** C function name to its descriptor, in header order; read by the drift test. */
+  public static final Map<String, FunctionDescriptor> DESCRIPTORS = LIBRARY.descriptors();
 
   /** Whether liblatentmoe.so was loaded (individual symbols may still be missing). */
   public static boolean isAvailable() {
-    return LOOKUP != null;
+    return LIBRARY.isAvailable();
   }
 
   /** Why liblatentmoe.so could not be loaded, or empty when it was. */
   public static Optional<String> unavailableReason() {
-    return Optional.ofNullable(UNAVAILABLE_REASON);
+    return LIBRARY.unavailableReason();
   }
 
-  // Filled while the handles below are initialised; declared first so it exists by then.
-  private static final Map<String, FunctionDescriptor> DESCRIPTORS$ = new LinkedHashMap<>();
-
-  /** C function name to its descriptor, in header order; read by the drift test. */
-  public static final Map<String, FunctionDescriptor> DESCRIPTORS =
-      Collections.unmodifiableMap(DESCRIPTORS$);
-
-  @SuppressWarnings("restricted") // binding native functions is this class's purpose
   private static MethodHandle downcall(String name, FunctionDescriptor fd) {
-    DESCRIPTORS$.put(name, fd);
-    if (LOOKUP == null) {
-      return latentmoe_h.unavailable(name, fd, UNAVAILABLE_REASON);
-    }
-    Optional<MemorySegment> symbol = LOOKUP.find(name);
-    if (symbol.isEmpty()) {
-      String where = NativeLibraries.loadedPath(NativeLibraries.CPU).map(String::valueOf).orElse("?");
-      return latentmoe_h.unavailable(name, fd, "symbol not found in " + where);
-    }
-    return LINKER.downcallHandle(symbol.get(), fd);
-  }
-
-  private static RuntimeException unexpected(Throwable t) {
-    return new IllegalStateException("unexpected checked exception from a downcall", t);
+    return LIBRARY.downcall(name, fd);
   }
 
   // ---- functions, in header order ----
@@ -122,7 +95,7 @@ public final class latentmoe_engine_h {
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {
-      throw unexpected(t);
+      throw Downcalls.unexpected(t);
     }
   }
 
@@ -136,7 +109,7 @@ public final class latentmoe_engine_h {
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {
-      throw unexpected(t);
+      throw Downcalls.unexpected(t);
     }
   }
 
@@ -150,7 +123,7 @@ public final class latentmoe_engine_h {
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {
-      throw unexpected(t);
+      throw Downcalls.unexpected(t);
     }
   }
 
@@ -164,7 +137,7 @@ public final class latentmoe_engine_h {
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {
-      throw unexpected(t);
+      throw Downcalls.unexpected(t);
     }
   }
 
@@ -178,7 +151,7 @@ public final class latentmoe_engine_h {
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {
-      throw unexpected(t);
+      throw Downcalls.unexpected(t);
     }
   }
 
@@ -192,7 +165,7 @@ public final class latentmoe_engine_h {
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {
-      throw unexpected(t);
+      throw Downcalls.unexpected(t);
     }
   }
 
@@ -206,7 +179,7 @@ public final class latentmoe_engine_h {
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {
-      throw unexpected(t);
+      throw Downcalls.unexpected(t);
     }
   }
 
@@ -220,7 +193,7 @@ public final class latentmoe_engine_h {
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {
-      throw unexpected(t);
+      throw Downcalls.unexpected(t);
     }
   }
 
@@ -234,7 +207,7 @@ public final class latentmoe_engine_h {
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {
-      throw unexpected(t);
+      throw Downcalls.unexpected(t);
     }
   }
 }

@@ -5,15 +5,14 @@ import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
+import dev.latentmoe.bindings.runtime.Downcalls;
+import dev.latentmoe.bindings.runtime.LatentMoeNativeException;
+import dev.latentmoe.bindings.runtime.Library;
+import dev.latentmoe.bindings.runtime.NativeErrors;
+import dev.latentmoe.bindings.runtime.NativeLibraries;
 import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.MethodType;
-import java.util.Collections;
-import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Optional;
 
@@ -68,69 +67,50 @@ public final class latentmoe_h {
   public static final int LMOE_PROBE_READ = 2;
 
   // ---- library ----
-  private static final Linker LINKER = Linker.nativeLinker();
-  private static final SymbolLookup LOOKUP;
-  private static final String UNAVAILABLE_REASON;
+  private static final Library LIBRARY = Library.ours(NativeLibraries.CPU);
 
-  static {
-    NativeLibraries.Result r = NativeLibraries.tryLoad(NativeLibraries.CPU);
-    LOOKUP = r.lookup().orElse(null);
-    UNAVAILABLE_REASON = r.reason();
-  }
+  /** C function name to its descriptor, in header order; read by the drift test. */
+  public static final Map<String, FunctionDescriptor> DESCRIPTORS = LIBRARY.descriptors();
 
   /** Whether liblatentmoe.so was loaded (individual symbols may still be missing). */
   public static boolean isAvailable() {
-    return LOOKUP != null;
+    return LIBRARY.isAvailable();
   }
 
   /** Why liblatentmoe.so could not be loaded, or empty when it was. */
   public static Optional<String> unavailableReason() {
-    return Optional.ofNullable(UNAVAILABLE_REASON);
+    return LIBRARY.unavailableReason();
   }
 
-  // Filled while the handles below are initialised; declared first so it exists by then.
-  private static final Map<String, FunctionDescriptor> DESCRIPTORS$ = new LinkedHashMap<>();
-
-  /** C function name to its descriptor, in header order; read by the drift test. */
-  public static final Map<String, FunctionDescriptor> DESCRIPTORS =
-      Collections.unmodifiableMap(DESCRIPTORS$);
-
-  private static final MethodHandle NEW_LINK_ERROR;
-
-  static {
-    try {
-      NEW_LINK_ERROR = MethodHandles.publicLookup().findConstructor(
-          UnsatisfiedLinkError.class, MethodType.methodType(void.class, String.class));
-    } catch (ReflectiveOperationException e) {
-      throw new ExceptionInInitializerError(e);
-    }
-  }
-
-  @SuppressWarnings("restricted") // binding native functions is this class's purpose
   private static MethodHandle downcall(String name, FunctionDescriptor fd) {
-    DESCRIPTORS$.put(name, fd);
-    if (LOOKUP == null) {
-      return unavailable(name, fd, UNAVAILABLE_REASON);
-    }
-    Optional<MemorySegment> symbol = LOOKUP.find(name);
-    if (symbol.isEmpty()) {
-      String where = NativeLibraries.loadedPath(NativeLibraries.CPU).map(String::valueOf).orElse("?");
-      return unavailable(name, fd, "symbol not found in " + where);
-    }
-    return LINKER.downcallHandle(symbol.get(), fd);
+    return LIBRARY.downcall(name, fd);
   }
 
-  /** A handle of the descriptor's type that throws a fresh UnsatisfiedLinkError per call. */
-  static MethodHandle unavailable(String name, FunctionDescriptor fd, String reason) {
-    MethodType type = fd.toMethodType();
-    MethodHandle thrower = MethodHandles.throwException(type.returnType(), UnsatisfiedLinkError.class);
-    MethodHandle make = MethodHandles.insertArguments(NEW_LINK_ERROR, 0, name + ": " + reason);
-    MethodHandle noArgs = MethodHandles.collectArguments(thrower, 0, make);
-    return MethodHandles.dropArguments(noArgs, 0, type.parameterList());
+  /** The calling thread's {@code lmoe_last_error()} text, or "" when it is NULL. */
+  public static String lastError() {
+    return NativeErrors.cString(lmoe_last_error());
   }
 
-  private static RuntimeException unexpected(Throwable t) {
-    return new IllegalStateException("unexpected checked exception from a downcall", t);
+  /**
+   * Returns normally when {@code status == LMOE_OK}; otherwise throws a
+   * {@link LatentMoeNativeException} with the calling thread's {@code lmoe_last_error()} text. Call
+   * it right after the native call, on the same thread.
+   */
+  public static void check(int status, String what) {
+    NativeErrors.check(status, what, latentmoe_h::statusName, latentmoe_h::lastError);
+  }
+
+  /** The C name of an lmoe_status value, or "lmoe_status <n>" for unknown codes. */
+  public static String statusName(int status) {
+    return switch (status) {
+      case LMOE_OK -> "LMOE_OK";
+      case LMOE_ERR_INVALID_ARGUMENT -> "LMOE_ERR_INVALID_ARGUMENT";
+      case LMOE_ERR_UNSUPPORTED -> "LMOE_ERR_UNSUPPORTED";
+      case LMOE_ERR_OUT_OF_MEMORY -> "LMOE_ERR_OUT_OF_MEMORY";
+      case LMOE_ERR_CUDA -> "LMOE_ERR_CUDA";
+      case LMOE_ERR_INTERNAL -> "LMOE_ERR_INTERNAL";
+      default -> "lmoe_status " + status;
+    };
   }
 
   // ---- functions, in header order ----
@@ -145,11 +125,11 @@ public final class latentmoe_h {
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {
-      throw unexpected(t);
+      throw Downcalls.unexpected(t);
     }
   }
 
-  /** {@code const char* lmoe_last_error(void)}; see {@link NativeErrors#lastError()}. */
+  /** {@code const char* lmoe_last_error(void)}; see {@link #lastError()}. */
   public static final MethodHandle lmoe_last_error$MH =
       downcall("lmoe_last_error", FunctionDescriptor.of(ADDRESS));
 
@@ -159,7 +139,7 @@ public final class latentmoe_h {
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {
-      throw unexpected(t);
+      throw Downcalls.unexpected(t);
     }
   }
 
@@ -173,7 +153,7 @@ public final class latentmoe_h {
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {
-      throw unexpected(t);
+      throw Downcalls.unexpected(t);
     }
   }
 
@@ -187,7 +167,7 @@ public final class latentmoe_h {
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {
-      throw unexpected(t);
+      throw Downcalls.unexpected(t);
     }
   }
 
@@ -201,7 +181,7 @@ public final class latentmoe_h {
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {
-      throw unexpected(t);
+      throw Downcalls.unexpected(t);
     }
   }
 
@@ -215,7 +195,7 @@ public final class latentmoe_h {
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {
-      throw unexpected(t);
+      throw Downcalls.unexpected(t);
     }
   }
 
@@ -229,7 +209,7 @@ public final class latentmoe_h {
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {
-      throw unexpected(t);
+      throw Downcalls.unexpected(t);
     }
   }
 
@@ -243,7 +223,7 @@ public final class latentmoe_h {
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {
-      throw unexpected(t);
+      throw Downcalls.unexpected(t);
     }
   }
 
@@ -263,7 +243,7 @@ public final class latentmoe_h {
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {
-      throw unexpected(t);
+      throw Downcalls.unexpected(t);
     }
   }
 
@@ -285,7 +265,7 @@ public final class latentmoe_h {
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {
-      throw unexpected(t);
+      throw Downcalls.unexpected(t);
     }
   }
 
@@ -307,7 +287,7 @@ public final class latentmoe_h {
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {
-      throw unexpected(t);
+      throw Downcalls.unexpected(t);
     }
   }
 
@@ -322,7 +302,7 @@ public final class latentmoe_h {
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {
-      throw unexpected(t);
+      throw Downcalls.unexpected(t);
     }
   }
 
@@ -345,7 +325,7 @@ public final class latentmoe_h {
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {
-      throw unexpected(t);
+      throw Downcalls.unexpected(t);
     }
   }
 
@@ -360,7 +340,7 @@ public final class latentmoe_h {
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {
-      throw unexpected(t);
+      throw Downcalls.unexpected(t);
     }
   }
 
@@ -382,7 +362,7 @@ public final class latentmoe_h {
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {
-      throw unexpected(t);
+      throw Downcalls.unexpected(t);
     }
   }
 
@@ -401,7 +381,7 @@ public final class latentmoe_h {
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {
-      throw unexpected(t);
+      throw Downcalls.unexpected(t);
     }
   }
 
@@ -420,7 +400,7 @@ public final class latentmoe_h {
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {
-      throw unexpected(t);
+      throw Downcalls.unexpected(t);
     }
   }
 }

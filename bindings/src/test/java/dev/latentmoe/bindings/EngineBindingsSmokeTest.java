@@ -35,7 +35,7 @@ class EngineBindingsSmokeTest {
       int status = latentmoe_engine_h.lmoe_layer_open(arena.allocateFrom(dir), 0, out);
       assertEquals(latentmoe_h.LMOE_ERR_INVALID_ARGUMENT, status);
       assertEquals(MemorySegment.NULL, out.get(ADDRESS, 0), "*out must be NULL on failure");
-      String message = NativeErrors.lastError();
+      String message = latentmoe_h.lastError();
       assertTrue(message.contains("not a checkpoint directory"), message);
       // NULL layer: an error, never a crash.
       assertEquals(latentmoe_h.LMOE_ERR_INVALID_ARGUMENT,

@@ -1,8 +1,8 @@
 package dev.latentmoe.kernels;
 
-import dev.latentmoe.memory.ArrowTensors;
 import dev.latentmoe.memory.Device;
 import dev.latentmoe.memory.Tensor;
+import dev.latentmoe.memory.interop.ArrowTensors;
 import dev.latentmoe.memory.interop.ForeignArena;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.vector.FieldVector;

@@ -1,6 +1,6 @@
 package dev.latentmoe.kernels;
 
-import dev.latentmoe.kernels.internal.CpuBackend;
+import dev.latentmoe.kernels.cpu.CpuBackend;
 import dev.latentmoe.kernels.spi.BackendProvider;
 import dev.latentmoe.kernels.spi.UnavailableBackend;
 import dev.latentmoe.memory.Device;

@@ -1,10 +1,10 @@
 package dev.latentmoe.kernels;
 
-import dev.latentmoe.memory.Checkpoint;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.HostArena;
 import dev.latentmoe.memory.MemoryArena;
 import dev.latentmoe.memory.Tensor;
+import dev.latentmoe.memory.io.Checkpoint;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -50,7 +50,7 @@ public final class MoeLayer implements AutoCloseable {
         try {
             MoeConfig config = MoeConfig.fromConfigJson(ckpt.config());
             conversions = HostArena.shared("checkpoint-conversions");
-            MoeWeights w = MoeWeights.fromCheckpoint(ckpt, layerIndex, config, conversions);
+            MoeWeights w = CheckpointWeights.read(ckpt, layerIndex, config, conversions);
             List<AutoCloseable> owned = new ArrayList<>(List.of(conversions, ckpt));
             return new MoeLayer(w, backend, owned);
         } catch (RuntimeException e) {

@@ -1,8 +1,6 @@
 package dev.latentmoe.kernels;
 
-import dev.latentmoe.bindings.NativeErrors;
 import dev.latentmoe.bindings.latentmoe_h;
-import dev.latentmoe.memory.Checkpoint;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.MemoryArena;
 import dev.latentmoe.memory.Tensor;
@@ -171,67 +169,6 @@ public final class MoeWeights {
         }
     }
 
-    /** Tensor name prefix of layer {@code layer} in a Nemotron-H checkpoint. */
-    public static String prefix(int layer) { return "backbone.layers." + layer + ".mixer."; }
-
-    /**
-     * Views layer {@code layer} of a checkpoint. BF16 and F32 tensors are used in place (zero copy);
-     * when the non-gate matrices are not all BF16 they are converted to F32 into {@code arena}
-     * (exact for F16 and BF16), as is an F16 gate and a non-F32 correction bias.
-     */
-    public static MoeWeights fromCheckpoint(Checkpoint ckpt, int layer, MoeConfig c, MemoryArena arena) {
-        if (layer < 0) throw new IllegalArgumentException("layer index " + layer + " < 0");
-        String p = prefix(layer);
-        boolean swiglu = c.activation() == Activation.SWIGLU;
-        int n = c.numExperts();
-        Tensor gate = need(ckpt, p + "gate.weight");
-        Tensor bias = ckpt.has(p + "gate.e_score_correction_bias") ? ckpt.tensor(p + "gate.e_score_correction_bias") : null;
-        Tensor down = c.isLatent() ? need(ckpt, p + "fc1_latent_proj.weight") : null;
-        Tensor up = c.isLatent() ? need(ckpt, p + "fc2_latent_proj.weight") : null;
-        Tensor[] eu = new Tensor[n], ed = new Tensor[n], eg = swiglu ? new Tensor[n] : null;
-        for (int e = 0; e < n; e++) {
-            eu[e] = need(ckpt, p + "experts." + e + ".up_proj.weight");
-            ed[e] = need(ckpt, p + "experts." + e + ".down_proj.weight");
-            if (swiglu) eg[e] = need(ckpt, p + "experts." + e + ".gate_proj.weight");
-        }
-        Tensor su = null, sd = null, sg = null;
-        if (c.hasSharedExpert()) {
-            su = need(ckpt, p + "shared_experts.up_proj.weight");
-            sd = need(ckpt, p + "shared_experts.down_proj.weight");
-            if (swiglu) sg = need(ckpt, p + "shared_experts.gate_proj.weight");
-        }
-        // One dtype for the non-gate matrices: BF16 when all are BF16, else F32.
-        List<Tensor> mats = new ArrayList<>(Arrays.asList(eu));
-        mats.addAll(Arrays.asList(ed));
-        if (eg != null) mats.addAll(Arrays.asList(eg));
-        for (Tensor t : new Tensor[] {down, up, su, sd, sg}) if (t != null) mats.add(t);
-        boolean allBf16 = mats.stream().allMatch(t -> t.dtype() == DType.BF16);
-        DType wt = allBf16 ? DType.BF16 : DType.F32;
-        gate = gate.dtype() == DType.F16 ? gate.convertTo(DType.F32, arena) : gate;
-        if (bias != null && bias.dtype() != DType.F32) bias = bias.convertTo(DType.F32, arena);
-        if (bias != null && bias.rank() == 2 && bias.dim(0) == 1) bias = bias.reshape(bias.dim(1));
-        return new MoeWeights(c, gate, bias, conv(down, wt, arena), conv(up, wt, arena),
-                conv(eu, wt, arena), eg == null ? null : conv(eg, wt, arena), conv(ed, wt, arena),
-                conv(su, wt, arena), conv(sg, wt, arena), conv(sd, wt, arena));
-    }
-
-    private static Tensor need(Checkpoint ckpt, String name) {
-        if (!ckpt.has(name)) throw new IllegalArgumentException("checkpoint has no tensor '" + name + "'");
-        return ckpt.tensor(name);
-    }
-
-    private static Tensor conv(Tensor t, DType wt, MemoryArena arena) {
-        if (t == null || t.dtype() == wt) return t;
-        if (!t.dtype().isFloatingPoint()) throw new IllegalArgumentException("weight " + t + " is not floating point");
-        return t.convertTo(wt, arena);
-    }
-
-    private static Tensor[] conv(Tensor[] ts, DType wt, MemoryArena arena) {
-        Tensor[] out = new Tensor[ts.length];
-        for (int i = 0; i < ts.length; i++) out[i] = conv(ts[i], wt, arena);
-        return out;
-    }
-
     /**
      * Seeded random weights: each matrix uniform in ±1/sqrt(fan_in) (so activations stay O(1)),
      * the correction bias uniform in ±0.1; filled natively, multi-threaded, identical for a seed.
@@ -273,7 +210,7 @@ public final class MoeWeights {
         float a = fanIn > 0 ? (float) (1.0 / Math.sqrt(fanIn)) : 0.1f;
         long s = stream[0];
         stream[0] = s + 0x632BE59BD9B4E019L;
-        NativeErrors.check(latentmoe_h.lmoe_fill_uniform(t.segment(), dt.code(), t.numel(), s, -a, a),
+        latentmoe_h.check(latentmoe_h.lmoe_fill_uniform(t.segment(), dt.code(), t.numel(), s, -a, a),
                 "lmoe_fill_uniform");
         return t;
     }

@@ -1,11 +1,12 @@
 package dev.latentmoe.kernels;
 
-import dev.latentmoe.memory.ArrowTensors;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.Device;
 import dev.latentmoe.memory.HostArena;
 import dev.latentmoe.memory.MemoryArena;
 import dev.latentmoe.memory.Tensor;
+import dev.latentmoe.memory.interop.ArrowTensors;
+import dev.latentmoe.memory.interop.FixedShapeTensor;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
 import org.apache.arrow.vector.Float4Vector;
@@ -92,7 +93,7 @@ class ArrowLayerTest {
                 FixedSizeListVector yv = (FixedSizeListVector) out.getVector("y");
                 assertEquals(yv.getDataVector().getDataBuffer().memoryAddress(), backend.outAddress.get(), "y written in place");
                 assertEquals(tokens, out.getRowCount());
-                assertEquals(ArrowTensors.FIXED_SHAPE_TENSOR, yv.getField().getMetadata().get(ArrowTensors.EXTENSION_NAME_KEY));
+                assertEquals(FixedShapeTensor.EXTENSION, yv.getField().getMetadata().get(FixedShapeTensor.EXTENSION_NAME_KEY));
                 float[] got = new float[tokens * d];
                 Float4Vector yvals = (Float4Vector) yv.getDataVector();
                 for (int i = 0; i < got.length; i++) got[i] = yvals.get(i);

@@ -1,5 +1,6 @@
 package dev.latentmoe.kernels;
 
+import dev.latentmoe.bindings.runtime.Knob;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.MemoryArena;
 import dev.latentmoe.memory.Tensor;
@@ -12,7 +13,7 @@ final class Cases {
 
     /** A fresh seed per run, printed so a failure can be replayed with -Dlatentmoe.seed. */
     static long seed(String what) {
-        String fixed = System.getProperty("latentmoe.seed");
+        String fixed = Knob.SEED.get();
         long s = fixed != null ? Long.parseLong(fixed) : new SplittableRandom().nextLong();
         System.out.println("seed for " + what + ": " + s);
         return s;

@@ -2,9 +2,9 @@ package dev.latentmoe.kernels;
 
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.HostArena;
-import dev.latentmoe.memory.SafeTensorsException;
-import dev.latentmoe.memory.SafeTensorsWriter;
 import dev.latentmoe.memory.Tensor;
+import dev.latentmoe.memory.io.SafeTensorsException;
+import dev.latentmoe.memory.io.SafeTensorsWriter;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
@@ -29,7 +29,7 @@ class CheckpointLayerTest {
         Map<String, Tensor> all = new LinkedHashMap<>();
         for (int layer : layers) {
             MoeWeights w = MoeWeights.random(cfg, dtype == DType.F16 ? DType.F32 : dtype, seed + layer, arena);
-            String p = MoeWeights.prefix(layer);
+            String p = CheckpointWeights.prefix(layer);
             all.put(p + "gate.weight", w.gate());
             all.put(p + "gate.e_score_correction_bias", w.gateBias());
             if (cfg.isLatent()) {

@@ -65,11 +65,11 @@ class CudaBackendTest {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> layer.forward(x));
             assertTrue(e.getMessage().contains("cuda:0"), e.getMessage());
             Tensor dx = devArena.allocateTensor(DType.BF16, 5, BadInputTest.CFG.hiddenSize());
-            dev.latentmoe.memory.CudaCopies.copy(x, dx);
+            dev.latentmoe.memory.cuda.CudaCopies.copy(x, dx);
             Tensor y = layer.forward(dx);
             assertEquals(Device.cuda(0), y.device());
             assertThrows(IllegalStateException.class, () -> y.getFloat(0));
-            Tensor yh = dev.latentmoe.memory.CudaCopies.toHost(y, host);
+            Tensor yh = dev.latentmoe.memory.cuda.CudaCopies.toHost(y, host);
             assertTrue(!yh.hasNonFinite());
         }
     }
@@ -84,8 +84,8 @@ class CudaBackendTest {
         try (dev.latentmoe.memory.DeviceArena own = dev.latentmoe.memory.DeviceArena.create("own-stream", 0);
              MoeLayer layer = MoeLayer.random(cfg, DType.BF16, 11, b);
              HostArena host = HostArena.shared("host");
-             dev.latentmoe.memory.CudaEvent start = dev.latentmoe.memory.CudaEvent.create();
-             dev.latentmoe.memory.CudaEvent end = dev.latentmoe.memory.CudaEvent.create()) {
+             dev.latentmoe.memory.cuda.CudaEvent start = dev.latentmoe.memory.cuda.CudaEvent.create();
+             dev.latentmoe.memory.cuda.CudaEvent end = dev.latentmoe.memory.cuda.CudaEvent.create()) {
             var kernels = (dev.latentmoe.kernels.cuda.CudaLayerKernels) layer.kernels();
             Tensor x = Cases.input(host, tokens, cfg.hiddenSize(), 5).convertTo(DType.BF16, host);
             Tensor dx = own.upload(x);
@@ -98,13 +98,13 @@ class CudaBackendTest {
             end.record(own.stream());
             end.synchronize();
             System.out.printf("super/8 T=%d forwardAsync: %.3f ms%n", tokens, start.elapsedMillisTo(end));
-            float[] async = dev.latentmoe.memory.CudaCopies.toHost(out, host).toFloatArray();
-            float[] sync = dev.latentmoe.memory.CudaCopies.toHost(layer.forward(dx), host).toFloatArray();
+            float[] async = dev.latentmoe.memory.cuda.CudaCopies.toHost(out, host).toFloatArray();
+            float[] sync = dev.latentmoe.memory.cuda.CudaCopies.toHost(layer.forward(dx), host).toFloatArray();
             assertTrue(java.util.Arrays.equals(async, sync), "forwardAsync differs from forward");
             // routing not wanted: nulls are allowed and give the same output
             kernels.forwardAsync(dx, null, null, out, own.stream());
             own.stream().synchronize();
-            assertTrue(java.util.Arrays.equals(async, dev.latentmoe.memory.CudaCopies.toHost(out, host).toFloatArray()));
+            assertTrue(java.util.Arrays.equals(async, dev.latentmoe.memory.cuda.CudaCopies.toHost(out, host).toFloatArray()));
         }
     }
 }

@@ -1,11 +1,11 @@
 package dev.latentmoe.kernels;
 
 import dev.latentmoe.kernels.cuda.CudaGraphedLayer;
-import dev.latentmoe.memory.CudaCopies;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.DeviceArena;
 import dev.latentmoe.memory.HostArena;
 import dev.latentmoe.memory.Tensor;
+import dev.latentmoe.memory.cuda.CudaCopies;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 

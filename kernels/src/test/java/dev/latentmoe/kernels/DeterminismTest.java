@@ -1,6 +1,5 @@
 package dev.latentmoe.kernels;
 
-import dev.latentmoe.kernels.internal.CpuBackend;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.HostArena;
 import dev.latentmoe.memory.Tensor;
@@ -24,18 +23,18 @@ class DeterminismTest {
     void bitIdenticalAcrossThreadCountsAndCallers() throws Exception {
         MoeConfig cfg = Cases.SUPER_SMALL;
         long seed = Cases.seed("determinism");
-        int before = CpuBackend.threads();
+        int before = Cpu.threads();
         try (MoeLayer layer = MoeLayer.random(cfg, DType.BF16, seed, Backends.cpu());
              HostArena arena = HostArena.shared("det")) {
             Tensor x = Cases.input(arena, 37, cfg.hiddenSize(), seed + 3);
             float[] first = null;
             for (int threads : new int[] {1, 2, 3, 7, 1}) {
-                CpuBackend.setThreads(threads);
+                Cpu.setThreads(threads);
                 float[] y = layer.forward(x).toFloatArray();
                 if (first == null) first = y;
                 else assertArrayEquals(first, y, "threads=" + threads);
             }
-            CpuBackend.setThreads(2);
+            Cpu.setThreads(2);
             ExecutorService pool = Executors.newFixedThreadPool(4);
             try {
                 List<Future<float[]>> results = new ArrayList<>();
@@ -45,7 +44,7 @@ class DeterminismTest {
                 pool.shutdown();
             }
         } finally {
-            CpuBackend.setThreads(before);
+            Cpu.setThreads(before);
         }
     }
 }

@@ -1,5 +1,6 @@
 package dev.latentmoe.kernels;
 
+import dev.latentmoe.bindings.runtime.Knob;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.HostArena;
 import dev.latentmoe.memory.MemoryAccounting;
@@ -50,9 +51,9 @@ class SoakTest {
     @Test
     void manyCallsKeepMemoryFlat() {
         TestBackend.skipUnless(Backends.cpu());
-        long calls = Long.getLong("latentmoe.soak.calls", 100_000);
-        long slackKiB = Long.getLong("latentmoe.soak.rssSlackMiB", 24) * 1024;
-        long maxNanos = Long.getLong("latentmoe.soak.maxSeconds", 15) * 1_000_000_000L;
+        long calls = Knob.SOAK_CALLS.longValue();
+        long slackKiB = Knob.SOAK_RSS_SLACK_MIB.longValue() * 1024;
+        long maxNanos = Knob.SOAK_MAX_SECONDS.longValue() * 1_000_000_000L;
         try (MoeLayer layer = MoeLayer.random(TINY, DType.BF16, 7, Backends.cpu());
              HostArena arena = HostArena.shared("soak")) {
             Tensor x = Cases.input(arena, 2, TINY.hiddenSize(), 11);

@@ -1,9 +1,10 @@
 package dev.latentmoe.kernels;
 
-import dev.latentmoe.memory.CudaCopies;
+import dev.latentmoe.bindings.runtime.Knob;
 import dev.latentmoe.memory.DeviceArena;
 import dev.latentmoe.memory.MemoryArena;
 import dev.latentmoe.memory.Tensor;
+import dev.latentmoe.memory.cuda.CudaCopies;
 import org.junit.jupiter.api.Assumptions;
 
 /**
@@ -15,9 +16,9 @@ import org.junit.jupiter.api.Assumptions;
 final class TestBackend {
     private TestBackend() {}
 
-    static final String PROPERTY = "latentmoe.test.backend";
+    static final String PROPERTY = Knob.TEST_BACKEND.key();
 
-    static String name() { return System.getProperty(PROPERTY, "cpu"); }
+    static String name() { return Knob.TEST_BACKEND.get(); }
 
     static boolean isCuda() { return "cuda".equals(name()); }
 
@@ -47,7 +48,7 @@ final class TestBackend {
         if (!b.isAvailable()) {
             String msg = "backend '" + b.name() + "' unavailable, test skipped: " + b.unavailableReason();
             System.out.println(msg);
-            if (Boolean.getBoolean("latentmoe.test.require")) {
+            if (Knob.TEST_REQUIRE.flag()) {
                 throw new AssertionError(msg.replace("test skipped", "but -Dlatentmoe.test.require=true"));
             }
             Assumptions.abort(msg);

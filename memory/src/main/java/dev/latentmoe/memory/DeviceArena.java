@@ -2,6 +2,9 @@ package dev.latentmoe.memory;
 
 import dev.latentmoe.bindings.latentmoe_cuda_h;
 
+import dev.latentmoe.memory.cuda.Cuda;
+import dev.latentmoe.memory.cuda.CudaCopies;
+import dev.latentmoe.memory.cuda.CudaStream;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;

@@ -2,6 +2,7 @@ package dev.latentmoe.memory;
 
 import dev.latentmoe.bindings.latentmoe_cuda_h;
 
+import dev.latentmoe.memory.cuda.Cuda;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;

@@ -1,5 +1,9 @@
 package dev.latentmoe.memory;
 
+import dev.latentmoe.memory.cuda.Cuda;
+import dev.latentmoe.memory.cuda.CudaCopies;
+import dev.latentmoe.memory.cuda.CudaEvent;
+import dev.latentmoe.memory.cuda.CudaStream;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -17,15 +21,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 @ExtendWith(ArenaLeakCheck.class)
 class DeviceArenaTest {
-    private static void skipUnlessCuda() {
-        if (!Cuda.isAvailable()) {
-            String msg = "CUDA unavailable, test skipped: " + Cuda.unavailableReason();
-            System.out.println(msg);
-            if (Boolean.getBoolean("latentmoe.test.require")) throw new AssertionError(msg);
-            Assumptions.abort(msg);
-        }
-    }
-
     @Test
     void unavailableCudaFailsClearly() {
         Assumptions.assumeFalse(Cuda.isAvailable(), "CUDA is available here");
@@ -45,7 +40,7 @@ class DeviceArenaTest {
 
     @Test
     void deviceRoundTripAndAccounting() {
-        skipUnlessCuda();
+        CudaTests.skipUnlessCuda();
         float[] values = new float[1000];
         for (int i = 0; i < values.length; i++) values[i] = i * 0.25f - 7;
         try (DeviceArena dev = DeviceArena.create("dev", 0);
@@ -78,7 +73,7 @@ class DeviceArenaTest {
 
     @Test
     void eventsTimeStreamWork() {
-        skipUnlessCuda();
+        CudaTests.skipUnlessCuda();
         try (DeviceArena dev = DeviceArena.create("dev", 0);
              CudaEvent start = CudaEvent.create();
              CudaEvent end = CudaEvent.create()) {
@@ -95,7 +90,7 @@ class DeviceArenaTest {
 
     @Test
     void closedArenaRefusesUse() {
-        skipUnlessCuda();
+        CudaTests.skipUnlessCuda();
         DeviceArena dev = DeviceArena.create("dev", 0);
         Tensor d = dev.allocateTensor(DType.I32, 4);
         dev.close();

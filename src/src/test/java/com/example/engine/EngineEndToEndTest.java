@@ -6,9 +6,9 @@ import dev.latentmoe.kernels.Routing;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.HostArena;
 import dev.latentmoe.memory.MemoryAccounting;
-import dev.latentmoe.memory.Npy;
-import dev.latentmoe.memory.SafeTensorsWriter;
 import dev.latentmoe.memory.Tensor;
+import dev.latentmoe.memory.io.Npy;
+import dev.latentmoe.memory.io.SafeTensorsWriter;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 

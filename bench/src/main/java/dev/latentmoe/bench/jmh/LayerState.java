@@ -4,11 +4,11 @@ import dev.latentmoe.bench.LayerTraffic;
 import dev.latentmoe.bench.Shapes;
 import dev.latentmoe.bench.WeightCache;
 import dev.latentmoe.kernels.Backends;
+import dev.latentmoe.kernels.Cpu;
 import dev.latentmoe.kernels.LayerKernels;
 import dev.latentmoe.kernels.MoeConfig;
 import dev.latentmoe.kernels.MoeLayer;
 import dev.latentmoe.kernels.Routing;
-import dev.latentmoe.kernels.internal.CpuBackend;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.HostArena;
 import dev.latentmoe.memory.Tensor;
@@ -58,7 +58,7 @@ public class LayerState {
 
     @Setup(Level.Trial)
     public void setUp() {
-        CpuBackend.setThreads(threads > 0 ? threads : Runtime.getRuntime().availableProcessors());
+        Cpu.setThreads(threads > 0 ? threads : Runtime.getRuntime().availableProcessors());
         MoeConfig c = Shapes.byName(shape);
         layer = WeightCache.layer(c, DType.BF16, seed, Backends.cpu());
         kernels = layer.kernels();
@@ -96,7 +96,7 @@ public class LayerState {
         LayerTraffic ct = LayerTraffic.combine(c, wb, tokens);
         combineBytes = ct.bytes();
         combineFlops = (long) ct.flops();
-        System.out.printf("%n# layer %s (%s), T=%d, %d threads%n", shape, Shapes.describe(c), tokens, CpuBackend.threads());
+        System.out.printf("%n# layer %s (%s), T=%d, %d threads%n", shape, Shapes.describe(c), tokens, Cpu.threads());
     }
 
     /** The next input set. */

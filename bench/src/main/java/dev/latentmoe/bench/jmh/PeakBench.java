@@ -2,10 +2,10 @@ package dev.latentmoe.bench.jmh;
 
 import dev.latentmoe.kernels.Activation;
 import dev.latentmoe.kernels.Backends;
+import dev.latentmoe.kernels.Cpu;
 import dev.latentmoe.kernels.MoeConfig;
 import dev.latentmoe.kernels.MoeLayer;
 import dev.latentmoe.kernels.Scoring;
-import dev.latentmoe.kernels.internal.CpuBackend;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.HostArena;
 import dev.latentmoe.memory.Tensor;
@@ -53,7 +53,7 @@ public class PeakBench {
 
         @Setup(Level.Trial)
         public void setUp() {
-            CpuBackend.setThreads(threads > 0 ? threads : Runtime.getRuntime().availableProcessors());
+            Cpu.setThreads(threads > 0 ? threads : Runtime.getRuntime().availableProcessors());
             int d = 2048, m = 4096;
             MoeConfig c = new MoeConfig(d, 0, 1, 1, m, 0, 1f, false, Activation.RELU2, Scoring.SIGMOID);
             layer = MoeLayer.random(c, DType.BF16, 7, Backends.cpu());

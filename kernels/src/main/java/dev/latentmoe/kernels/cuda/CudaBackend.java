@@ -2,24 +2,16 @@ package dev.latentmoe.kernels.cuda;
 
 import dev.latentmoe.kernels.Backend;
 import dev.latentmoe.kernels.MoeWeights;
-import dev.latentmoe.memory.Cuda;
-import dev.latentmoe.memory.CudaStream;
 import dev.latentmoe.memory.Device;
 import dev.latentmoe.memory.DeviceArena;
 import dev.latentmoe.memory.MemoryArena;
+import dev.latentmoe.memory.cuda.Cuda;
+import dev.latentmoe.memory.cuda.CudaStream;
 
 /**
- * The CUDA backend over {@code liblatentmoe_cuda.so} (H100/H200, sm_90a), device {@code cuda:0}.
- *
- * <p>Available when the library loads, the driver reports at least one GPU and device 0 passes
- * {@code lmoe_cuda_device_check}; otherwise {@link #unavailableReason()} says which of those failed
- * (library missing and where it was looked for, no driver, no device, unsupported GPU).
- *
- * <p>Work runs on one stream per backend ({@link #stream()}, created on first use, lives as long as
- * the JVM). Activations live in {@link DeviceArena}s on that stream ({@link #newActivationArena}),
- * so uploads, kernels and downloads through those arenas are ordered without extra syncs. Data
- * types: x, out, latentSorted, expertOutSorted bf16; topkIds i32; topkWeights f32; weights are
- * copied to the GPU as bf16 (F32 host weights are rounded to bf16 on the way; an F32 gate stays F32).
+ * The CUDA backend over {@code liblatentmoe_cuda.so}, device {@code cuda:0}: available when a
+ * usable GPU is there (else it says what is missing), one stream for its work, device arenas on
+ * that stream for activations. See the package documentation.
  */
 public final class CudaBackend implements Backend {
     public static final String NAME = "cuda";

@@ -1,17 +1,17 @@
 package dev.latentmoe.kernels.cuda;
 
 import dev.latentmoe.bindings.latentmoe_cuda_h;
-import dev.latentmoe.bindings.latentmoe_h;
 import dev.latentmoe.kernels.MoeConfig;
 import dev.latentmoe.kernels.MoeLayer;
 import dev.latentmoe.kernels.Routing;
-import dev.latentmoe.memory.Cuda;
-import dev.latentmoe.memory.CudaGraph;
-import dev.latentmoe.memory.CudaStream;
+import dev.latentmoe.kernels.spi.LayerChecks;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.Device;
 import dev.latentmoe.memory.DeviceArena;
 import dev.latentmoe.memory.Tensor;
+import dev.latentmoe.memory.cuda.Cuda;
+import dev.latentmoe.memory.cuda.CudaGraph;
+import dev.latentmoe.memory.cuda.CudaStream;
 
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
@@ -19,58 +19,15 @@ import java.util.List;
 import java.util.stream.IntStream;
 
 /**
- * A CUDA layer's whole forward pass ({@code lmoe_cuda_forward}) captured as one CUDA graph per
- * token-count bucket and replayed from Java with a few native calls and no Java allocation.
- *
- * <p><b>Buckets.</b> A graph is fixed to its token count, so T tokens run in the graph of the
- * smallest bucket B &ge; T ({@link #defaultBuckets}, or an explicit list). Each bucket is captured on
- * first use (host work of a few milliseconds; {@link #captureAll()} does it up front). All buckets
- * share one set of static device buffers sized for the largest bucket, allocated at construction:
- * input x [maxT, d] bf16, output [maxT, d] bf16, routing [maxT, K] (i32 ids, f32 weights) and the
- * forward workspace. Sharing is safe because every replay runs on this object's one
- * {@link #stream()}, in order.
- *
- * <p><b>Padding and exactness.</b> Rows T..B-1 of the static input are zero when a graph of B
- * tokens runs for T tokens: the buffers start zeroed, and a call that follows one with more tokens
- * first zeroes the rows the earlier call left behind (one {@code memset} in stream order, only on
- * such calls). Every token's output depends only on its own row, so padding costs compute but never
- * changes the T rows returned: they equal {@link CudaLayerKernels#forward} of the zero-padded B-row
- * input bit for bit. Whether they also equal the forward of the T rows alone bit for bit depends on
- * whether the kernels' rounding depends on the row count: the sorted path's GEMMs (T &gt; 16) do
- * not, but the small-T kernels do (the decode path splits its k-sum into groups by T, the dense
- * projections switch to tensor cores at T = 16). Hence {@link #defaultBuckets}: one bucket per T up
- * to 16, powers of two above. The path a graph runs is the one {@code lmoe_cuda_forward} chose for B
- * tokens at capture ({@link Bucket#path()}): the process-wide decode policy and experts backend are
- * frozen into the graph.
- *
- * <p><b>Two ways to call it.</b> {@link #forwardAsync(Tensor, Tensor)} copies the caller's T rows of
- * x into the static input, replays the bucket's graph and copies T rows of the output out (and of the
- * routing with {@link #forwardAsync(Tensor, Tensor, Routing)}): all enqueued on {@link #stream()}, no
- * host synchronisation. An engine that can write its activations into the static buffers directly
- * skips both copies: write {@link Bucket#input()} on {@link #stream()}, call {@link Bucket#replay()},
- * read {@link Bucket#output()} (rows of the input it does not write keep what was there: zeros or
- * earlier inputs).
- *
- * <p><b>Checks.</b> Shapes, dtypes (bf16 x and out, i32/f32 routing), devices (cuda:0), open arenas
- * and 1 &le; T &le; {@link #maxTokens()} are checked in Java before any native call, as are open
- * layer kernels and this object. Values in device memory are not (see {@link CudaLayerKernels}).
- * Tensors in a {@link DeviceArena} of another stream are ordered by synchronising that stream first;
- * tensors of the backend's activation arenas ({@link CudaBackend#newActivationArena}) share the
- * backend stream, the default {@link #stream()}, and need no wait.
- *
- * <p><b>Cost per call.</b> Once a bucket is captured, {@link #forwardAsync} and {@link Bucket#replay}
- * allocate nothing on the Java heap (no lambdas, boxing, varargs or new segments: every segment is
- * made at construction). {@code forwardAsync} makes 4 native calls (set device, copy in, graph
- * launch, copy out; one memset more after a larger call, two copies more with the routing),
- * {@code replay} 2 (set device, launch).
- *
- * <p><b>Lifetime.</b> Closing frees the graphs, the static buffers (in stream order, after the
- * replays already enqueued; waits for the stream) and the private capture stream. Closing the layer
- * (its {@link CudaLayerKernels}) closes its graphed layers first. Thread-safe: calls from several
- * threads are serialised per object.
+ * A CUDA layer's whole forward pass captured as one CUDA graph per token-count bucket and replayed
+ * from Java with a few native calls and no Java allocation: T tokens run, zero-padded, in the
+ * smallest bucket of at least T, over static device buffers shared by the buckets. The argument
+ * checks are the layer's own ({@link LayerChecks}). How buckets, padding, exactness, cost and
+ * lifetime work: the package documentation.
  */
 public final class CudaGraphedLayer implements AutoCloseable {
     private final CudaLayerKernels kernels;
+    private final LayerChecks checks;
     private final MoeConfig config;
     private final Device device;
     private final int deviceId;
@@ -155,6 +112,7 @@ public final class CudaGraphedLayer implements AutoCloseable {
 
     private CudaGraphedLayer(CudaLayerKernels kernels, int[] sizes, CudaStream stream) {
         this.kernels = kernels;
+        this.checks = kernels.checks();
         this.config = kernels.config();
         this.device = kernels.device();
         this.deviceId = device.id();
@@ -178,8 +136,7 @@ public final class CudaGraphedLayer implements AutoCloseable {
             }
             ws = Math.max(ws, need);
         }
-        long align = latentmoe_cuda_h.LMOE_CUDA_WORKSPACE_ALIGN;
-        ws = Math.max(align, (ws + align - 1) / align * align);
+        ws = CudaSteps.workspaceBytes(ws, "lmoe_cuda_forward_workspace_bytes");
 
         DeviceArena a = DeviceArena.create("cuda-graph-buffers", stream);
         CudaStream cs = null;
@@ -275,21 +232,22 @@ public final class CudaGraphedLayer implements AutoCloseable {
     }
 
     private void enqueue(Tensor x, Tensor out, Tensor ids, Tensor weights) {
-        long t = checkActivation("x", x, -1);
-        checkActivation("out", out, t);
+        long t = checks.input(x);
+        if (t > maxTokens) {
+            throw new IllegalArgumentException("x has T = " + t + " tokens; the largest bucket of this graphed layer is " + maxTokens);
+        }
+        checks.output(t, out);
         // The copies must not land in (or read from) what they overwrite: the static input, or the output being copied.
         checkNotStatic("x", x, inputBytes, "input");
         checkNotStatic("out", out, inputBytes, "input");
         checkNotStatic("out", out, outputBytes, "output");
-        if (ids != null) {
-            checkRouting("topkIds", ids, DType.I32, t);
-            checkRouting("topkWeights", weights, DType.F32, t);
-        }
+        if (ids != null) checks.routing(t, ids, weights);
         Bucket b = bucket(t);
-        orderAfter(x);
-        orderAfter(out);
-        orderAfter(ids);
-        orderAfter(weights);
+        long self = stream.handle().address();
+        CudaSteps.orderAfter(stream, x, self);
+        CudaSteps.orderAfter(stream, out, self);
+        CudaSteps.orderAfter(stream, ids, self);
+        CudaSteps.orderAfter(stream, weights, self);
         synchronized (lock) {
             ensureOpen();
             if (b.graph == null) captureLocked(b);
@@ -297,20 +255,20 @@ public final class CudaGraphedLayer implements AutoCloseable {
             MemorySegment s = stream.handle();
             if (dirtyRows > t) {
                 // Rows [below, dirtyRows) still hold an earlier, larger call's rows; [below, t) is overwritten next.
-                check(latentmoe_cuda_h.lmoe_cuda_memset_async(b.padding, 0, (dirtyRows - b.below) * rowBytes, s),
+                CudaSteps.check(latentmoe_cuda_h.lmoe_cuda_memset_async(b.padding, 0, (dirtyRows - b.below) * rowBytes, s),
                         "lmoe_cuda_memset_async (zeroing padding rows)");
                 dirtyRows = b.below;
             }
             dirtyRows = Math.max(dirtyRows, t);
-            check(latentmoe_cuda_h.lmoe_cuda_memcpy_d2d_async(inputBytes, x.segment(), t * rowBytes, s),
+            CudaSteps.check(latentmoe_cuda_h.lmoe_cuda_memcpy_d2d_async(inputBytes, x.segment(), t * rowBytes, s),
                     "lmoe_cuda_memcpy_d2d_async (x into the graph's input)");
             b.graph.launch(stream);
-            check(latentmoe_cuda_h.lmoe_cuda_memcpy_d2d_async(out.segment(), outputBytes, t * rowBytes, s),
+            CudaSteps.check(latentmoe_cuda_h.lmoe_cuda_memcpy_d2d_async(out.segment(), outputBytes, t * rowBytes, s),
                     "lmoe_cuda_memcpy_d2d_async (the graph's output into out)");
             if (ids != null) {
-                check(latentmoe_cuda_h.lmoe_cuda_memcpy_d2d_async(ids.segment(), topkIdsBytes, t * routingRowBytes, s),
+                CudaSteps.check(latentmoe_cuda_h.lmoe_cuda_memcpy_d2d_async(ids.segment(), topkIdsBytes, t * routingRowBytes, s),
                         "lmoe_cuda_memcpy_d2d_async (topk ids)");
-                check(latentmoe_cuda_h.lmoe_cuda_memcpy_d2d_async(weights.segment(), topkWeightsBytes, t * routingRowBytes, s),
+                CudaSteps.check(latentmoe_cuda_h.lmoe_cuda_memcpy_d2d_async(weights.segment(), topkWeightsBytes, t * routingRowBytes, s),
                         "lmoe_cuda_memcpy_d2d_async (topk weights)");
             }
         }
@@ -337,55 +295,7 @@ public final class CudaGraphedLayer implements AutoCloseable {
 
     private void setDevice() {
         // Not Cuda.setDevice: its message is built per call.
-        check(latentmoe_cuda_h.lmoe_cuda_set_device(deviceId), "lmoe_cuda_set_device");
-    }
-
-    private static void check(int status, String what) {
-        if (status != latentmoe_h.LMOE_OK) Cuda.check(status, what);
-    }
-
-    /** Waits for the stream of a tensor's {@link DeviceArena} when that is not {@link #stream}. */
-    private void orderAfter(Tensor t) {
-        if (t != null && t.arena() instanceof DeviceArena d && d.stream() != stream
-                && d.stream().handle().address() != stream.handle().address()) {
-            d.stream().synchronize();
-        }
-    }
-
-    private long checkActivation(String name, Tensor t, long tokens) {
-        if (t == null) throw new IllegalArgumentException(name + " is null");
-        t.checkAccessible();
-        if (t.dtype() != DType.BF16) throw new IllegalArgumentException(name + " must be BF16, got " + t.dtype());
-        checkDevice(name, t);
-        int d = config.hiddenSize();
-        if (t.rank() != 2 || t.dim(1) != d || (tokens >= 0 && t.dim(0) != tokens)) {
-            throw new IllegalArgumentException(name + " must have shape [" + (tokens >= 0 ? String.valueOf(tokens) : "T")
-                    + ", " + d + "], got " + Arrays.toString(t.shape()));
-        }
-        long n = t.dim(0);
-        if (n == 0) throw new IllegalArgumentException("empty batch: " + name + " has T = 0 tokens");
-        if (n > maxTokens) {
-            throw new IllegalArgumentException(name + " has T = " + n + " tokens; the largest bucket of this graphed layer is "
-                    + maxTokens);
-        }
-        return n;
-    }
-
-    private void checkRouting(String name, Tensor t, DType dtype, long tokens) {
-        if (t == null) throw new IllegalArgumentException(name + " is null");
-        t.checkAccessible();
-        if (t.dtype() != dtype) throw new IllegalArgumentException(name + " must be " + dtype + ", got " + t.dtype());
-        checkDevice(name, t);
-        if (t.rank() != 2 || t.dim(0) != tokens || t.dim(1) != config.topK()) {
-            throw new IllegalArgumentException(name + " must have shape [" + tokens + ", " + config.topK() + "], got "
-                    + Arrays.toString(t.shape()));
-        }
-    }
-
-    private void checkDevice(String name, Tensor t) {
-        if (!t.device().equals(device)) {
-            throw new IllegalArgumentException(name + " is on " + t.device() + " but this graphed layer runs on " + device);
-        }
+        CudaSteps.check(latentmoe_cuda_h.lmoe_cuda_set_device(deviceId), "lmoe_cuda_set_device");
     }
 
     /** Refuses a caller tensor that overlaps a static buffer the call writes or copies from. */
@@ -487,11 +397,7 @@ public final class CudaGraphedLayer implements AutoCloseable {
         /** "decode" or "sorted": the path {@code lmoe_cuda_forward} took for B tokens when captured; null before. */
         public String path() {
             synchronized (lock) {
-                return switch (path) {
-                    case latentmoe_cuda_h.LMOE_CUDA_PATH_DECODE -> "decode";
-                    case latentmoe_cuda_h.LMOE_CUDA_PATH_SORTED -> "sorted";
-                    default -> null;
-                };
+                return CudaLayerKernels.pathName(path);
             }
         }
 

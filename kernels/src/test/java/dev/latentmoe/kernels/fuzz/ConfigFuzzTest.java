@@ -3,7 +3,7 @@ package dev.latentmoe.kernels.fuzz;
 import com.code_intelligence.jazzer.api.FuzzedDataProvider;
 import com.code_intelligence.jazzer.junit.FuzzTest;
 import dev.latentmoe.kernels.MoeConfig;
-import dev.latentmoe.memory.Json;
+import dev.latentmoe.memory.io.Json;
 
 import java.util.LinkedHashMap;
 import java.util.Map;

@@ -22,24 +22,8 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 
 /**
  * <a href="https://dmlc.github.io/dlpack/latest/">DLPack</a> 1.x ({@code DLManagedTensorVersioned})
- * as FFM layouts, with zero-copy export and import of host and CUDA {@link Tensor}s.
- *
- * <p><b>Export</b> ({@link #export}) returns a pointer to a {@code DLManagedTensorVersioned} we
- * allocate: version {@value #MAJOR_VERSION}.{@value #MINOR_VERSION}, {@code dl_tensor.data} the
- * tensor's address ({@code kDLCPU}, {@code kDLCUDAHost} for pinned host memory, {@code kDLCUDA} with
- * the device id for a {@code DeviceArena} tensor), shape and compact row-major strides (always
- * given), {@code byte_offset} 0, flag {@link #FLAG_READ_ONLY} for memory-mapped (read-only)
- * tensors. It holds the tensor's arena ({@link MemoryArena#retain()}) until the consumer calls
- * {@code deleter} (an FFM upcall stub), which frees the struct and drops the hold.
- *
- * <p><b>Import</b> ({@link #importTensor}) takes ownership: the returned tensor views the
- * producer's memory (no copy), owned by a {@link ForeignArena} whose close calls {@code deleter}
- * exactly once; when the import fails the deleter is called before the exception propagates.
- * Accepted: major version {@value #MAJOR_VERSION}; devices kDLCPU, kDLCUDAHost (host) and kDLCUDA;
- * dtypes float32, float16, bfloat16, int32 with one lane; {@code ndim} 0..{@value #MAX_NDIM} (0 is
- * a scalar, shape {@code [1]}); NULL strides or strides equal to the compact row-major ones (any
- * stride for a dimension of size 1); element-aligned data. {@link #FLAG_READ_ONLY} host tensors
- * are wrapped read-only. Anything else raises {@link InteropException}.
+ * as FFM layouts, with zero-copy export and import of host and CUDA {@link Tensor}s. Export holds the tensor's arena until the consumer's deleter; import views the producer's
+ * memory until the tensor's {@link ForeignArena} closes. What is accepted: the package documentation.
  */
 public final class DLPack {
     private DLPack() {}

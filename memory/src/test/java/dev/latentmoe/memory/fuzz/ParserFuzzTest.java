@@ -3,11 +3,11 @@ package dev.latentmoe.memory.fuzz;
 import com.code_intelligence.jazzer.api.FuzzedDataProvider;
 import com.code_intelligence.jazzer.junit.FuzzTest;
 import dev.latentmoe.memory.HostArena;
-import dev.latentmoe.memory.Json;
-import dev.latentmoe.memory.Npy;
-import dev.latentmoe.memory.SafeTensorsException;
-import dev.latentmoe.memory.SafeTensorsFile;
 import dev.latentmoe.memory.Tensor;
+import dev.latentmoe.memory.io.Json;
+import dev.latentmoe.memory.io.Npy;
+import dev.latentmoe.memory.io.SafeTensorsException;
+import dev.latentmoe.memory.io.SafeTensorsFile;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;

@@ -1,7 +1,6 @@
 package dev.latentmoe.memory.interop;
 
 import dev.latentmoe.memory.ArenaLeakCheck;
-import dev.latentmoe.memory.ArrowTensors;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.Device;
 import dev.latentmoe.memory.HostArena;
@@ -91,12 +90,12 @@ class ArrowCDataTest {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment s = a.allocate(ArrowCData.ARROW_SCHEMA);
             ArrowCData.exportSchema(DType.BF16, new long[] {5, 2, 3}, "w", s);
-            ArrowCData.SchemaInfo info = ArrowCData.readSchema(s, 0);
+            CDataFormat.SchemaInfo info = CDataImporter.readSchema(s, 0);
             assertEquals("+w:6", info.format());
             assertEquals("w", info.name());
-            assertEquals(ArrowTensors.FIXED_SHAPE_TENSOR, info.metadata().get("ARROW:extension:name"));
+            assertEquals(FixedShapeTensor.EXTENSION, info.metadata().get("ARROW:extension:name"));
             assertEquals("{\"shape\":[2,3]}", info.metadata().get("ARROW:extension:metadata"));
-            ArrowCData.SchemaInfo child = info.children().getFirst();
+            CDataFormat.SchemaInfo child = info.children().getFirst();
             assertEquals("w:2", child.format());
             assertEquals("item", child.name());
             assertEquals(Map.of("ARROW:extension:name", "latentmoe.bfloat16", "ARROW:extension:metadata", ""), child.metadata());
@@ -123,7 +122,7 @@ class ArrowCDataTest {
                     FixedSizeListVector list = assertInstanceOf(FixedSizeListVector.class, v);
                     assertEquals(3, list.getValueCount());
                     assertEquals(8, list.getListSize());
-                    assertEquals(ArrowTensors.FIXED_SHAPE_TENSOR, list.getField().getMetadata().get("ARROW:extension:name"));
+                    assertEquals(FixedShapeTensor.EXTENSION, list.getField().getMetadata().get("ARROW:extension:name"));
                     assertEquals(t.segment().address(), list.getDataVector().getDataBuffer().memoryAddress(), "no copy");
                     // read through ArrowTensors (an independent reader of the same conventions)
                     try (HostArena view = HostArena.shared("view")) {

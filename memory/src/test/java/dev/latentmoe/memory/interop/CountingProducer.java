@@ -110,7 +110,7 @@ final class CountingProducer {
         return id;
     }
 
-    static MemorySegment metadata(Arena a, Map<String, String> kv) { return ArrowCData.encodeMetadata(a, kv); }
+    static MemorySegment metadata(Arena a, Map<String, String> kv) { return CDataFormat.encodeMetadata(a, kv); }
 
     static final ValueLayout.OfLong I64 = JAVA_LONG;
 }

@@ -35,7 +35,7 @@ class InteropFuzzTest {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment m = a.allocate(Math.max(1, bytes.length));
             MemorySegment.copy(bytes, 0, m, JAVA_BYTE, 0, bytes.length);
-            ArrowCData.decodeMetadata(m.asSlice(0, bytes.length), "fuzz");
+            CDataFormat.decodeMetadata(m.asSlice(0, bytes.length), "fuzz");
         } catch (InteropException expected) {
             // documented
         }
@@ -73,7 +73,7 @@ class InteropFuzzTest {
             };
             m.put(key, value);
         }
-        return ArrowCData.encodeMetadata(a, m);
+        return CDataFormat.encodeMetadata(a, m);
     }
 
     private static long listSizeOf(String format) {

@@ -1,0 +1,12 @@
+/**
+ * The C headers of {@code native/include} as Java classes in jextract's shape, written by hand:
+ * {@code latentmoe_h} (CPU kernels), {@code latentmoe_cuda_h} (CUDA backend),
+ * {@code latentmoe_engine_h} (engine ABI), and the struct classes {@code lmoe_config},
+ * {@code lmoe_weights}, {@code lmoe_cuda_weights}. Per C function a {@code public static final
+ * MethodHandle <name>$MH} and a static wrapper of the C name; per enum value and integer macro a
+ * constant; per struct a class with {@code layout()}, accessors and {@code sizeof()}. Nothing else
+ * lives here: loading, binding and error translation are in {@link dev.latentmoe.bindings.runtime}.
+ * {@code LatentmoeHeaderDriftTest} compares every class with its header through clang, so a header
+ * change and its class change go together.
+ */
+package dev.latentmoe.bindings;
