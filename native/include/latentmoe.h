@@ -28,7 +28,7 @@
 extern "C" {
 #endif
 
-#define LMOE_ABI_VERSION 1
+#define LMOE_ABI_VERSION 2
 
 typedef enum lmoe_status {
   LMOE_OK = 0,
@@ -43,12 +43,31 @@ typedef enum lmoe_dtype {
   LMOE_DTYPE_F32 = 0,
   LMOE_DTYPE_BF16 = 1,
   LMOE_DTYPE_F16 = 2,
-  LMOE_DTYPE_I32 = 3
+  LMOE_DTYPE_I32 = 3,
+  LMOE_DTYPE_F8_E4M3 = 4,  /* OCP e4m3 (FN: no Inf, 0x7f/0xff NaN, max 448) */
+  LMOE_DTYPE_U8 = 5
 } lmoe_dtype;
+
+/* How one weight matrix [rows, cols] (rows = output features, cols = input features) is stored.
+ * Every format is used in place (never expanded in memory); the kernels dequantize on the fly. */
+typedef enum lmoe_weight_format {
+  LMOE_WFMT_F32 = 0,       /* data: f32 [rows, cols] */
+  LMOE_WFMT_BF16 = 1,      /* data: bf16 [rows, cols] */
+  LMOE_WFMT_FP8_E4M3 = 2,  /* data: e4m3 [rows, cols]; value = e4m3 * scale (ModelOpt FP8) */
+  LMOE_WFMT_NVFP4 = 3      /* data: [rows, cols/2] bytes, two e2m1 codes per byte, the even column
+                              in the low nibble; block_scales: e4m3 [rows, cols/16];
+                              value = e2m1 * block_scale * scale (ModelOpt NVFP4) */
+} lmoe_weight_format;
+
+typedef enum lmoe_precision {
+  LMOE_PRECISION_EXACT = 0, /* f32 activations against the stored weight values, f32 accumulation */
+  LMOE_PRECISION_BF16 = 1   /* activations rounded to bf16 (AMX / AVX-512-BF16 kernels), f32 accumulation */
+} lmoe_precision;
 
 typedef enum lmoe_activation {
   LMOE_ACT_RELU2 = 0,  /* h = relu(z up^T)^2 (Nemotron-H) */
-  LMOE_ACT_SWIGLU = 1  /* h = silu(z gate^T) * (z up^T) */
+  LMOE_ACT_SWIGLU = 1, /* h = silu(z gate^T) * (z up^T) (checkpoints with gate_proj tensors) */
+  LMOE_ACT_SILU = 2    /* h = silu(z up^T), non-gated (transformers nemotron_h "silu") */
 } lmoe_activation;
 
 typedef enum lmoe_scoring {
@@ -80,22 +99,35 @@ typedef struct lmoe_config {
   int32_t scoring;                  /* lmoe_scoring */
   int32_t norm_topk_prob;           /* 0 or 1 */
   float routed_scaling_factor;
+  int32_t precision;                /* lmoe_precision */
 } lmoe_config;
 
-/* Weight pointers (host memory, row-major, any alignment of the element size). */
+/* One weight matrix, dense row-major in host memory; its [rows, cols] follow from the config.
+ * An absent matrix has data == NULL. Any alignment of the element size (bytes for FP8/NVFP4). */
+typedef struct lmoe_matrix {
+  int32_t format;               /* lmoe_weight_format */
+  int32_t reserved;             /* must be 0 */
+  const void* data;
+  const uint8_t* block_scales;  /* NVFP4: e4m3 [rows, cols/16], dense; NULL for other formats */
+  float scale;                  /* per-tensor scale: FP8 weight_scale, NVFP4 weight_scale_2;
+                                   must be 1 for F32 / BF16 */
+  float input_scale;            /* static activation scale of the checkpoint (W8A8 on the GPU),
+                                   0 = none; the CPU does not use it */
+} lmoe_matrix;
+
+/* The layer's weights ("w" = expert width). The gate is F32 or BF16; every other matrix may have
+ * its own format (e.g. BF16 latent projections, FP8 shared expert, NVFP4 routed experts). */
 typedef struct lmoe_weights {
-  int32_t weight_dtype;            /* LMOE_DTYPE_BF16 or LMOE_DTYPE_F32: every matrix but the gate */
-  int32_t gate_dtype;              /* LMOE_DTYPE_BF16 or LMOE_DTYPE_F32 */
-  const void* gate;                /* [N, d] router */
+  lmoe_matrix gate;                /* [N, d] router, F32 or BF16 */
   const float* gate_bias;          /* [N] e_score_correction_bias (selection only), or NULL */
-  const void* latent_down;         /* fc1_latent_proj [l, d]; NULL when latent_size == 0 */
-  const void* latent_up;           /* fc2_latent_proj [d, l]; NULL when latent_size == 0 */
-  const void* const* expert_up;    /* N pointers, each up_proj [m, w] */
-  const void* const* expert_gate;  /* N pointers, each gate_proj [m, w]; SwiGLU only, else NULL */
-  const void* const* expert_down;  /* N pointers, each down_proj [w, m] */
-  const void* shared_up;           /* [ms, d], or NULL when shared_intermediate_size == 0 */
-  const void* shared_gate;         /* [ms, d]; SwiGLU only, else NULL */
-  const void* shared_down;         /* [d, ms], or NULL when shared_intermediate_size == 0 */
+  lmoe_matrix latent_down;         /* fc1_latent_proj [l, d]; absent when latent_size == 0 */
+  lmoe_matrix latent_up;           /* fc2_latent_proj [d, l]; absent when latent_size == 0 */
+  const lmoe_matrix* expert_up;    /* N descriptors, each up_proj [m, w] */
+  const lmoe_matrix* expert_gate;  /* N descriptors, each gate_proj [m, w]; SwiGLU only, else NULL */
+  const lmoe_matrix* expert_down;  /* N descriptors, each down_proj [w, m] */
+  lmoe_matrix shared_up;           /* [ms, d]; absent when shared_intermediate_size == 0 */
+  lmoe_matrix shared_gate;         /* [ms, d]; SwiGLU only */
+  lmoe_matrix shared_down;         /* [d, ms] */
 } lmoe_weights;
 
 /* Library information and errors. */
@@ -107,7 +139,10 @@ lmoe_status lmoe_cpu_set_isa(int32_t isa);    /* force a code path (tests); fail
 int32_t lmoe_cpu_num_threads(void);
 lmoe_status lmoe_cpu_set_num_threads(int32_t num_threads); /* 1..1024; results never depend on it */
 
-/* Validates cfg and weights (non-NULL where required, dtypes, sizes). */
+/* Validates cfg and weights: non-NULL where required, formats (known, allowed for the matrix,
+ * reserved 0, scale finite and > 0 (1 for F32/BF16), NVFP4: cols % 16 == 0 and block scales
+ * present), sizes. A valid format or precision without a kernel on this CPU path is
+ * LMOE_ERR_UNSUPPORTED naming the matrix. Every entry point runs the checks it needs. */
 lmoe_status lmoe_validate(const lmoe_config* cfg, const lmoe_weights* weights);
 
 /* Router + top-K. x [T,d] f32. Writes topk_ids [T,K] (descending by biased score, ties to the

@@ -52,22 +52,28 @@ int main(int argc, char** argv) {
   std::printf("lmoe_cpu_bench: d=%d l=%d N=%d K=%d m=%d ms=%d bf16 relu2, threads=%d isa=%d\n", d, l,
               N, c.top_k, m, ms, lmoe_cpu_num_threads(), lmoe_cpu_isa());
   lmoe_weights w{};
-  w.weight_dtype = BF; w.gate_dtype = BF;
+  auto mat = [](const void* p) {  // a plain BF16 descriptor
+    lmoe_matrix m{};
+    m.format = LMOE_WFMT_BF16;
+    m.data = p;
+    m.scale = 1.0f;
+    return m;
+  };
   uint64_t seed = 1234;
-  w.gate = alloc_fill((int64_t)N * d, BF, seed++, -0.05f, 0.05f);
+  w.gate = mat(alloc_fill((int64_t)N * d, BF, seed++, -0.05f, 0.05f));
   std::vector<float> bias(N);
   CK(lmoe_fill_uniform(bias.data(), LMOE_DTYPE_F32, N, seed++, -0.01f, 0.01f));
   w.gate_bias = bias.data();
-  w.latent_down = alloc_fill((int64_t)l * d, BF, seed++, -0.03f, 0.03f);
-  w.latent_up = alloc_fill((int64_t)d * l, BF, seed++, -0.03f, 0.03f);
-  std::vector<const void*> up(N), down(N);
+  w.latent_down = mat(alloc_fill((int64_t)l * d, BF, seed++, -0.03f, 0.03f));
+  w.latent_up = mat(alloc_fill((int64_t)d * l, BF, seed++, -0.03f, 0.03f));
+  std::vector<lmoe_matrix> up(N), down(N);
   for (int e = 0; e < N; ++e) {
-    up[e] = alloc_fill((int64_t)m * l, BF, seed++, -0.03f, 0.03f);
-    down[e] = alloc_fill((int64_t)l * m, BF, seed++, -0.03f, 0.03f);
+    up[e] = mat(alloc_fill((int64_t)m * l, BF, seed++, -0.03f, 0.03f));
+    down[e] = mat(alloc_fill((int64_t)l * m, BF, seed++, -0.03f, 0.03f));
   }
   w.expert_up = up.data(); w.expert_down = down.data();
-  w.shared_up = alloc_fill((int64_t)ms * d, BF, seed++, -0.02f, 0.02f);
-  w.shared_down = alloc_fill((int64_t)d * ms, BF, seed++, -0.02f, 0.02f);
+  w.shared_up = mat(alloc_fill((int64_t)ms * d, BF, seed++, -0.02f, 0.02f));
+  w.shared_down = mat(alloc_fill((int64_t)d * ms, BF, seed++, -0.02f, 0.02f));
   CK(lmoe_validate(&c, &w));
 
   std::vector<int> Ts = {1, 4, 16, 64};

@@ -114,10 +114,19 @@ struct Layer {
   Mat gate, ld, lu, su, sg, sd;
   std::vector<float> bias;
   std::vector<Mat> up, gt, dn;
-  std::vector<const void*> up_p, gt_p, dn_p;
+  std::vector<lmoe_matrix> up_p, gt_p, dn_p;
   lmoe_weights w{};
   int width() const { return sp.l > 0 ? sp.l : sp.d; }
 };
+
+// A plain F32 / BF16 weight descriptor (the lmoe_dtype codes equal the lmoe_weight_format ones).
+inline lmoe_matrix matrix(const void* data, int dtype) {
+  lmoe_matrix m{};
+  m.format = dtype;
+  m.data = data;
+  m.scale = 1.0f;
+  return m;
+}
 
 inline void build(Layer& L, const Spec& s, uint64_t seed) {
   Rng rng(seed);
@@ -149,20 +158,20 @@ inline void build(Layer& L, const Spec& s, uint64_t seed) {
     L.sd = make_mat(s.d, s.ms, s.wdt, rng, 1.7 / std::sqrt((double)s.ms));
   }
   for (int e = 0; e < s.N; ++e) {
-    L.up_p.push_back(L.up[e].ptr);
-    L.dn_p.push_back(L.dn[e].ptr);
-    if (s.act == LMOE_ACT_SWIGLU) L.gt_p.push_back(L.gt[e].ptr);
+    L.up_p.push_back(matrix(L.up[e].ptr, s.wdt));
+    L.dn_p.push_back(matrix(L.dn[e].ptr, s.wdt));
+    if (s.act == LMOE_ACT_SWIGLU) L.gt_p.push_back(matrix(L.gt[e].ptr, s.wdt));
   }
   lmoe_weights& W = L.w;
-  W.weight_dtype = s.wdt; W.gate_dtype = s.gdt; W.gate = L.gate.ptr;
+  W.gate = matrix(L.gate.ptr, s.gdt);
   W.gate_bias = s.bias ? L.bias.data() : nullptr;
-  W.latent_down = s.l > 0 ? L.ld.ptr : nullptr;
-  W.latent_up = s.l > 0 ? L.lu.ptr : nullptr;
+  if (s.l > 0) W.latent_down = matrix(L.ld.ptr, s.wdt);
+  if (s.l > 0) W.latent_up = matrix(L.lu.ptr, s.wdt);
   W.expert_up = L.up_p.data(); W.expert_down = L.dn_p.data();
   W.expert_gate = s.act == LMOE_ACT_SWIGLU ? L.gt_p.data() : nullptr;
-  W.shared_up = s.ms > 0 ? L.su.ptr : nullptr;
-  W.shared_gate = (s.ms > 0 && s.act == LMOE_ACT_SWIGLU) ? L.sg.ptr : nullptr;
-  W.shared_down = s.ms > 0 ? L.sd.ptr : nullptr;
+  if (s.ms > 0) W.shared_up = matrix(L.su.ptr, s.wdt);
+  if (s.ms > 0 && s.act == LMOE_ACT_SWIGLU) W.shared_gate = matrix(L.sg.ptr, s.wdt);
+  if (s.ms > 0) W.shared_down = matrix(L.sd.ptr, s.wdt);
 }
 
 inline std::vector<float> make_x(int T, int d, uint64_t seed) {
@@ -201,6 +210,7 @@ inline double act_ref(int act, double g_or_u, double u) {
     double a = g_or_u > 0 ? g_or_u : 0;
     return a * a;
   }
+  if (act == LMOE_ACT_SILU) return g_or_u / (1.0 + std::exp(-g_or_u));
   return g_or_u / (1.0 + std::exp(-g_or_u)) * u;
 }
 
@@ -320,6 +330,8 @@ inline const Spec kSpecs[] = {
     {"std-f32-swiglu-shared-K32-T37", 47, 0, 41, 32, 19, 23, LMOE_ACT_SWIGLU, LMOE_SCORING_SOFTMAX, 1, LMOE_DTYPE_F32, LMOE_DTYPE_F32, 1, 37, 1.0f},
     // T = 1 (GEMV path): odd widths (row tails of every size class, bf16 rows only 2-byte aligned)
     {"latent-bf16-relu2-odd-T1", 203, 37, 19, 3, 45, 67, LMOE_ACT_RELU2, LMOE_SCORING_SIGMOID, 1, LMOE_DTYPE_BF16, LMOE_DTYPE_BF16, 1, 1, 2.0f},
+    {"latent-bf16-silu-T19", 96, 40, 21, 4, 52, 36, LMOE_ACT_SILU, LMOE_SCORING_SIGMOID, 1, LMOE_DTYPE_BF16, LMOE_DTYPE_BF16, 1, 19, 2.5f},
+    {"std-f32-silu-T1", 61, 0, 7, 2, 27, 19, LMOE_ACT_SILU, LMOE_SCORING_SIGMOID, 1, LMOE_DTYPE_F32, LMOE_DTYPE_F32, 1, 1, 1.0f},
     {"std-f32-swiglu-odd-T1", 77, 0, 9, 2, 33, 21, LMOE_ACT_SWIGLU, LMOE_SCORING_SOFTMAX, 1, LMOE_DTYPE_F32, LMOE_DTYPE_F32, 0, 1, 1.0f},
 };
 

@@ -30,8 +30,7 @@ void test_router_ties() {
       c.hidden_size = d; c.num_experts = N; c.top_k = K; c.expert_intermediate_size = 4;
       c.scoring = scoring; c.norm_topk_prob = 1; c.routed_scaling_factor = 1.0f;
       lmoe_weights w{};
-      w.weight_dtype = LMOE_DTYPE_F32; w.gate_dtype = gdt;
-      w.gate = gdt == LMOE_DTYPE_BF16 ? (const void*)gb.data() : (const void*)gf.data();
+      w.gate = matrix(gdt == LMOE_DTYPE_BF16 ? (const void*)gb.data() : (const void*)gf.data(), gdt);
       std::vector<float> x(2 * d, 1.0f);
       std::vector<int32_t> ids(2 * K, -1);
       std::vector<float> wts(2 * K);
@@ -270,9 +269,17 @@ void test_errors() {
   c = L.c; c.routed_scaling_factor = NAN;
   expect_err("NaN scale", router(&c, &L.w, T), LMOE_ERR_INVALID_ARGUMENT, "routed_scaling_factor");
   expect_err("T < 0", router(&L.c, &L.w, -1), LMOE_ERR_INVALID_ARGUMENT, "num_tokens");
-  w2 = L.w; w2.gate_dtype = LMOE_DTYPE_F16;
-  expect_err("gate dtype F16", router(&L.c, &w2, T), LMOE_ERR_INVALID_ARGUMENT, "gate_dtype");
-  w2 = L.w; w2.gate = nullptr;
+  w2 = L.w; w2.gate.format = LMOE_WFMT_FP8_E4M3; w2.gate.scale = 0.5f;
+  expect_err("gate FP8", router(&L.c, &w2, T), LMOE_ERR_INVALID_ARGUMENT, "gate must be F32 or BF16");
+  w2 = L.w; w2.gate.format = 9;
+  expect_err("gate format unknown", router(&L.c, &w2, T), LMOE_ERR_INVALID_ARGUMENT, "format 9 is unknown");
+  w2 = L.w; w2.gate.scale = 2.0f;
+  expect_err("gate scale != 1", router(&L.c, &w2, T), LMOE_ERR_INVALID_ARGUMENT, "scale must be 1");
+  w2 = L.w; w2.gate.reserved = 1;
+  expect_err("gate reserved", router(&L.c, &w2, T), LMOE_ERR_INVALID_ARGUMENT, "reserved must be 0");
+  c = L.c; c.precision = 7;
+  expect_err("bad precision", router(&c, &L.w, T), LMOE_ERR_INVALID_ARGUMENT, "precision");
+  w2 = L.w; w2.gate.data = nullptr;
   expect_err("NULL gate", router(&L.c, &w2, T), LMOE_ERR_INVALID_ARGUMENT, "gate is NULL");
   expect_err("NULL x", lmoe_cpu_router_topk(&L.c, &L.w, nullptr, T, ids.data(), wts.data()),
              LMOE_ERR_INVALID_ARGUMENT, "x is NULL");
@@ -292,24 +299,46 @@ void test_errors() {
   expect_err("dispatch negative id",
              lmoe_cpu_dispatch(&L.c, &L.w, x.data(), T, bad.data(), off.data(), perm.data(), lat.data()),
              LMOE_ERR_INVALID_ARGUMENT, "out of range");
-  w2 = L.w; w2.latent_down = nullptr;
+  w2 = L.w; w2.latent_down.data = nullptr;
   expect_err("dispatch NULL latent_down",
              lmoe_cpu_dispatch(&L.c, &w2, x.data(), T, ids.data(), off.data(), perm.data(), lat.data()),
              LMOE_ERR_INVALID_ARGUMENT, "latent_down is NULL");
-  w2 = L.w; w2.weight_dtype = 7;
-  expect_err("bad weight dtype",
+  w2 = L.w; w2.latent_down.format = 7;
+  expect_err("bad weight format",
              lmoe_cpu_dispatch(&L.c, &w2, x.data(), T, ids.data(), off.data(), perm.data(), lat.data()),
-             LMOE_ERR_INVALID_ARGUMENT, "weight_dtype");
+             LMOE_ERR_INVALID_ARGUMENT, "latent_down.format 7 is unknown");
+  w2 = L.w; w2.latent_down.scale = NAN;
+  expect_err("NaN weight scale",
+             lmoe_cpu_dispatch(&L.c, &w2, x.data(), T, ids.data(), off.data(), perm.data(), lat.data()),
+             LMOE_ERR_INVALID_ARGUMENT, "latent_down.scale must be finite and > 0");
+  w2 = L.w; w2.latent_down.block_scales = (const uint8_t*)x.data();
+  expect_err("block scales on a BF16 matrix",
+             lmoe_cpu_dispatch(&L.c, &w2, x.data(), T, ids.data(), off.data(), perm.data(), lat.data()),
+             LMOE_ERR_INVALID_ARGUMENT, "block_scales must be NULL");
   EXPECT(lmoe_cpu_dispatch(&L.c, &L.w, x.data(), T, ids.data(), off.data(), perm.data(), lat.data()) == LMOE_OK,
          "valid dispatch");
 
   // experts
-  std::vector<const void*> ups = L.up_p;
-  ups[N - 1] = nullptr;
+  std::vector<lmoe_matrix> ups = L.up_p;
+  ups[N - 1].data = nullptr;
   w2 = L.w; w2.expert_up = ups.data();
   expect_err("NULL expert_up[N-1]",
              lmoe_cpu_experts(&L.c, &w2, T, off.data(), lat.data(), hid.data(), eo.data()),
              LMOE_ERR_INVALID_ARGUMENT, "expert_up[36] is NULL");
+  ups = L.up_p;
+  ups[1].format = LMOE_WFMT_NVFP4; ups[1].scale = 0.25f;
+  w2 = L.w; w2.expert_up = ups.data();
+  expect_err("NVFP4 without block scales",
+             lmoe_cpu_experts(&L.c, &w2, T, off.data(), lat.data(), hid.data(), eo.data()),
+             LMOE_ERR_INVALID_ARGUMENT, "expert_up[1] is NVFP4 but");
+  ups[1].format = LMOE_WFMT_FP8_E4M3;
+  expect_err("FP8 has no CPU kernel yet",
+             lmoe_cpu_experts(&L.c, &w2, T, off.data(), lat.data(), hid.data(), eo.data()),
+             LMOE_ERR_UNSUPPORTED, "expert_up[1] has format FP8_E4M3");
+  ups[1].scale = -1.0f;
+  expect_err("negative FP8 scale",
+             lmoe_cpu_experts(&L.c, &w2, T, off.data(), lat.data(), hid.data(), eo.data()),
+             LMOE_ERR_INVALID_ARGUMENT, "expert_up[1].scale must be finite and > 0");
   w2 = L.w; w2.expert_down = nullptr;
   expect_err("NULL expert_down",
              lmoe_cpu_experts(&L.c, &w2, T, off.data(), lat.data(), hid.data(), eo.data()),
@@ -340,11 +369,11 @@ void test_errors() {
   expect_err("combine perm out of range",
              lmoe_cpu_combine(&L.c, &L.w, x.data(), T, wts.data(), bperm.data(), eo.data(), sc.data(), out.data()),
              LMOE_ERR_INVALID_ARGUMENT, "sorted_row_of_slot[2]");
-  w2 = L.w; w2.shared_down = nullptr;
+  w2 = L.w; w2.shared_down.data = nullptr;
   expect_err("combine NULL shared_down",
              lmoe_cpu_combine(&L.c, &w2, x.data(), T, wts.data(), perm.data(), eo.data(), sc.data(), out.data()),
              LMOE_ERR_INVALID_ARGUMENT, "shared_down is NULL");
-  w2 = L.w; w2.latent_up = nullptr;
+  w2 = L.w; w2.latent_up.data = nullptr;
   expect_err("combine NULL latent_up",
              lmoe_cpu_combine(&L.c, &w2, x.data(), T, wts.data(), perm.data(), eo.data(), sc.data(), out.data()),
              LMOE_ERR_INVALID_ARGUMENT, "latent_up is NULL");
@@ -370,7 +399,7 @@ void test_errors() {
   expect_err("forward NULL out",
              lmoe_cpu_forward(&L.c, &L.w, x.data(), T, ids.data(), wts.data(), ws, wsb, nullptr),
              LMOE_ERR_INVALID_ARGUMENT, "out is NULL");
-  w2 = L.w; w2.shared_up = nullptr;
+  w2 = L.w; w2.shared_up.data = nullptr;
   expect_err("forward NULL shared_up",
              lmoe_cpu_forward(&L.c, &w2, x.data(), T, ids.data(), wts.data(), ws, wsb, out.data()),
              LMOE_ERR_INVALID_ARGUMENT, "shared_up is NULL");

@@ -2,6 +2,7 @@
 // step (layer.h), the probe or the fill. Nothing here computes layer values.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 
 #include "errors.h"
@@ -33,7 +34,8 @@ lmoe_status check_cfg(const char* fn, const lmoe_config* c) {
   CHECK_ARG(c->shared_intermediate_size >= 0 && c->shared_intermediate_size <= kMaxDim,
             "%s: shared_intermediate_size must be in 0..%lld, got %d", fn, (long long)kMaxDim,
             c->shared_intermediate_size);
-  CHECK_ARG(c->activation == LMOE_ACT_RELU2 || c->activation == LMOE_ACT_SWIGLU,
+  CHECK_ARG(c->activation == LMOE_ACT_RELU2 || c->activation == LMOE_ACT_SWIGLU ||
+                c->activation == LMOE_ACT_SILU,
             "%s: unknown activation %d", fn, c->activation);
   CHECK_ARG(c->scoring == LMOE_SCORING_SIGMOID || c->scoring == LMOE_SCORING_SOFTMAX,
             "%s: unknown scoring %d", fn, c->scoring);
@@ -41,6 +43,12 @@ lmoe_status check_cfg(const char* fn, const lmoe_config* c) {
             "%s: norm_topk_prob must be 0 or 1, got %d", fn, c->norm_topk_prob);
   CHECK_ARG(std::isfinite(c->routed_scaling_factor), "%s: routed_scaling_factor is not finite",
             fn);
+  CHECK_ARG(c->precision == LMOE_PRECISION_EXACT || c->precision == LMOE_PRECISION_BF16,
+            "%s: unknown precision %d", fn, c->precision);
+  if (c->precision != LMOE_PRECISION_EXACT) {
+    set_error("%s: precision BF16 has no CPU kernel in this build", fn);
+    return LMOE_ERR_UNSUPPORTED;
+  }
   return LMOE_OK;
 }
 
@@ -51,65 +59,111 @@ lmoe_status check_tokens(const char* fn, const lmoe_config* c, int64_t T) {
   return LMOE_OK;
 }
 
-lmoe_status check_w_common(const char* fn, const lmoe_weights* w) {
-  CHECK_ARG(w != nullptr, "%s: weights is NULL", fn);
-  CHECK_ARG(w->weight_dtype == LMOE_DTYPE_BF16 || w->weight_dtype == LMOE_DTYPE_F32,
-            "%s: weight_dtype must be BF16 or F32, got %d", fn, w->weight_dtype);
+const char* format_name(int f) {
+  switch (f) {
+    case LMOE_WFMT_F32: return "F32";
+    case LMOE_WFMT_BF16: return "BF16";
+    case LMOE_WFMT_FP8_E4M3: return "FP8_E4M3";
+    case LMOE_WFMT_NVFP4: return "NVFP4";
+    default: return "unknown";
+  }
+}
+
+// The formats the CPU kernels run today; a new kernel adds its format here.
+bool cpu_has_kernel(int format) { return format == LMOE_WFMT_F32 || format == LMOE_WFMT_BF16; }
+
+// One weight matrix with `cols` input features; idx >= 0 names an expert's matrix.
+lmoe_status check_matrix(const char* fn, const char* name, int idx, const lmoe_matrix& m,
+                         int64_t cols, bool router) {
+  char nm[96];
+  if (idx >= 0) std::snprintf(nm, sizeof nm, "weights->%s[%d]", name, idx);
+  else std::snprintf(nm, sizeof nm, "weights->%s", name);
+  CHECK_ARG(m.data != nullptr, "%s: %s is NULL", fn, nm);
+  CHECK_ARG(m.format >= LMOE_WFMT_F32 && m.format <= LMOE_WFMT_NVFP4, "%s: %s.format %d is unknown",
+            fn, nm, m.format);
+  CHECK_ARG(!router || m.format == LMOE_WFMT_F32 || m.format == LMOE_WFMT_BF16,
+            "%s: %s must be F32 or BF16, got %s", fn, nm, format_name(m.format));
+  CHECK_ARG(m.reserved == 0, "%s: %s.reserved must be 0, got %d", fn, nm, m.reserved);
+  CHECK_ARG(std::isfinite(m.scale) && m.scale > 0.0f, "%s: %s.scale must be finite and > 0, got %g",
+            fn, nm, (double)m.scale);
+  CHECK_ARG(std::isfinite(m.input_scale) && m.input_scale >= 0.0f,
+            "%s: %s.input_scale must be finite and >= 0, got %g", fn, nm, (double)m.input_scale);
+  if (m.format == LMOE_WFMT_F32 || m.format == LMOE_WFMT_BF16)
+    CHECK_ARG(m.scale == 1.0f, "%s: %s.scale must be 1 for %s weights, got %g", fn, nm,
+              format_name(m.format), (double)m.scale);
+  if (m.format == LMOE_WFMT_NVFP4) {
+    CHECK_ARG(cols % 16 == 0, "%s: %s is NVFP4 but its %lld input features are not a multiple of 16",
+              fn, nm, (long long)cols);
+    CHECK_ARG(m.block_scales != nullptr, "%s: %s is NVFP4 but block_scales is NULL", fn, nm);
+  } else {
+    CHECK_ARG(m.block_scales == nullptr, "%s: %s.block_scales must be NULL for %s weights", fn, nm,
+              format_name(m.format));
+  }
+  if (!cpu_has_kernel(m.format)) {
+    set_error("%s: %s has format %s, which has no CPU kernel in this build", fn, nm,
+              format_name(m.format));
+    return LMOE_ERR_UNSUPPORTED;
+  }
   return LMOE_OK;
 }
 
-lmoe_status check_w_router(const char* fn, const lmoe_weights* w) {
+bool absent(const lmoe_matrix& m) { return m.data == nullptr; }
+
+lmoe_status check_w_router(const char* fn, const lmoe_config* c, const lmoe_weights* w) {
   CHECK_ARG(w != nullptr, "%s: weights is NULL", fn);
-  CHECK_ARG(w->gate_dtype == LMOE_DTYPE_BF16 || w->gate_dtype == LMOE_DTYPE_F32,
-            "%s: gate_dtype must be BF16 or F32, got %d", fn, w->gate_dtype);
-  CHECK_ARG(w->gate != nullptr, "%s: weights->gate is NULL", fn);
-  return LMOE_OK;
+  return check_matrix(fn, "gate", -1, w->gate, c->hidden_size, true);
 }
 
 lmoe_status check_w_dispatch(const char* fn, const lmoe_config* c, const lmoe_weights* w) {
-  TRY(check_w_common(fn, w));
-  if (c->latent_size > 0)
-    CHECK_ARG(w->latent_down != nullptr, "%s: weights->latent_down is NULL (latent_size=%d)", fn,
+  CHECK_ARG(w != nullptr, "%s: weights is NULL", fn);
+  if (c->latent_size > 0) {
+    CHECK_ARG(!absent(w->latent_down), "%s: weights->latent_down is NULL (latent_size=%d)", fn,
               c->latent_size);
+    TRY(check_matrix(fn, "latent_down", -1, w->latent_down, c->hidden_size, false));
+  }
   return LMOE_OK;
 }
 
 lmoe_status check_w_experts(const char* fn, const lmoe_config* c, const lmoe_weights* w) {
-  TRY(check_w_common(fn, w));
+  CHECK_ARG(w != nullptr, "%s: weights is NULL", fn);
   const bool swiglu = c->activation == LMOE_ACT_SWIGLU;
   CHECK_ARG(w->expert_up != nullptr, "%s: weights->expert_up is NULL", fn);
   CHECK_ARG(w->expert_down != nullptr, "%s: weights->expert_down is NULL", fn);
   CHECK_ARG(!swiglu || w->expert_gate != nullptr,
             "%s: weights->expert_gate is NULL (activation is SWIGLU)", fn);
   for (int e = 0; e < c->num_experts; ++e) {
-    CHECK_ARG(w->expert_up[e] != nullptr, "%s: weights->expert_up[%d] is NULL", fn, e);
-    CHECK_ARG(w->expert_down[e] != nullptr, "%s: weights->expert_down[%d] is NULL", fn, e);
-    CHECK_ARG(!swiglu || w->expert_gate[e] != nullptr, "%s: weights->expert_gate[%d] is NULL",
-              fn, e);
+    TRY(check_matrix(fn, "expert_up", e, w->expert_up[e], width(c), false));
+    TRY(check_matrix(fn, "expert_down", e, w->expert_down[e], c->expert_intermediate_size, false));
+    if (swiglu) TRY(check_matrix(fn, "expert_gate", e, w->expert_gate[e], width(c), false));
   }
   return LMOE_OK;
 }
 
 lmoe_status check_w_combine(const char* fn, const lmoe_config* c, const lmoe_weights* w) {
-  TRY(check_w_common(fn, w));
-  if (c->latent_size > 0)
-    CHECK_ARG(w->latent_up != nullptr, "%s: weights->latent_up is NULL (latent_size=%d)", fn,
+  CHECK_ARG(w != nullptr, "%s: weights is NULL", fn);
+  if (c->latent_size > 0) {
+    CHECK_ARG(!absent(w->latent_up), "%s: weights->latent_up is NULL (latent_size=%d)", fn,
               c->latent_size);
-  if (c->shared_intermediate_size > 0) {
-    CHECK_ARG(w->shared_up != nullptr, "%s: weights->shared_up is NULL (shared size %d)", fn,
-              c->shared_intermediate_size);
-    CHECK_ARG(w->shared_down != nullptr, "%s: weights->shared_down is NULL (shared size %d)",
-              fn, c->shared_intermediate_size);
-    if (c->activation == LMOE_ACT_SWIGLU)
-      CHECK_ARG(w->shared_gate != nullptr,
+    TRY(check_matrix(fn, "latent_up", -1, w->latent_up, c->latent_size, false));
+  }
+  const int ms = c->shared_intermediate_size;
+  if (ms > 0) {
+    CHECK_ARG(!absent(w->shared_up), "%s: weights->shared_up is NULL (shared size %d)", fn, ms);
+    CHECK_ARG(!absent(w->shared_down), "%s: weights->shared_down is NULL (shared size %d)", fn, ms);
+    TRY(check_matrix(fn, "shared_up", -1, w->shared_up, c->hidden_size, false));
+    TRY(check_matrix(fn, "shared_down", -1, w->shared_down, ms, false));
+    if (c->activation == LMOE_ACT_SWIGLU) {
+      CHECK_ARG(!absent(w->shared_gate),
                 "%s: weights->shared_gate is NULL (activation is SWIGLU)", fn);
+      TRY(check_matrix(fn, "shared_gate", -1, w->shared_gate, c->hidden_size, false));
+    }
   }
   return LMOE_OK;
 }
 
 // Every weight the whole layer needs.
 lmoe_status check_w_all(const char* fn, const lmoe_config* c, const lmoe_weights* w) {
-  TRY(check_w_router(fn, w));
+  TRY(check_w_router(fn, c, w));
   TRY(check_w_dispatch(fn, c, w));
   TRY(check_w_experts(fn, c, w));
   return check_w_combine(fn, c, w);
@@ -168,7 +222,7 @@ LMOE_API lmoe_status lmoe_cpu_router_topk(const lmoe_config* cfg, const lmoe_wei
     const char* fn = "lmoe_cpu_router_topk";
     TRY(check_cfg(fn, cfg));
     TRY(check_tokens(fn, cfg, T));
-    TRY(check_w_router(fn, w));
+    TRY(check_w_router(fn, cfg, w));
     if (T == 0) return LMOE_OK;
     CHECK_ARG(x != nullptr, "%s: x is NULL", fn);
     CHECK_ARG(ids != nullptr, "%s: topk_ids is NULL", fn);

@@ -1,5 +1,5 @@
 // Grouped expert GEMMs: per expert with rows, FC1 with the activation in its epilogue
-// (relu^2, or SwiGLU with the gate rows), then FC2. All experts' FC1 jobs form one phase, the
+// (relu^2, SiLU, or SwiGLU with the gate rows), then FC2. All experts' FC1 jobs form one phase, the
 // FC2 jobs the next.
 #include <vector>
 
@@ -13,16 +13,17 @@ void expert_jobs(const lmoe_config* c, const lmoe_weights* w, const int32_t* off
                  std::vector<GemmJob>& fc2) {
   const int N = c->num_experts, wd = width(c), m = c->expert_intermediate_size;
   const bool swiglu = c->activation == LMOE_ACT_SWIGLU;
+  const int act = activation_epi(c->activation);
   for (int e = 0; e < N; ++e) {
     const int ne = offsets[e + 1] - offsets[e];
     if (ne == 0) continue;
-    GemmJob a = dense_job(latent_sorted + (int64_t)offsets[e] * wd, wd, ne, w->expert_up[e],
-                          w->weight_dtype, wd, m, swiglu ? EPI_SWIGLU : EPI_RELU2,
+    GemmJob a = dense_job(latent_sorted + (int64_t)offsets[e] * wd, wd, ne, &w->expert_up[e],
+                          wd, m, act,
                           hidden + (int64_t)offsets[e] * m, m);
-    a.Wg = swiglu ? w->expert_gate[e] : nullptr;
+    a.Wg = swiglu ? &w->expert_gate[e] : nullptr;
     fc1.push_back(a);
-    fc2.push_back(dense_job(hidden + (int64_t)offsets[e] * m, m, ne, w->expert_down[e],
-                            w->weight_dtype, m, wd, EPI_STORE, out + (int64_t)offsets[e] * wd, wd));
+    fc2.push_back(dense_job(hidden + (int64_t)offsets[e] * m, m, ne, &w->expert_down[e],
+                            m, wd, EPI_STORE, out + (int64_t)offsets[e] * wd, wd));
   }
 }
 

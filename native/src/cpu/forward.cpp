@@ -66,7 +66,7 @@ lmoe_status forward_step(const lmoe_config* c, const lmoe_weights* w, const floa
   // Phase A
   std::vector<GemmJob> jobs{gate_job(c, w, x, T, logits)};
   if (latent)
-    jobs.push_back(dense_job(x, d, T, w->latent_down, w->weight_dtype, d, c->latent_size,
+    jobs.push_back(dense_job(x, d, T, &w->latent_down, d, c->latent_size,
                              EPI_STORE, z, wd));
   if (ms > 0) jobs.push_back(shared_up_job(c, w, x, T, sh));
   TRY(run_gemm_phase(jobs));
@@ -81,7 +81,7 @@ lmoe_status forward_step(const lmoe_config* c, const lmoe_weights* w, const floa
   std::vector<GemmJob> fc1, fc2;
   expert_jobs(c, w, offsets, lat, hidden, eout, fc1, fc2);
   if (ms > 0)
-    fc1.push_back(dense_job(sh, ms, T, w->shared_down, w->weight_dtype, ms, d, EPI_STORE, out, d));
+    fc1.push_back(dense_job(sh, ms, T, &w->shared_down, ms, d, EPI_STORE, out, d));
   pt.mark("route", 0);
   TRY(run_gemm_phase(fc1));
   pt.mark("B", jobs_weight_bytes(fc1));
@@ -91,7 +91,7 @@ lmoe_status forward_step(const lmoe_config* c, const lmoe_weights* w, const floa
   // Phase D
   TRY(weighted_sum(T, K, wd, wts, perm, eout, latent || ms > 0 ? acc : out));
   if (latent) {
-    std::vector<GemmJob> up{dense_job(acc, wd, T, w->latent_up, w->weight_dtype, wd, d,
+    std::vector<GemmJob> up{dense_job(acc, wd, T, &w->latent_up, wd, d,
                                       ms > 0 ? EPI_ADD : EPI_STORE, out, d)};
     lmoe_status st = run_gemm_phase(up);
     pt.mark("D", jobs_weight_bytes(up));

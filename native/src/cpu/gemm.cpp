@@ -14,7 +14,14 @@ namespace {
 double job_row_cost(const GemmJob& j) {
   // bytes of weights (x 2 matrices for SwiGLU) vs. FMAs; ~3 token-FMAs cost one weight byte.
   double mats = j.Wg ? 2.0 : 1.0;
-  return mats * (double)j.n * (3.0 * esize(j.wdtype) + (double)j.ntok);
+  return mats * (3.0 * (double)row_bytes(j.W->format, j.n) + (double)j.n * j.ntok);
+}
+
+// The per-tensor weight scale (FP8 weight_scale, NVFP4 weight_scale_2), once per output element
+// before the epilogue; 1 for F32 / BF16 (skipped, so those results are unchanged).
+inline void scale_block(float s, float* v, int64_t count) {
+  if (s == 1.0f) return;
+  for (int64_t q = 0; q < count; ++q) v[q] = v[q] * s;
 }
 
 void run_segment(const GemmJob& j, int r0, int r1, DotBlockFn dot) {
@@ -24,15 +31,18 @@ void run_segment(const GemmJob& j, int r0, int r1, DotBlockFn dot) {
   int ch = j.ntok == 1 ? r1 - r0 : std::max(8, std::min(512, 16384 / j.ntok / 8 * 8));
   float* tmp = thread_scratch(0, (size_t)ch * j.ntok);
   float* tmpg = j.Wg ? thread_scratch(1, (size_t)ch * j.ntok) : nullptr;
-  const int es = esize(j.wdtype);
+  // F32 / BF16 only: abi.cpp rejects the formats that have no kernel yet (FP8, NVFP4).
+  const int64_t rb = row_bytes(j.W->format, j.n);
   for (int r = r0; r < r1; r += ch) {
     const int rows = std::min(ch, r1 - r);
-    const char* Wr = (const char*)j.W + (int64_t)r * j.n * es;
     if (j.epi == EPI_SWIGLU) {
-      const char* Wgr = (const char*)j.Wg + (int64_t)r * j.n * es;
-      dot(j.X, j.ldx, j.ntok, Wgr, j.n, j.wdtype, j.n, rows, tmpg, rows);
+      const char* Wgr = (const char*)j.Wg->data + (int64_t)r * rb;
+      dot(j.X, j.ldx, j.ntok, Wgr, j.n, j.Wg->format, j.n, rows, tmpg, rows);
+      scale_block(j.Wg->scale, tmpg, (int64_t)rows * j.ntok);
     }
-    dot(j.X, j.ldx, j.ntok, Wr, j.n, j.wdtype, j.n, rows, tmp, rows);
+    const char* Wr = (const char*)j.W->data + (int64_t)r * rb;
+    dot(j.X, j.ldx, j.ntok, Wr, j.n, j.W->format, j.n, rows, tmp, rows);
+    scale_block(j.W->scale, tmp, (int64_t)rows * j.ntok);
     for (int t = 0; t < j.ntok; ++t)
       apply_epilogue(j.epi, tmp + (int64_t)t * rows, tmpg ? tmpg + (int64_t)t * rows : nullptr,
                      rows, j.Y, j.ldy, t, r, j.scatter, j.K);
@@ -83,7 +93,7 @@ lmoe_status run_gemm_phase(std::vector<GemmJob>& jobs) {
 double jobs_weight_bytes(const std::vector<GemmJob>& jobs) {
   double b = 0;
   for (const GemmJob& j : jobs)
-    if (j.ntok > 0) b += (j.Wg ? 2.0 : 1.0) * (double)j.nrows * j.n * esize(j.wdtype);
+    if (j.ntok > 0) b += (j.Wg ? 2.0 : 1.0) * (double)j.nrows * row_bytes(j.W->format, j.n);
   return b;
 }
 

@@ -12,17 +12,22 @@
 
 namespace lmoe {
 
-// Bytes per weight element of an lmoe_dtype (BF16 or F32). A per-matrix weight format (FP8,
-// NVFP4 with scales) replaces W/Wg/wdtype below by a descriptor and this by its row stride.
-inline int esize(int dtype) { return dtype == LMOE_DTYPE_BF16 ? 2 : 4; }
+// Bytes of one row of n input features in a weight format (NVFP4: n even, two codes per byte).
+inline int64_t row_bytes(int format, int64_t n) {
+  switch (format) {
+    case LMOE_WFMT_BF16: return 2 * n;
+    case LMOE_WFMT_FP8_E4M3: return n;
+    case LMOE_WFMT_NVFP4: return n / 2;
+    default: return 4 * n;
+  }
+}
 
 struct GemmJob {
   const float* X = nullptr;  // [ntok, ldx] f32
   int64_t ldx = 0;
   int ntok = 0;
-  const void* W = nullptr;   // [nrows, n]
-  const void* Wg = nullptr;  // SwiGLU gate rows [nrows, n]
-  int wdtype = 0;
+  const lmoe_matrix* W = nullptr;   // [nrows, n]
+  const lmoe_matrix* Wg = nullptr;  // SwiGLU gate rows [nrows, n]
   int n = 0;
   int nrows = 0;
   int epi = EPI_STORE;
@@ -34,11 +39,11 @@ struct GemmJob {
 };
 
 // A job of one weight matrix over T tokens (no gate rows, no scatter).
-inline GemmJob dense_job(const float* X, int64_t ldx, int64_t T, const void* W, int wdtype, int n,
+inline GemmJob dense_job(const float* X, int64_t ldx, int64_t T, const lmoe_matrix* W, int n,
                          int nrows, int epi, float* Y, int64_t ldy) {
   GemmJob j;
   j.X = X; j.ldx = ldx; j.ntok = (int)T;
-  j.W = W; j.wdtype = wdtype; j.n = n; j.nrows = nrows;
+  j.W = W; j.n = n; j.nrows = nrows;
   j.epi = epi; j.Y = Y; j.ldy = ldy;
   return j;
 }

@@ -45,8 +45,9 @@ struct Workspace {
 struct lmoe_layer {
   lmoe_config cfg{};
   lmoe_weights w{};
+  int32_t weight_dtype = LMOE_DTYPE_F32;  // the one format of the non-gate matrices today
   std::unique_ptr<Checkpoint> ckpt;  // owns the mappings
-  std::vector<const void*> up, gate, down;
+  std::vector<lmoe_matrix> up, gate, down;  // per-expert descriptors
   std::vector<void*> owned;          // widened / realigned copies (free())
   int64_t converted_bytes = 0;
   std::mutex pool_mutex;
@@ -357,27 +358,35 @@ void load_weights(lmoe_layer* L, int layer) {
     if (swiglu) check_matrix("shared_experts.gate_proj.weight", sg, ms, d);
   }
 
+  // The non-gate matrices share one format (wt, an lmoe_dtype whose F32/BF16 codes are the
+  // lmoe_weight_format ones); the gate has its own.
+  auto mat = [](const void* data, int fmt) {
+    lmoe_matrix m{};
+    m.format = fmt;
+    m.data = data;
+    m.scale = 1.0f;
+    return m;
+  };
   L->up.resize(n);
   L->down.resize(n);
   if (swiglu) L->gate.resize(n);
   for (int e = 0; e < n; ++e) {
-    L->up[e] = eu[e].data;
-    L->down[e] = ed[e].data;
-    if (swiglu) L->gate[e] = eg[e].data;
+    L->up[e] = mat(eu[e].data, wt);
+    L->down[e] = mat(ed[e].data, wt);
+    if (swiglu) L->gate[e] = mat(eg[e].data, wt);
   }
+  L->weight_dtype = wt;
   lmoe_weights& W = L->w;
-  W.weight_dtype = wt;
-  W.gate_dtype = gate.dtype;
-  W.gate = gate.data;
+  W.gate = mat(gate.data, gate.dtype);
   W.gate_bias = has_bias ? (const float*)bias.data : nullptr;
-  W.latent_down = latent ? down.data : nullptr;
-  W.latent_up = latent ? upl.data : nullptr;
+  if (latent) W.latent_down = mat(down.data, wt);
+  if (latent) W.latent_up = mat(upl.data, wt);
   W.expert_up = L->up.data();
   W.expert_gate = swiglu ? L->gate.data() : nullptr;
   W.expert_down = L->down.data();
-  W.shared_up = shared ? su.data : nullptr;
-  W.shared_gate = shared && swiglu ? sg.data : nullptr;
-  W.shared_down = shared ? sd.data : nullptr;
+  if (shared) W.shared_up = mat(su.data, wt);
+  if (shared && swiglu) W.shared_gate = mat(sg.data, wt);
+  if (shared) W.shared_down = mat(sd.data, wt);
 }
 
 // ------------------------------------------------------------------ forward
@@ -697,8 +706,8 @@ LMOE_API lmoe_status lmoe_layer_weight_info(const lmoe_layer* layer, int32_t* we
                                             int32_t* gate_dtype, int64_t* converted_bytes) {
   return guard([&]() -> lmoe_status {
     if (!layer) invalid("lmoe_layer_weight_info: layer is NULL");
-    if (weight_dtype) *weight_dtype = layer->w.weight_dtype;
-    if (gate_dtype) *gate_dtype = layer->w.gate_dtype;
+    if (weight_dtype) *weight_dtype = layer->weight_dtype;
+    if (gate_dtype) *gate_dtype = layer->w.gate.format;
     if (converted_bytes) *converted_bytes = layer->converted_bytes;
     return LMOE_OK;
   });

@@ -23,7 +23,7 @@ public record LayerTraffic(long bytes, double flops, int distinctExperts) {
 
     public static LayerTraffic of(MoeWeights w, Routing routing) {
         MoeConfig c = w.config();
-        return of(c, w.weightDType().byteSize(), w.gate().dtype().byteSize(), distinctExperts(c.numExperts(), routing),
+        return of(c, w.expertUp(0).data().dtype().byteSize(), w.gate().data().dtype().byteSize(), distinctExperts(c.numExperts(), routing),
                 routing.tokens());
     }
 

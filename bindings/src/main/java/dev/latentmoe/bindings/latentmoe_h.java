@@ -32,7 +32,7 @@ public final class latentmoe_h {
   private latentmoe_h() {}
 
   // ---- macros ----
-  public static final int LMOE_ABI_VERSION = 1;
+  public static final int LMOE_ABI_VERSION = 2;
 
   // ---- enum lmoe_status ----
   public static final int LMOE_OK = 0;
@@ -47,10 +47,23 @@ public final class latentmoe_h {
   public static final int LMOE_DTYPE_BF16 = 1;
   public static final int LMOE_DTYPE_F16 = 2;
   public static final int LMOE_DTYPE_I32 = 3;
+  public static final int LMOE_DTYPE_F8_E4M3 = 4;
+  public static final int LMOE_DTYPE_U8 = 5;
+
+  // ---- enum lmoe_weight_format ----
+  public static final int LMOE_WFMT_F32 = 0;
+  public static final int LMOE_WFMT_BF16 = 1;
+  public static final int LMOE_WFMT_FP8_E4M3 = 2;
+  public static final int LMOE_WFMT_NVFP4 = 3;
+
+  // ---- enum lmoe_precision ----
+  public static final int LMOE_PRECISION_EXACT = 0;
+  public static final int LMOE_PRECISION_BF16 = 1;
 
   // ---- enum lmoe_activation ----
   public static final int LMOE_ACT_RELU2 = 0;
   public static final int LMOE_ACT_SWIGLU = 1;
+  public static final int LMOE_ACT_SILU = 2;
 
   // ---- enum lmoe_scoring ----
   public static final int LMOE_SCORING_SIGMOID = 0;

@@ -33,7 +33,8 @@ public final class lmoe_config {
       JAVA_INT.withName("activation"),
       JAVA_INT.withName("scoring"),
       JAVA_INT.withName("norm_topk_prob"),
-      JAVA_FLOAT.withName("routed_scaling_factor")).withName("lmoe_config");
+      JAVA_FLOAT.withName("routed_scaling_factor"),
+      JAVA_INT.withName("precision")).withName("lmoe_config");
 
   /** The layout of {@code lmoe_config}. */
   public static final GroupLayout layout() {
@@ -188,6 +189,19 @@ public final class lmoe_config {
 
   public static void routed_scaling_factor(MemorySegment struct, float fieldValue) {
     struct.set(routed_scaling_factor$LAYOUT, routed_scaling_factor$OFFSET, fieldValue);
+  }
+
+  public static final OfInt precision$LAYOUT =
+      (OfInt) $LAYOUT.select(PathElement.groupElement("precision"));
+  public static final long precision$OFFSET = $LAYOUT.byteOffset(PathElement.groupElement("precision"));
+  public static final VarHandle precision$VH = $LAYOUT.varHandle(PathElement.groupElement("precision"));
+
+  public static int precision(MemorySegment struct) {
+    return struct.get(precision$LAYOUT, precision$OFFSET);
+  }
+
+  public static void precision(MemorySegment struct, int fieldValue) {
+    struct.set(precision$LAYOUT, precision$OFFSET, fieldValue);
   }
 
 }

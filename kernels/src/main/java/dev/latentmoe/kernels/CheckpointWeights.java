@@ -33,22 +33,30 @@ public final class CheckpointWeights {
     /** {@code experts.{e}.{proj}_proj.weight}, proj one of up, down, gate. */
     static String expert(int e, String proj) { return "experts." + e + "." + proj + "_proj.weight"; }
 
+    private static void put(Map<String, Tensor> m, String name, WeightMatrix w) {
+        if (w == null) return;
+        if (w.format().isQuantized()) {
+            throw new UnsupportedOperationException(name + ": writing " + w.format() + " weights is not supported here");
+        }
+        m.put(name, w.data());
+    }
+
     /** Every tensor of {@code w} under its checkpoint name for layer {@code layer} (nulls left out). */
     public static Map<String, Tensor> tensors(MoeWeights w, int layer) {
         String p = prefix(layer);
         Map<String, Tensor> m = new LinkedHashMap<>();
-        m.put(p + GATE, w.gate());
+        put(m, p + GATE, w.gate());
         if (w.gateBias() != null) m.put(p + GATE_BIAS, w.gateBias());
-        if (w.latentDown() != null) m.put(p + LATENT_DOWN, w.latentDown());
-        if (w.latentUp() != null) m.put(p + LATENT_UP, w.latentUp());
+        put(m, p + LATENT_DOWN, w.latentDown());
+        put(m, p + LATENT_UP, w.latentUp());
         for (int e = 0; e < w.config().numExperts(); e++) {
-            m.put(p + expert(e, "up"), w.expertUp(e));
-            m.put(p + expert(e, "down"), w.expertDown(e));
-            if (w.expertGate(e) != null) m.put(p + expert(e, "gate"), w.expertGate(e));
+            put(m, p + expert(e, "up"), w.expertUp(e));
+            put(m, p + expert(e, "down"), w.expertDown(e));
+            put(m, p + expert(e, "gate"), w.expertGate(e));
         }
-        if (w.sharedUp() != null) m.put(p + SHARED_UP, w.sharedUp());
-        if (w.sharedDown() != null) m.put(p + SHARED_DOWN, w.sharedDown());
-        if (w.sharedGate() != null) m.put(p + SHARED_GATE, w.sharedGate());
+        put(m, p + SHARED_UP, w.sharedUp());
+        put(m, p + SHARED_DOWN, w.sharedDown());
+        put(m, p + SHARED_GATE, w.sharedGate());
         return m;
     }
 

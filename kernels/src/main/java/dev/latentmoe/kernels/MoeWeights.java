@@ -6,36 +6,46 @@ import dev.latentmoe.memory.MemoryArena;
 import dev.latentmoe.memory.Tensor;
 
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
- * The weight tensors of one layer, row-major, in the checkpoint's layouts:
- * gate [N, d], gateBias [N] f32 (may be null), latentDown [ℓ, d], latentUp [d, ℓ] (null for a
- * standard MoE), expertUp[e] [m, w], expertGate[e] [m, w] (SwiGLU only), expertDown[e] [w, m],
- * sharedUp [ms, d], sharedGate [ms, d] (SwiGLU only), sharedDown [d, ms] (null without a shared
- * expert). Every matrix but the gate has {@link #weightDType()} (BF16 or F32); the gate is BF16 or
- * F32 on its own.
+ * The weight matrices of one layer in the checkpoint's layouts ([out, in], row-major):
+ * gate [N, d] (F32 or BF16), gateBias [N] f32 (may be null), latentDown [ℓ, d], latentUp [d, ℓ]
+ * (null for a standard MoE), expertUp[e] [m, w], expertGate[e] [m, w] (SwiGLU only), expertDown[e]
+ * [w, m], sharedUp [ms, d], sharedGate [ms, d] (SwiGLU only), sharedDown [d, ms] (null without a
+ * shared expert). Each matrix has its own {@link WeightFormat}: a checkpoint may hold BF16 latent
+ * projections, an FP8 shared expert and NVFP4 routed experts.
  */
 public final class MoeWeights {
     private final MoeConfig config;
-    private final DType weightDType;
-    private final Tensor gate;
+    private final WeightMatrix gate;
     private final Tensor gateBias;
-    private final Tensor latentDown;
-    private final Tensor latentUp;
-    private final Tensor[] expertUp;
-    private final Tensor[] expertGate;
-    private final Tensor[] expertDown;
-    private final Tensor sharedUp;
-    private final Tensor sharedGate;
-    private final Tensor sharedDown;
+    private final WeightMatrix latentDown;
+    private final WeightMatrix latentUp;
+    private final WeightMatrix[] expertUp;
+    private final WeightMatrix[] expertGate;
+    private final WeightMatrix[] expertDown;
+    private final WeightMatrix sharedUp;
+    private final WeightMatrix sharedGate;
+    private final WeightMatrix sharedDown;
 
+    /** Plain F32 / BF16 tensors (each matrix may have either dtype). */
     public MoeWeights(MoeConfig config, Tensor gate, Tensor gateBias, Tensor latentDown, Tensor latentUp,
                       Tensor[] expertUp, Tensor[] expertGate, Tensor[] expertDown,
                       Tensor sharedUp, Tensor sharedGate, Tensor sharedDown) {
+        this(config, plain("gate.weight", gate), gateBias, plain("fc1_latent_proj.weight", latentDown),
+                plain("fc2_latent_proj.weight", latentUp), plain("up_proj", expertUp), plain("gate_proj", expertGate),
+                plain("down_proj", expertDown), plain("shared_experts.up_proj.weight", sharedUp),
+                plain("shared_experts.gate_proj.weight", sharedGate), plain("shared_experts.down_proj.weight", sharedDown));
+    }
+
+    /** Matrices in any {@link WeightFormat} (the gate F32 or BF16). */
+    public MoeWeights(MoeConfig config, WeightMatrix gate, Tensor gateBias, WeightMatrix latentDown,
+                      WeightMatrix latentUp, WeightMatrix[] expertUp, WeightMatrix[] expertGate,
+                      WeightMatrix[] expertDown, WeightMatrix sharedUp, WeightMatrix sharedGate,
+                      WeightMatrix sharedDown) {
         this.config = config;
         this.gate = gate;
         this.gateBias = gateBias;
@@ -47,43 +57,77 @@ public final class MoeWeights {
         this.sharedUp = sharedUp;
         this.sharedGate = sharedGate;
         this.sharedDown = sharedDown;
-        this.weightDType = validate();
+        validate();
+    }
+
+    private static WeightMatrix plain(String name, Tensor t) {
+        if (t == null) return null;
+        if (t.dtype() != DType.F32 && t.dtype() != DType.BF16) {
+            throw new IllegalArgumentException("weight " + name + " must be BF16 or F32, got " + t.dtype());
+        }
+        return WeightMatrix.of(t);
+    }
+
+    private static WeightMatrix[] plain(String name, Tensor[] ts) {
+        if (ts == null) return null;
+        WeightMatrix[] out = new WeightMatrix[ts.length];
+        for (int e = 0; e < ts.length; e++) out[e] = ts[e] == null ? null : plain("experts." + e + "." + name + ".weight", ts[e]);
+        return out;
     }
 
     public MoeConfig config() { return config; }
 
-    public DType weightDType() { return weightDType; }
-
-    public Tensor gate() { return gate; }
+    public WeightMatrix gate() { return gate; }
 
     public Tensor gateBias() { return gateBias; }
 
-    public Tensor latentDown() { return latentDown; }
+    public WeightMatrix latentDown() { return latentDown; }
 
-    public Tensor latentUp() { return latentUp; }
+    public WeightMatrix latentUp() { return latentUp; }
 
-    public Tensor expertUp(int e) { return expertUp[e]; }
+    public WeightMatrix expertUp(int e) { return expertUp[e]; }
 
-    public Tensor expertGate(int e) { return expertGate == null ? null : expertGate[e]; }
+    public WeightMatrix expertGate(int e) { return expertGate == null ? null : expertGate[e]; }
 
-    public Tensor expertDown(int e) { return expertDown[e]; }
+    public WeightMatrix expertDown(int e) { return expertDown[e]; }
 
-    public Tensor sharedUp() { return sharedUp; }
+    public WeightMatrix sharedUp() { return sharedUp; }
 
-    public Tensor sharedGate() { return sharedGate; }
+    public WeightMatrix sharedGate() { return sharedGate; }
 
-    public Tensor sharedDown() { return sharedDown; }
+    public WeightMatrix sharedDown() { return sharedDown; }
 
-    /** Every tensor of the layer (nulls skipped). */
+    /** The format of the routed experts' up projections (expert 0), for reports. */
+    public WeightFormat expertFormat() { return expertUp[0].format(); }
+
+    /** Every weight matrix of the layer (nulls skipped). */
+    public List<WeightMatrix> matrices() {
+        List<WeightMatrix> out = new ArrayList<>();
+        for (WeightMatrix m : new WeightMatrix[] {gate, latentDown, latentUp, sharedUp, sharedGate, sharedDown}) {
+            if (m != null) out.add(m);
+        }
+        for (WeightMatrix[] ms : new WeightMatrix[][] {expertUp, expertGate, expertDown}) {
+            if (ms != null) out.addAll(List.of(ms));
+        }
+        return out;
+    }
+
+    /** Every tensor of the layer (data, block scales, the bias; nulls skipped). */
     public List<Tensor> all() {
         List<Tensor> out = new ArrayList<>();
-        for (Tensor t : new Tensor[] {gate, gateBias, latentDown, latentUp, sharedUp, sharedGate, sharedDown}) {
-            if (t != null) out.add(t);
+        if (gateBias != null) out.add(gateBias);
+        for (WeightMatrix m : matrices()) {
+            out.add(m.data());
+            if (m.blockScales() != null) out.add(m.blockScales());
         }
-        out.addAll(Arrays.asList(expertUp));
-        if (expertGate != null) out.addAll(Arrays.asList(expertGate));
-        out.addAll(Arrays.asList(expertDown));
         return out;
+    }
+
+    /** Bytes of every weight tensor (what the layer keeps in memory). */
+    public long byteSize() {
+        long b = 0;
+        for (Tensor t : all()) b += t.byteSize();
+        return b;
     }
 
     /** The distinct arenas that own the weights; a forward pass checks each is still open. */
@@ -93,80 +137,56 @@ public final class MoeWeights {
         return List.copyOf(seen.keySet());
     }
 
-    private DType validate() {
+    private void validate() {
         MoeConfig c = config;
         int d = c.hiddenSize(), l = c.latentSize(), n = c.numExperts(), m = c.intermediateSize();
         int w = c.expertWidth(), ms = c.sharedIntermediateSize();
         boolean swiglu = c.activation() == Activation.SWIGLU;
         checkMatrix("gate.weight", gate, n, d);
-        if (gate.dtype() != DType.BF16 && gate.dtype() != DType.F32) {
-            throw new IllegalArgumentException("gate.weight must be BF16 or F32, got " + gate.dtype());
+        if (gate.format() != WeightFormat.BF16 && gate.format() != WeightFormat.F32) {
+            throw new IllegalArgumentException("gate.weight must be BF16 or F32, got " + gate.format());
         }
         if (gateBias != null) {
             if (gateBias.dtype() != DType.F32 || gateBias.rank() != 1 || gateBias.dim(0) != n) {
                 throw new IllegalArgumentException("gate.e_score_correction_bias must be F32 [" + n + "], got " + gateBias);
             }
         }
-        DType wt = expertUp == null || expertUp.length == 0 ? null : expertUp[0].dtype();
-        if (wt != DType.BF16 && wt != DType.F32) {
-            throw new IllegalArgumentException("expert weights must be BF16 or F32, got " + wt);
-        }
         if (c.isLatent()) {
             checkMatrix("fc1_latent_proj.weight", latentDown, l, d);
             checkMatrix("fc2_latent_proj.weight", latentUp, d, l);
-            checkDType("fc1_latent_proj.weight", latentDown, wt);
-            checkDType("fc2_latent_proj.weight", latentUp, wt);
         } else if (latentDown != null || latentUp != null) {
             throw new IllegalArgumentException("latent projections given for a standard MoE (moe_latent_size unset)");
         }
-        checkExperts("up_proj", expertUp, n, m, w, wt);
-        checkExperts("down_proj", expertDown, n, w, m, wt);
+        checkExperts("up_proj", expertUp, n, m, w);
+        checkExperts("down_proj", expertDown, n, w, m);
         if (swiglu) {
-            checkExperts("gate_proj", expertGate, n, m, w, wt);
+            checkExperts("gate_proj", expertGate, n, m, w);
         } else if (expertGate != null) {
-            throw new IllegalArgumentException("expert gate_proj weights given but the activation is relu²");
+            throw new IllegalArgumentException("expert gate_proj weights given but the activation is " + c.activation());
         }
         if (ms > 0) {
             checkMatrix("shared_experts.up_proj.weight", sharedUp, ms, d);
             checkMatrix("shared_experts.down_proj.weight", sharedDown, d, ms);
-            checkDType("shared_experts.up_proj.weight", sharedUp, wt);
-            checkDType("shared_experts.down_proj.weight", sharedDown, wt);
-            if (swiglu) {
-                checkMatrix("shared_experts.gate_proj.weight", sharedGate, ms, d);
-                checkDType("shared_experts.gate_proj.weight", sharedGate, wt);
-            }
+            if (swiglu) checkMatrix("shared_experts.gate_proj.weight", sharedGate, ms, d);
         } else if (sharedUp != null || sharedDown != null) {
             throw new IllegalArgumentException("shared expert weights given but moe_shared_expert_intermediate_size is 0");
         }
         for (Tensor t : all()) {
             if (!t.device().isHost()) throw new IllegalArgumentException("weight " + t + " is not in host memory");
         }
-        return wt;
     }
 
-    private static void checkExperts(String name, Tensor[] ts, int n, long rows, long cols, DType wt) {
-        if (ts == null || ts.length != n) {
+    private static void checkExperts(String name, WeightMatrix[] ms, int n, long rows, long cols) {
+        if (ms == null || ms.length != n) {
             throw new IllegalArgumentException("experts.*." + name + ".weight: expected " + n + " tensors, got "
-                    + (ts == null ? "none" : ts.length));
+                    + (ms == null ? "none" : ms.length));
         }
-        for (int e = 0; e < n; e++) {
-            checkMatrix("experts." + e + "." + name + ".weight", ts[e], rows, cols);
-            checkDType("experts." + e + "." + name + ".weight", ts[e], wt);
-        }
+        for (int e = 0; e < n; e++) checkMatrix("experts." + e + "." + name + ".weight", ms[e], rows, cols);
     }
 
-    private static void checkMatrix(String name, Tensor t, long rows, long cols) {
-        if (t == null) throw new IllegalArgumentException("missing weight " + name);
-        if (t.rank() != 2 || t.dim(0) != rows || t.dim(1) != cols) {
-            throw new IllegalArgumentException("weight " + name + " has shape " + Arrays.toString(t.shape())
-                    + ", expected [" + rows + ", " + cols + "]");
-        }
-    }
-
-    private static void checkDType(String name, Tensor t, DType wt) {
-        if (t.dtype() != wt) {
-            throw new IllegalArgumentException("weight " + name + " is " + t.dtype() + " but the experts are " + wt);
-        }
+    private static void checkMatrix(String name, WeightMatrix m, long rows, long cols) {
+        if (m == null) throw new IllegalArgumentException("missing weight " + name);
+        m.check(name, rows, cols);
     }
 
     /**

@@ -156,17 +156,17 @@ class BadInputTest {
             Tensor[] ups = new Tensor[CFG.numExperts()];
             Tensor[] downs = new Tensor[CFG.numExperts()];
             for (int e = 0; e < ups.length; e++) {
-                ups[e] = good.expertUp(e);
-                downs[e] = good.expertDown(e);
+                ups[e] = good.expertUp(e).data();
+                downs[e] = good.expertDown(e).data();
             }
             ups[4] = wa.allocateTensor(DType.BF16, CFG.intermediateSize(), CFG.expertWidth() + 1);
             raises(IllegalArgumentException.class, "experts.4.up_proj.weight has shape", () -> new MoeWeights(CFG,
-                    good.gate(), good.gateBias(), good.latentDown(), good.latentUp(), ups, null, downs,
-                    good.sharedUp(), null, good.sharedDown()));
-            ups[4] = wa.allocateTensor(DType.F32, CFG.intermediateSize(), CFG.expertWidth());
-            raises(IllegalArgumentException.class, "is F32 but the experts are BF16", () -> new MoeWeights(CFG,
-                    good.gate(), good.gateBias(), good.latentDown(), good.latentUp(), ups, null, downs,
-                    good.sharedUp(), null, good.sharedDown()));
+                    good.gate().data(), good.gateBias(), good.latentDown().data(), good.latentUp().data(), ups, null, downs,
+                    good.sharedUp().data(), null, good.sharedDown().data()));
+            ups[4] = wa.allocateTensor(DType.F16, CFG.intermediateSize(), CFG.expertWidth());
+            raises(IllegalArgumentException.class, "experts.4.up_proj.weight must be BF16 or F32, got F16", () -> new MoeWeights(CFG,
+                    good.gate().data(), good.gateBias(), good.latentDown().data(), good.latentUp().data(), ups, null, downs,
+                    good.sharedUp().data(), null, good.sharedDown().data()));
         }
     }
 }

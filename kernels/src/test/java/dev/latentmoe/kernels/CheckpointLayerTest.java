@@ -30,24 +30,24 @@ class CheckpointLayerTest {
         for (int layer : layers) {
             MoeWeights w = MoeWeights.random(cfg, dtype == DType.F16 ? DType.F32 : dtype, seed + layer, arena);
             String p = CheckpointWeights.prefix(layer);
-            all.put(p + "gate.weight", w.gate());
+            all.put(p + "gate.weight", w.gate().data());
             all.put(p + "gate.e_score_correction_bias", w.gateBias());
             if (cfg.isLatent()) {
-                all.put(p + "fc1_latent_proj.weight", conv(w.latentDown(), dtype, arena));
-                all.put(p + "fc2_latent_proj.weight", conv(w.latentUp(), dtype, arena));
+                all.put(p + "fc1_latent_proj.weight", conv(w.latentDown().data(), dtype, arena));
+                all.put(p + "fc2_latent_proj.weight", conv(w.latentUp().data(), dtype, arena));
             }
             for (int e = 0; e < cfg.numExperts(); e++) {
-                all.put(p + "experts." + e + ".up_proj.weight", conv(w.expertUp(e), dtype, arena));
-                all.put(p + "experts." + e + ".down_proj.weight", conv(w.expertDown(e), dtype, arena));
+                all.put(p + "experts." + e + ".up_proj.weight", conv(w.expertUp(e).data(), dtype, arena));
+                all.put(p + "experts." + e + ".down_proj.weight", conv(w.expertDown(e).data(), dtype, arena));
                 if (cfg.activation() == Activation.SWIGLU) {
-                    all.put(p + "experts." + e + ".gate_proj.weight", conv(w.expertGate(e), dtype, arena));
+                    all.put(p + "experts." + e + ".gate_proj.weight", conv(w.expertGate(e).data(), dtype, arena));
                 }
             }
             if (cfg.hasSharedExpert()) {
-                all.put(p + "shared_experts.up_proj.weight", conv(w.sharedUp(), dtype, arena));
-                all.put(p + "shared_experts.down_proj.weight", conv(w.sharedDown(), dtype, arena));
+                all.put(p + "shared_experts.up_proj.weight", conv(w.sharedUp().data(), dtype, arena));
+                all.put(p + "shared_experts.down_proj.weight", conv(w.sharedDown().data(), dtype, arena));
                 if (cfg.activation() == Activation.SWIGLU) {
-                    all.put(p + "shared_experts.gate_proj.weight", conv(w.sharedGate(), dtype, arena));
+                    all.put(p + "shared_experts.gate_proj.weight", conv(w.sharedGate().data(), dtype, arena));
                 }
             }
             all.put("backbone.layers." + layer + ".norm.weight", arena.allocateTensor(DType.F32, cfg.hiddenSize()).fill(1));
@@ -117,7 +117,7 @@ class CheckpointLayerTest {
         }
         try (MoeLayer layer = MoeLayer.fromCheckpoint(dir, 1, Backends.cpu());
              HostArena arena = HostArena.shared("x")) {
-            assertTrue(layer.weights().weightDType() == DType.F32);
+            assertTrue(layer.weights().expertFormat() == WeightFormat.F32);
             Tensor x = Cases.input(arena, 9, cfg.hiddenSize(), seed);
             Tensor y = arena.allocateTensor(DType.F32, 9, cfg.hiddenSize()).fill(Float.NaN);
             Routing r = Routing.allocate(arena, 9, cfg.topK());

@@ -37,10 +37,10 @@ final class ReferenceMoe {
         }
     }
 
-    static double[][] mat(Tensor t) {
-        if (t == null) return null;
-        int rows = (int) t.dim(0), cols = (int) t.dim(1);
-        float[] v = t.toFloatArray();
+    static double[][] mat(WeightMatrix w) {
+        if (w == null) return null;
+        int rows = (int) w.rows(), cols = (int) w.cols();
+        float[] v = w.dequantized();
         double[][] m = new double[rows][cols];
         for (int r = 0; r < rows; r++) for (int k = 0; k < cols; k++) m[r][k] = v[r * cols + k];
         return m;

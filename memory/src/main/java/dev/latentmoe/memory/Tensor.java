@@ -14,6 +14,7 @@ public final class Tensor {
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
     private static final ValueLayout.OfShort U16 = ValueLayout.JAVA_SHORT_UNALIGNED;
     private static final ValueLayout.OfInt I32 = ValueLayout.JAVA_INT_UNALIGNED;
+    private static final ValueLayout.OfByte BYTE = ValueLayout.JAVA_BYTE;
 
     private final MemoryArena owner;
     private final MemorySegment segment;
@@ -138,6 +139,8 @@ public final class Tensor {
             case BF16 -> DType.bf16ToFloat(s.getAtIndex(U16, i));
             case F16 -> Float.float16ToFloat(s.getAtIndex(U16, i));
             case I32 -> s.getAtIndex(I32, i);
+            case F8_E4M3 -> DType.e4m3ToFloat(s.get(BYTE, i));
+            case U8 -> s.get(BYTE, i) & 0xFF;
         };
     }
 
@@ -150,6 +153,8 @@ public final class Tensor {
             case BF16 -> s.setAtIndex(U16, i, DType.floatToBf16(value));
             case F16 -> s.setAtIndex(U16, i, Float.floatToFloat16(value));
             case I32 -> s.setAtIndex(I32, i, (int) value);
+            case F8_E4M3 -> s.set(BYTE, i, DType.floatToE4m3(value));
+            case U8 -> s.set(BYTE, i, (byte) Math.max(0, Math.min(255, Math.round(value))));
         }
     }
 
@@ -207,6 +212,7 @@ public final class Tensor {
             case BF16 -> { short v = DType.floatToBf16(value); for (long i = 0; i < numel; i++) s.setAtIndex(U16, i, v); }
             case F16 -> { short v = Float.floatToFloat16(value); for (long i = 0; i < numel; i++) s.setAtIndex(U16, i, v); }
             case I32 -> { int v = (int) value; for (long i = 0; i < numel; i++) s.setAtIndex(I32, i, v); }
+            case F8_E4M3, U8 -> { for (long i = 0; i < numel; i++) setFloat(i, value); }
         }
         return this;
     }
@@ -253,7 +259,10 @@ public final class Tensor {
             case F16 -> {
                 for (long i = 0; i < numel; i++) if ((s.getAtIndex(U16, i) & 0x7C00) == 0x7C00) return true;
             }
-            case I32 -> { }
+            case F8_E4M3 -> {
+                for (long i = 0; i < numel; i++) if ((s.get(BYTE, i) & 0x7F) == 0x7F) return true;
+            }
+            case I32, U8 -> { }
         }
         return false;
     }

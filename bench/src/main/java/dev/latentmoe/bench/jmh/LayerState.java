@@ -64,7 +64,7 @@ public class LayerState {
         kernels = layer.kernels();
         arena = HostArena.shared("jmh-activations");
         int d = c.hiddenSize(), k = c.topK(), w = c.expertWidth(), n = c.numExperts();
-        int wb = layer.weights().weightDType().byteSize(), gb = layer.weights().gate().dtype().byteSize();
+        int wb = layer.weights().expertUp(0).data().dtype().byteSize(), gb = layer.weights().gate().data().dtype().byteSize();
         SplittableRandom r = new SplittableRandom(seed * 31 + tokens);
         for (int s = 0; s < SETS; s++) {
             float[] v = new float[tokens * d];

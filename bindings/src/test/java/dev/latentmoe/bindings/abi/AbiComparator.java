@@ -211,6 +211,13 @@ public final class AbiComparator {
         }
         String want = expectedLayout(f.type());
         String have = layoutName(m.layout());
+        if (want.startsWith("struct ") && m.layout() instanceof GroupLayout nested) {
+          // jextract names a nested struct member after the field; its layout must be the struct class's.
+          String tag = want.substring("struct ".length());
+          Optional<GroupLayout> cls = java.structLayout().apply(tag);
+          have = cls.isPresent() && cls.get().withoutName().equals(nested.withoutName()) ? want
+              : "a nested layout that is not " + tag + ".layout()";
+        }
         if (!want.equals(have)) {
           d.add(where + ": needs " + want + ", Java has " + have);
         }

@@ -200,7 +200,7 @@ class AbiComparatorTest {
     assertEquals(List.of(), j.shapeProblems());
     assertTrue(j.functions().containsKey("lmoe_cpu_forward"));
     assertEquals(Optional.of(lmoe_config.layout()), j.structLayout().apply("lmoe_config"));
-    assertEquals(1L, j.constants().get("LMOE_ABI_VERSION"));
+    assertEquals(2L, j.constants().get("LMOE_ABI_VERSION"));
     assertEquals("JAVA_INT", AbiComparator.expectedLayout("uint32_t"));
     assertEquals(MemorySegment.class, ADDRESS.carrier());
   }

@@ -1,9 +1,11 @@
 package dev.latentmoe.kernels.cpu;
 
 import dev.latentmoe.bindings.latentmoe_h;
+import dev.latentmoe.bindings.lmoe_matrix;
 import dev.latentmoe.bindings.lmoe_weights;
 import dev.latentmoe.kernels.MoeConfig;
 import dev.latentmoe.kernels.MoeWeights;
+import dev.latentmoe.kernels.WeightMatrix;
 import dev.latentmoe.kernels.spi.CheckedLayerKernels;
 import dev.latentmoe.kernels.spi.NativeConfig;
 import dev.latentmoe.memory.Device;
@@ -69,28 +71,25 @@ final class CpuLayerKernels extends CheckedLayerKernels {
             cfg = NativeConfig.allocate(c, structArena);
 
             int n = c.numExperts();
-            MemorySegment ups = structArena.allocate(ValueLayout.ADDRESS.byteSize() * n);
-            MemorySegment downs = structArena.allocate(ValueLayout.ADDRESS.byteSize() * n);
-            MemorySegment gates = w.expertGate(0) == null ? MemorySegment.NULL
-                    : structArena.allocate(ValueLayout.ADDRESS.byteSize() * n);
+            MemorySegment ups = structArena.allocate(lmoe_matrix.sizeof() * n);
+            MemorySegment downs = structArena.allocate(lmoe_matrix.sizeof() * n);
+            MemorySegment gates = w.expertGate(0) == null ? MemorySegment.NULL : structArena.allocate(lmoe_matrix.sizeof() * n);
             for (int e = 0; e < n; e++) {
-                ups.setAtIndex(ValueLayout.ADDRESS, e, w.expertUp(e).segment());
-                downs.setAtIndex(ValueLayout.ADDRESS, e, w.expertDown(e).segment());
-                if (gates != MemorySegment.NULL) gates.setAtIndex(ValueLayout.ADDRESS, e, w.expertGate(e).segment());
+                describe(w.expertUp(e), lmoe_matrix.asSlice(ups, e));
+                describe(w.expertDown(e), lmoe_matrix.asSlice(downs, e));
+                if (gates != MemorySegment.NULL) describe(w.expertGate(e), lmoe_matrix.asSlice(gates, e));
             }
             wts = structArena.allocate(lmoe_weights.sizeof());
-            lmoe_weights.weight_dtype(wts, w.weightDType().code());
-            lmoe_weights.gate_dtype(wts, w.gate().dtype().code());
-            lmoe_weights.gate(wts, w.gate().segment());
-            lmoe_weights.gate_bias(wts, seg(w.gateBias()));
-            lmoe_weights.latent_down(wts, seg(w.latentDown()));
-            lmoe_weights.latent_up(wts, seg(w.latentUp()));
+            describe(w.gate(), lmoe_weights.gate(wts));
+            lmoe_weights.gate_bias(wts, w.gateBias() == null ? MemorySegment.NULL : w.gateBias().segment());
+            describe(w.latentDown(), lmoe_weights.latent_down(wts));
+            describe(w.latentUp(), lmoe_weights.latent_up(wts));
             lmoe_weights.expert_up(wts, ups);
             lmoe_weights.expert_gate(wts, gates);
             lmoe_weights.expert_down(wts, downs);
-            lmoe_weights.shared_up(wts, seg(w.sharedUp()));
-            lmoe_weights.shared_gate(wts, seg(w.sharedGate()));
-            lmoe_weights.shared_down(wts, seg(w.sharedDown()));
+            describe(w.sharedUp(), lmoe_weights.shared_up(wts));
+            describe(w.sharedGate(), lmoe_weights.shared_gate(wts));
+            describe(w.sharedDown(), lmoe_weights.shared_down(wts));
             latentmoe_h.check(latentmoe_h.lmoe_validate(cfg, wts), "lmoe_validate");
         } catch (RuntimeException e) {
             structArena.close();
@@ -98,7 +97,15 @@ final class CpuLayerKernels extends CheckedLayerKernels {
         }
     }
 
-    private static MemorySegment seg(Tensor t) { return t == null ? MemorySegment.NULL : t.segment(); }
+    /** Writes {@code m} into the {@code lmoe_matrix} at {@code out}; an absent matrix stays zero (data NULL). */
+    private static void describe(WeightMatrix m, MemorySegment out) {
+        if (m == null) return;
+        lmoe_matrix.format(out, m.format().code());
+        lmoe_matrix.data(out, m.data().segment());
+        lmoe_matrix.block_scales(out, m.blockScales() == null ? MemorySegment.NULL : m.blockScales().segment());
+        lmoe_matrix.scale(out, m.scale());
+        lmoe_matrix.input_scale(out, m.inputScale());
+    }
 
     private Workspace acquire() {
         for (int i = 0; i < POOL_SLOTS; i++) {

@@ -4,6 +4,7 @@ import dev.latentmoe.bindings.latentmoe_cuda_h;
 import dev.latentmoe.bindings.latentmoe_h;
 import dev.latentmoe.bindings.lmoe_cuda_weights;
 import dev.latentmoe.kernels.MoeWeights;
+import dev.latentmoe.kernels.WeightMatrix;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.DeviceArena;
 import dev.latentmoe.memory.HostArena;
@@ -38,33 +39,42 @@ final class CudaWeightUpload implements AutoCloseable {
      * are done.
      */
     static MemorySegment upload(MoeWeights w, DeviceArena dev, CudaStream stream, HostArena structs) {
+        for (WeightMatrix m : w.matrices()) {
+            if (m.format().isQuantized()) {
+                // FP8 / NVFP4 device kernels are not in this build: refuse rather than dequantize into a copy.
+                throw new UnsupportedOperationException("the CUDA backend does not run " + m.format()
+                        + " weights yet (layer has " + w.expertFormat() + " experts)");
+            }
+        }
         try (CudaWeightUpload up = new CudaWeightUpload(dev, stream)) {
             MemorySegment wts = structs.allocate(lmoe_cuda_weights.sizeof());
             lmoe_cuda_weights.weight_dtype(wts, latentmoe_h.LMOE_DTYPE_BF16);
             // The ABI takes a bf16 or f32 router gate: keep an F32 gate F32 (routing precision).
-            DType gateType = w.gate().dtype() == DType.F32 ? DType.F32 : DType.BF16;
+            DType gateType = w.gate().data().dtype() == DType.F32 ? DType.F32 : DType.BF16;
             lmoe_cuda_weights.gate_dtype(wts, gateType.code());
-            lmoe_cuda_weights.gate(wts, up.matrix(w.gate(), gateType));
+            lmoe_cuda_weights.gate(wts, up.matrix(w.gate().data(), gateType));
             lmoe_cuda_weights.gate_bias(wts, w.gateBias() == null ? MemorySegment.NULL : up.matrix(w.gateBias(), DType.F32));
-            lmoe_cuda_weights.latent_down(wts, up.bf16(w.latentDown()));
-            lmoe_cuda_weights.latent_up(wts, up.bf16(w.latentUp()));
+            lmoe_cuda_weights.latent_down(wts, up.bf16(data(w.latentDown())));
+            lmoe_cuda_weights.latent_up(wts, up.bf16(data(w.latentUp())));
             int n = w.config().numExperts();
             Tensor[] eu = new Tensor[n], ed = new Tensor[n], eg = w.expertGate(0) == null ? null : new Tensor[n];
             for (int e = 0; e < n; e++) {
-                eu[e] = w.expertUp(e);
-                ed[e] = w.expertDown(e);
-                if (eg != null) eg[e] = w.expertGate(e);
+                eu[e] = w.expertUp(e).data();
+                ed[e] = w.expertDown(e).data();
+                if (eg != null) eg[e] = w.expertGate(e).data();
             }
             lmoe_cuda_weights.expert_up(wts, up.stacked(eu));
             lmoe_cuda_weights.expert_gate(wts, eg == null ? MemorySegment.NULL : up.stacked(eg));
             lmoe_cuda_weights.expert_down(wts, up.stacked(ed));
-            lmoe_cuda_weights.shared_up(wts, up.bf16(w.sharedUp()));
-            lmoe_cuda_weights.shared_gate(wts, up.bf16(w.sharedGate()));
-            lmoe_cuda_weights.shared_down(wts, up.bf16(w.sharedDown()));
+            lmoe_cuda_weights.shared_up(wts, up.bf16(data(w.sharedUp())));
+            lmoe_cuda_weights.shared_gate(wts, up.bf16(data(w.sharedGate())));
+            lmoe_cuda_weights.shared_down(wts, up.bf16(data(w.sharedDown())));
             stream.synchronize(); // every upload done (and any copy error raised) before staging is freed
             return wts;
         }
     }
+
+    private static Tensor data(WeightMatrix m) { return m == null ? null : m.data(); }
 
     MemorySegment bf16(Tensor host) { return host == null ? MemorySegment.NULL : matrix(host, DType.BF16); }
 

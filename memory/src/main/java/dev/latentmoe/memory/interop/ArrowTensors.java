@@ -59,6 +59,8 @@ public final class ArrowTensors {
             case F16 -> new ArrowType.FloatingPoint(FloatingPointPrecision.HALF);
             case I32 -> new ArrowType.Int(32, true);
             case BF16 -> new ArrowType.FixedSizeBinary(2);
+            case U8 -> new ArrowType.Int(8, false);
+            case F8_E4M3 -> throw new IllegalArgumentException("Arrow has no FP8 E4M3 type");
         };
     }
 

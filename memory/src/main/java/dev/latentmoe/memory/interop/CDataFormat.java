@@ -34,6 +34,8 @@ final class CDataFormat {
             case I32 -> "i";
             case F16 -> "e";
             case BF16 -> "w:2";
+            case U8 -> "C";
+            case F8_E4M3 -> throw new InteropException("Arrow C Data has no FP8 E4M3 type");
         };
     }
 

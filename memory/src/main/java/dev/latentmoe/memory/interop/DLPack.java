@@ -109,6 +109,8 @@ public final class DLPack {
             case F16 -> new int[] {kDLFloat, 16};
             case BF16 -> new int[] {kDLBfloat, 16};
             case I32 -> new int[] {kDLInt, 32};
+            case U8 -> new int[] {kDLUInt, 8};
+            case F8_E4M3 -> throw new InteropException("DLPack export of FP8 E4M3 tensors is not supported");
         };
     }
 

@@ -109,6 +109,7 @@ public final class Npy {
             case BF16 -> "<u2";
             case F16 -> "<f2";
             case I32 -> "<i4";
+            case U8, F8_E4M3 -> throw new IllegalArgumentException(".npy output of " + tensor.dtype() + " tensors is not supported");
         };
         long[] shape = tensor.shape();
         String dict = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shapeRepr(shape) + ", }";

@@ -124,7 +124,7 @@ class NpyTest {
     void roundTripEveryDtype() throws Exception {
         long[][] shapes = {{5}, {2, 3}, {2, 1, 4}, {0, 3}, {70000}};
         try (HostArena a = HostArena.confined("npy")) {
-            for (DType dt : DType.values()) {
+            for (DType dt : DType.ACTIVATION_TYPES) {
                 for (long[] shape : shapes) {
                     Tensor t = a.allocateTensor(dt, shape);
                     for (long i = 0; i < t.numel(); i++) t.setFloat(i, (i % 97) * 0.5f - 7);
