@@ -58,6 +58,7 @@ struct Model {
   std::vector<float> gate32, bias;
   std::vector<uint16_t> gate16, ldown, lup, eup, egate, edown, sup, sgate, sdown;
   std::vector<const void*> up_ptrs, gate_ptrs, down_ptrs;
+  std::vector<lmoe_matrix> up_mats, gate_mats, down_mats;  // the CPU reference's descriptors
   lmoe_weights cpu{};
   lmoe_cuda_weights gpu{};
   std::vector<DBuf> bufs;
@@ -97,21 +98,31 @@ struct Model {
       gate_ptrs.push_back(sw ? egate.data() + e * m * W : nullptr);
       down_ptrs.push_back(edown.data() + e * W * m);
     }
-    cpu.weight_dtype = LMOE_DTYPE_BF16;
-    cpu.gate_dtype = gate_f32 ? LMOE_DTYPE_F32 : LMOE_DTYPE_BF16;
-    cpu.gate = gate_f32 ? (const void*)gate32.data() : (const void*)gate16.data();
+    auto mat = [](const void* p, int fmt) {  // a plain descriptor for the CPU reference
+      lmoe_matrix mm{};
+      mm.format = fmt;
+      mm.data = p;
+      mm.scale = 1.0f;
+      return mm;
+    };
+    for (int64_t e = 0; e < N; ++e) {
+      up_mats.push_back(mat(up_ptrs[e], LMOE_WFMT_BF16));
+      gate_mats.push_back(mat(gate_ptrs[e], LMOE_WFMT_BF16));
+      down_mats.push_back(mat(down_ptrs[e], LMOE_WFMT_BF16));
+    }
+    cpu.gate = gate_f32 ? mat(gate32.data(), LMOE_WFMT_F32) : mat(gate16.data(), LMOE_WFMT_BF16);
     cpu.gate_bias = bias_on ? bias.data() : nullptr;
-    cpu.latent_down = l > 0 ? ldown.data() : nullptr;
-    cpu.latent_up = l > 0 ? lup.data() : nullptr;
-    cpu.expert_up = up_ptrs.data();
-    cpu.expert_gate = sw ? gate_ptrs.data() : nullptr;
-    cpu.expert_down = down_ptrs.data();
-    cpu.shared_up = ms > 0 ? sup.data() : nullptr;
-    cpu.shared_gate = (ms > 0 && sw) ? sgate.data() : nullptr;
-    cpu.shared_down = ms > 0 ? sdown.data() : nullptr;
+    if (l > 0) cpu.latent_down = mat(ldown.data(), LMOE_WFMT_BF16);
+    if (l > 0) cpu.latent_up = mat(lup.data(), LMOE_WFMT_BF16);
+    cpu.expert_up = up_mats.data();
+    cpu.expert_gate = sw ? gate_mats.data() : nullptr;
+    cpu.expert_down = down_mats.data();
+    if (ms > 0) cpu.shared_up = mat(sup.data(), LMOE_WFMT_BF16);
+    if (ms > 0 && sw) cpu.shared_gate = mat(sgate.data(), LMOE_WFMT_BF16);
+    if (ms > 0) cpu.shared_down = mat(sdown.data(), LMOE_WFMT_BF16);
 
     gpu.weight_dtype = LMOE_DTYPE_BF16;
-    gpu.gate_dtype = cpu.gate_dtype;
+    gpu.gate_dtype = gate_f32 ? LMOE_DTYPE_F32 : LMOE_DTYPE_BF16;
     bufs.reserve(16);
     gpu.gate = gate_f32 ? up(gate32) : up(gate16);
     gpu.gate_bias = static_cast<const float*>(up(bias));
