@@ -4,8 +4,10 @@ package dev.latentmoe.kernels;
 public enum Activation {
     /** Non-gated relu²: h = relu(z·upᵀ)² (Nemotron-H). */
     RELU2(0),
-    /** Gated SwiGLU: h = silu(z·gateᵀ)·(z·upᵀ). */
-    SWIGLU(1);
+    /** Gated SwiGLU: h = silu(z·gateᵀ)·(z·upᵀ) (checkpoints with gate_proj tensors). */
+    SWIGLU(1),
+    /** Non-gated SiLU: h = silu(z·upᵀ) (transformers nemotron_h {@code mlp_hidden_act: silu}). */
+    SILU(2);
 
     private final int code;
 
