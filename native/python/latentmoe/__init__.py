@@ -234,6 +234,11 @@ class _DLPackView:
             self.wrapper.dl_tensor = legacy.dl_tensor
             self.ptr = ctypes.addressof(self.wrapper)
 
+    def rows(self) -> int:
+        """shape[0] of the tensor (0 for a 0-d tensor); the library checks the rest."""
+        t = ctypes.cast(self.ptr, ctypes.POINTER(DLManagedTensorVersioned)).contents.dl_tensor
+        return int(t.shape[0]) if t.ndim >= 1 and t.shape else 0
+
     def data_pointer(self) -> int:
         t = ctypes.cast(self.ptr, ctypes.POINTER(DLManagedTensorVersioned)).contents.dl_tensor
         return (t.data or 0) + t.byte_offset
@@ -314,16 +319,16 @@ class Layer:
         kind = _kind(x)
         if kind == "arrow":
             return self._forward_arrow(x)
+        # The row count comes from the DLPack tensor itself: any __dlpack__ producer works, with or
+        # without a .shape attribute (the library validates ndim, dtype, strides and device).
+        xv = _DLPackView(x)
+        rows = xv.rows()
         if kind == "torch":
             import torch
-            out = torch.empty((int(x.shape[0]) if x.dim() >= 1 else 0, self.hidden_size),
-                              dtype=torch.float32)
+            out = torch.empty((rows, self.hidden_size), dtype=torch.float32)
         else:
             import numpy as np
-            shape = getattr(x, "shape", None)
-            rows = int(shape[0]) if shape is not None and len(shape) >= 1 else 0
             out = np.empty((rows, self.hidden_size), dtype=np.float32)
-        xv = _DLPackView(x)
         ov = _DLPackView(out)
         _check(self._lib, self._lib.lmoe_layer_forward_dlpack(self._handle(), xv.ptr, ov.ptr))
         del xv, ov

@@ -4,6 +4,7 @@ import os
 import pathlib
 import shutil
 import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -196,22 +197,26 @@ def test_java_cli_bit_identical(request, name, tmp_path):
     ckpt = request.getfixturevalue(name)
     # LATENTMOE_LAUNCHER: another launcher with the same "run" command line (e.g. a plain java call).
     launcher = pathlib.Path(os.environ.get("LATENTMOE_LAUNCHER", REPO / "latentmoe"))
+    # Only the explicit opt-out skips: a launcher that is missing, times out or exits non-zero is
+    # a broken CLI and fails the test (issue #15).
     if os.environ.get("LATENTMOE_SKIP_JAVA_CLI"):
         pytest.skip("LATENTMOE_SKIP_JAVA_CLI is set")
     if not launcher.is_file():
-        pytest.skip("no ./latentmoe launcher at %s" % launcher)
+        pytest.fail("no launcher at %s (set LATENTMOE_SKIP_JAVA_CLI=1 to skip this comparison)" % launcher)
     x = x_for(ckpt, t=5, seed=11)
     np.save(tmp_path / "x.npy", x)
     cmd = [str(launcher), "run", "--checkpoint", str(ckpt.path), "--layer", str(ckpt.layer),
            "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npy")]
+    timeout = float(os.environ.get("LATENTMOE_JAVA_CLI_TIMEOUT", "900"))
     try:
-        r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
-                           timeout=float(os.environ.get("LATENTMOE_JAVA_CLI_TIMEOUT", "900")))
-    except (OSError, subprocess.TimeoutExpired) as e:
-        pytest.skip("the Java CLI could not run: %s" % e)
+        r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the Java CLI did not finish within %g s: %s" % (timeout, " ".join(cmd)))
+    except OSError as e:
+        pytest.fail("the Java CLI could not start: %s" % e)
     if r.returncode != 0:
-        last = (r.stderr.strip() or r.stdout.strip() or "exit %d" % r.returncode).splitlines()[-1]
-        pytest.skip("the Java CLI could not run (exit %d): %s" % (r.returncode, last))
+        tail = "\n".join((r.stderr.strip() or r.stdout.strip() or "(no output)").splitlines()[-5:])
+        pytest.fail("the Java CLI exited %d:\n%s" % (r.returncode, tail))
     y_java = np.load(tmp_path / "y.npy")
     with latentmoe.Layer(ckpt.path, ckpt.layer) as layer:
         y = layer.forward(x)
@@ -219,3 +224,53 @@ def test_java_cli_bit_identical(request, name, tmp_path):
     diff = int(np.count_nonzero(y_java.view(np.uint32) != y.view(np.uint32)))
     print("%s: Java CLI vs Python/C: %d of %d floats differ in bits" % (name, diff, y.size))
     assert diff == 0
+
+
+@pytest.mark.parametrize("script,expect", [
+    ("exit 3", "exited 3"),                  # a CLI that fails
+    ("sleep 30", "did not finish within"),   # a CLI that hangs (timeout 1 s below)
+    (None, "no launcher at"),                # no launcher at all
+])
+def test_broken_java_cli_fails_not_skips(tmp_path, script, expect):
+    """Issue #15: the comparison must fail, not skip, when the CLI is broken; only the explicit
+    LATENTMOE_SKIP_JAVA_CLI opt-out skips. Runs the comparison in a child pytest against a fake
+    launcher."""
+    launcher = tmp_path / "fake-latentmoe"
+    if script is not None:
+        launcher.write_text("#!/bin/sh\n%s\n" % script)
+        launcher.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "LATENTMOE_SKIP_JAVA_CLI"}
+    env.update(LATENTMOE_LAUNCHER=str(launcher), LATENTMOE_JAVA_CLI_TIMEOUT="1")
+    here = pathlib.Path(__file__).resolve().parent
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
+           "%s::test_java_cli_bit_identical[ckpt_f32]" % pathlib.Path(__file__).name]
+    r = subprocess.run(cmd, cwd=here, env=env, capture_output=True, text=True, timeout=300)
+    print(r.stdout[-600:])
+    assert r.returncode == 1 and "1 failed" in r.stdout and expect in r.stdout, r.stdout[-2000:]
+    r = subprocess.run(cmd, cwd=here, env={**env, "LATENTMOE_SKIP_JAVA_CLI": "1"}, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0 and "1 skipped" in r.stdout, r.stdout[-2000:]
+
+
+class _OnlyDLPack:
+    """A producer with __dlpack__ / __dlpack_device__ and nothing else (no .shape): issue #13."""
+
+    def __init__(self, a):
+        self._a = a
+
+    def __dlpack__(self, **kw):
+        return self._a.__dlpack__(**kw)
+
+    def __dlpack_device__(self):
+        return self._a.__dlpack_device__()
+
+
+def test_dlpack_producer_without_shape(ckpt_f32):
+    with latentmoe.Layer(ckpt_f32.path, ckpt_f32.layer) as layer:
+        x = x_for(ckpt_f32, t=7)
+        y = layer.forward(_OnlyDLPack(x))
+        assert layer.last_input_pointer() == x.ctypes.data
+        assert np.array_equal(y.view(np.uint32), layer.forward_raw(x)[0].view(np.uint32))
+        assert layer.forward(_OnlyDLPack(x[:0])).shape == (0, x.shape[1])
+        with pytest.raises(latentmoe.LatentMoeError):
+            layer.forward(_OnlyDLPack(x[:, :-1].copy()))
