@@ -123,6 +123,7 @@ class lmoe_config(ctypes.Structure):
         ("scoring", ctypes.c_int32),
         ("norm_topk_prob", ctypes.c_int32),
         ("routed_scaling_factor", ctypes.c_float),
+        ("precision", ctypes.c_int32),  # lmoe_precision: 0 exact (f32 activations), 1 bf16
     ]
 
 

@@ -37,27 +37,37 @@ __all__ = ["Config", "Weights", "forward", "router_topk", "grouped_experts", "ke
 F32, BF16, F16, I32 = 0, 1, 2, 3
 _DTYPE_NAME = {F32: "float32", BF16: "bfloat16", F16: "float16", I32: "int32"}
 _ITEMSIZE = {F32: 4, BF16: 2, F16: 2, I32: 4}
-ACT_RELU2, ACT_SWIGLU = 0, 1
+ACT_RELU2, ACT_SWIGLU, ACT_SILU = 0, 1, 2
 SCORING_SIGMOID, SCORING_SOFTMAX = 0, 1
 
 
 # ---------------------------------------------------------------- the C struct (latentmoe.h)
 
 
+class lmoe_matrix(ctypes.Structure):
+    """One weight matrix descriptor (format F32 / BF16 here; FP8 / NVFP4 carry scales)."""
+    _fields_ = [
+        ("format", ctypes.c_int32),
+        ("reserved", ctypes.c_int32),
+        ("data", ctypes.c_void_p),
+        ("block_scales", ctypes.c_void_p),
+        ("scale", ctypes.c_float),
+        ("input_scale", ctypes.c_float),
+    ]
+
+
 class lmoe_weights(ctypes.Structure):
     _fields_ = [
-        ("weight_dtype", ctypes.c_int32),
-        ("gate_dtype", ctypes.c_int32),
-        ("gate", ctypes.c_void_p),
+        ("gate", lmoe_matrix),
         ("gate_bias", ctypes.c_void_p),
-        ("latent_down", ctypes.c_void_p),
-        ("latent_up", ctypes.c_void_p),
-        ("expert_up", ctypes.POINTER(ctypes.c_void_p)),
-        ("expert_gate", ctypes.POINTER(ctypes.c_void_p)),
-        ("expert_down", ctypes.POINTER(ctypes.c_void_p)),
-        ("shared_up", ctypes.c_void_p),
-        ("shared_gate", ctypes.c_void_p),
-        ("shared_down", ctypes.c_void_p),
+        ("latent_down", lmoe_matrix),
+        ("latent_up", lmoe_matrix),
+        ("expert_up", ctypes.POINTER(lmoe_matrix)),
+        ("expert_gate", ctypes.POINTER(lmoe_matrix)),
+        ("expert_down", ctypes.POINTER(lmoe_matrix)),
+        ("shared_up", lmoe_matrix),
+        ("shared_gate", lmoe_matrix),
+        ("shared_down", lmoe_matrix),
     ]
 
 
@@ -90,8 +100,8 @@ def kernel_library() -> ctypes.CDLL:
         for name, (res, args) in protos.items():
             fn = getattr(lib, name)
             fn.restype, fn.argtypes = res, args
-        if lib.lmoe_abi_version() != 1:
-            raise LatentMoeError(2, "liblatentmoe.so has kernel ABI %d, this module needs 1"
+        if lib.lmoe_abi_version() != 2:
+            raise LatentMoeError(2, "liblatentmoe.so has kernel ABI %d, this module needs 2"
                                  % lib.lmoe_abi_version())
         _KLIB = lib
         return lib
@@ -278,24 +288,25 @@ def _experts_list(obj, name, n, rows, cols, dtypes):
     return views, [t]
 
 
-def _c_weights(weight_dtype, gate_dtype, m):
+def _c_weights(m):
     """The one place that builds lmoe_weights from described tensors (m: name -> _Tensor, or a
-    list of per-expert _Tensors for expert_*). When the ABI's weight struct changes (per-matrix
-    descriptors for FP8/NVFP4), this function and lmoe_weights are what change."""
-    def ptr(key):
-        t = m.get(key)
-        return t.ptr if t is not None else None
+    list of per-expert _Tensors for expert_*): one lmoe_matrix per matrix, its format the
+    tensor's dtype (the F32 / BF16 codes of lmoe_weight_format equal lmoe_dtype's), scale 1."""
+    def desc(t):
+        return lmoe_matrix(t.dtype, 0, t.ptr, None, 1.0, 0.0) if t is not None else lmoe_matrix()
 
-    def ptr_array(key):
+    def desc_array(key):
         ts = m.get(key)
         if ts is None:
             return None
-        return (ctypes.c_void_p * len(ts))(*[t.ptr for t in ts])
+        return (lmoe_matrix * len(ts))(*[desc(t) for t in ts])
 
-    arrays = {k: ptr_array(k) for k in ("expert_up", "expert_gate", "expert_down")}
-    cw = lmoe_weights(weight_dtype, gate_dtype, ptr("gate"), ptr("gate_bias"), ptr("latent_down"),
-                      ptr("latent_up"), arrays["expert_up"], arrays["expert_gate"],
-                      arrays["expert_down"], ptr("shared_up"), ptr("shared_gate"), ptr("shared_down"))
+    arrays = {k: desc_array(k) for k in ("expert_up", "expert_gate", "expert_down")}
+    bias = m.get("gate_bias")
+    cw = lmoe_weights(desc(m.get("gate")), bias.ptr if bias is not None else None, desc(m.get("latent_down")),
+                      desc(m.get("latent_up")), arrays["expert_up"], arrays["expert_gate"],
+                      arrays["expert_down"], desc(m.get("shared_up")), desc(m.get("shared_gate")),
+                      desc(m.get("shared_down")))
     return cw, arrays  # the pointer arrays must outlive every call that uses cw
 
 
@@ -349,14 +360,11 @@ class Weights:
             self._experts_given[key] = obj
             self._sources += [("%s" % key if len(srcs) == 1 else "%s[%d]" % (key, i), s)
                               for i, s in enumerate(srcs)]
-        dts = {t.dtype for k, t in self._sources if k != "gate" and k != "gate_bias"}
-        if len(dts) != 1:
-            raise ValueError("every matrix but the gate must have one dtype (the library's weight_dtype); "
-                             "got %s" % sorted(_DTYPE_NAME[x] for x in dts))
-        self.weight_dtype = dts.pop()
+        # Each matrix keeps its own dtype (per-matrix descriptors); these name the experts' and the gate's.
+        self.weight_dtype = self._m["expert_up"][0].dtype
         self.gate_dtype = self._m["gate"].dtype if "gate" in self._m else self.weight_dtype
         self._signatures = [t.signature() for _, t in self._sources]
-        self._c, self._arrays = _c_weights(self.weight_dtype, self.gate_dtype, self._m)
+        self._c, self._arrays = _c_weights(self._m)
         self._released = False
 
     @property
