@@ -14,6 +14,18 @@
  *   -> lmoe_cpu_experts       -> expert_out_sorted [T*K, w] f32  (FC1 + activation, FC2)
  *   -> lmoe_cpu_combine       -> out [T,d] f32 (weighted sum over K in w, W_up, + shared expert)
  * lmoe_cpu_forward runs all four with a caller-given workspace.
+ *
+ * Workspaces: every buffer is the caller's; nothing is allocated per call for the data. Per step:
+ * lmoe_cpu_router_topk and lmoe_cpu_dispatch need none; lmoe_cpu_experts needs
+ * lmoe_cpu_experts_scratch_floats(cfg, T) floats; lmoe_cpu_combine needs
+ * lmoe_cpu_combine_scratch_floats(cfg, T) floats; lmoe_cpu_forward needs
+ * lmoe_cpu_forward_workspace_bytes(cfg, T) bytes. A workspace sized for T serves any smaller T.
+ *
+ * Weights are the caller's too (lmoe_weights holds pointers, nothing is copied; the caller keeps
+ * them alive and unchanged for the length of each call). Per-expert descriptors may point into one
+ * fused tensor: for transformers' up_proj [N, m, w] (row-major, contiguous), expert_up[e].data =
+ * base + e * m * w elements; any other spacing between experts works the same way, but each
+ * expert's own [rows, cols] must be dense and row-major.
  * num_tokens == 0 is valid for every entry point and does nothing (lmoe_cpu_dispatch still writes
  * expert_offsets, all 0); num_tokens < 0 is LMOE_ERR_INVALID_ARGUMENT. The int64_t size queries
  * return -1 (and set lmoe_last_error) for an invalid cfg.
@@ -160,7 +172,8 @@ lmoe_status lmoe_cpu_dispatch(const lmoe_config* cfg, const lmoe_weights* weight
                               float* latent_sorted);
 
 /* Grouped expert GEMMs: expert_out_sorted = act(latent_sorted up^T [, gate]) down^T per expert.
- * hidden_scratch: at least T*K*m floats. */
+ * hidden_scratch: at least lmoe_cpu_experts_scratch_floats(cfg, T) (= T*K*m) floats. */
+int64_t lmoe_cpu_experts_scratch_floats(const lmoe_config* cfg, int64_t num_tokens);
 lmoe_status lmoe_cpu_experts(const lmoe_config* cfg, const lmoe_weights* weights,
                              int64_t num_tokens, const int32_t* expert_offsets,
                              const float* latent_sorted, float* hidden_scratch,

@@ -412,6 +412,10 @@ void test_errors() {
   c = L.c; c.top_k = 0;
   EXPECT(lmoe_cpu_forward_workspace_bytes(&c, T) == -1, "workspace bytes of a bad cfg");
   EXPECT(lmoe_cpu_combine_scratch_floats(&c, T) == -1, "combine scratch of a bad cfg");
+  EXPECT(lmoe_cpu_experts_scratch_floats(&c, T) == -1, "experts scratch of a bad cfg");
+  EXPECT(lmoe_cpu_experts_scratch_floats(&L.c, -1) == -1, "experts scratch of T < 0");
+  EXPECT(lmoe_cpu_experts_scratch_floats(&L.c, T) == T * L.c.top_k * (int64_t)L.c.expert_intermediate_size,
+         "experts scratch is T*K*m floats");
 
   // library settings
   expect_err("set_num_threads(0)", lmoe_cpu_set_num_threads(0), LMOE_ERR_INVALID_ARGUMENT, "num_threads");

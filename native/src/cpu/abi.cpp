@@ -251,6 +251,11 @@ LMOE_API lmoe_status lmoe_cpu_dispatch(const lmoe_config* cfg, const lmoe_weight
   });
 }
 
+LMOE_API int64_t lmoe_cpu_experts_scratch_floats(const lmoe_config* cfg, int64_t T) {
+  if (!size_query_ok("lmoe_cpu_experts_scratch_floats", cfg, T)) return -1;
+  return T * cfg->top_k * (int64_t)cfg->expert_intermediate_size;
+}
+
 LMOE_API lmoe_status lmoe_cpu_experts(const lmoe_config* cfg, const lmoe_weights* w, int64_t T,
                                       const int32_t* offsets, const float* latent_sorted,
                                       float* hidden, float* out) {

@@ -11,5 +11,6 @@ module dev.latentmoe.kernels {
     exports dev.latentmoe.kernels.cuda;
 
     uses dev.latentmoe.kernels.spi.BackendProvider;
-    provides dev.latentmoe.kernels.spi.BackendProvider with dev.latentmoe.kernels.cuda.CudaBackendProvider;
+    provides dev.latentmoe.kernels.spi.BackendProvider
+            with dev.latentmoe.kernels.cpu.CpuBackendProvider, dev.latentmoe.kernels.cuda.CudaBackendProvider;
 }

@@ -49,7 +49,8 @@ public final class latentmoe_cuda_h {
   public static final int LMOE_CUDA_PATH_DECODE = 1;
 
   // ---- library ----
-  private static final Library LIBRARY = Library.ours(NativeLibraries.CUDA);
+  private static final Library LIBRARY =
+      Library.ours(NativeLibraries.CUDA, "lmoe_cuda_abi_version", LMOE_CUDA_ABI_VERSION);
 
   /** C function name to its descriptor, in header order; read by the drift test. */
   public static final Map<String, FunctionDescriptor> DESCRIPTORS = LIBRARY.descriptors();

@@ -64,7 +64,8 @@ public final class latentmoe_engine_h {
   public static final int kDLBool = 6;
 
   // ---- library ----
-  private static final Library LIBRARY = Library.ours(NativeLibraries.CPU);
+  private static final Library LIBRARY =
+      Library.ours(NativeLibraries.CPU, "lmoe_engine_abi_version", LMOE_ENGINE_ABI_VERSION);
 
   /** C function name to its descriptor, in header order; read by the drift test. */
   public static final Map<String, FunctionDescriptor> DESCRIPTORS = LIBRARY.descriptors();

@@ -80,7 +80,8 @@ public final class latentmoe_h {
   public static final int LMOE_PROBE_READ = 2;
 
   // ---- library ----
-  private static final Library LIBRARY = Library.ours(NativeLibraries.CPU);
+  private static final Library LIBRARY =
+      Library.ours(NativeLibraries.CPU, "lmoe_abi_version", LMOE_ABI_VERSION);
 
   /** C function name to its descriptor, in header order; read by the drift test. */
   public static final Map<String, FunctionDescriptor> DESCRIPTORS = LIBRARY.descriptors();
@@ -97,6 +98,15 @@ public final class latentmoe_h {
 
   private static MethodHandle downcall(String name, FunctionDescriptor fd) {
     return LIBRARY.downcall(name, fd);
+  }
+
+  /**
+   * {@code name}'s downcall with the pointer arguments at {@code positions} as raw addresses
+   * ({@code long}); see {@link Library#addressDowncall}. For the CPU entry points' callers that pass
+   * pointers into a workspace segment they also pass whole (the stateless kernels).
+   */
+  public static MethodHandle addressDowncall(String name, int... positions) {
+    return LIBRARY.addressDowncall(name, positions);
   }
 
   /** The calling thread's {@code lmoe_last_error()} text, or "" when it is NULL. */
@@ -275,6 +285,21 @@ public final class latentmoe_h {
     try {
       return (int) lmoe_cpu_dispatch$MH.invokeExact(cfg, weights, x, num_tokens, topk_ids,
           expert_offsets, sorted_row_of_slot, latent_sorted);
+    } catch (Error | RuntimeException e) {
+      throw e;
+    } catch (Throwable t) {
+      throw Downcalls.unexpected(t);
+    }
+  }
+
+  /** {@code int64_t lmoe_cpu_experts_scratch_floats(const lmoe_config* cfg, int64_t num_tokens)} */
+  public static final MethodHandle lmoe_cpu_experts_scratch_floats$MH =
+      downcall("lmoe_cpu_experts_scratch_floats",
+          FunctionDescriptor.of(JAVA_LONG, ADDRESS, JAVA_LONG));
+
+  public static long lmoe_cpu_experts_scratch_floats(MemorySegment cfg, long num_tokens) {
+    try {
+      return (long) lmoe_cpu_experts_scratch_floats$MH.invokeExact(cfg, num_tokens);
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {

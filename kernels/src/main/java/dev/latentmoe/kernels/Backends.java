@@ -5,12 +5,20 @@ import dev.latentmoe.kernels.spi.BackendProvider;
 import dev.latentmoe.kernels.spi.UnavailableBackend;
 import dev.latentmoe.memory.Device;
 
+import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.ServiceConfigurationError;
 import java.util.ServiceLoader;
 
-/** Finds backends by name: the built-in CPU one and any registered through {@link BackendProvider}. */
+/**
+ * Finds backends by name. Every backend, the CPU and CUDA ones included, is a {@link BackendProvider}
+ * found with {@link ServiceLoader} ({@code provides} in a module descriptor, or
+ * {@code META-INF/services/dev.latentmoe.kernels.spi.BackendProvider} on the class path), so a
+ * backend in another jar registers the same way. The CPU backend is also reachable directly
+ * ({@link #cpu()}), and is added under "cpu" if a repackaged jar lost the service file.
+ */
 public final class Backends {
     private static volatile Map<String, Backend> all;
 
@@ -36,8 +44,16 @@ public final class Backends {
             synchronized (Backends.class) {
                 if (all == null) {
                     Map<String, Backend> m = new LinkedHashMap<>();
-                    m.put("cpu", cpu());
-                    for (BackendProvider p : ServiceLoader.load(BackendProvider.class)) {
+                    m.put("cpu", null);   // first in all(), whatever the providers' order
+                    Iterator<BackendProvider> it = ServiceLoader.load(BackendProvider.class).iterator();
+                    while (true) {
+                        BackendProvider p;
+                        try {
+                            if (!it.hasNext()) break;
+                            p = it.next();
+                        } catch (ServiceConfigurationError e) {
+                            continue;   // a broken provider jar must not take the others down
+                        }
                         Backend b;
                         try {
                             b = p.create();
@@ -46,6 +62,7 @@ public final class Backends {
                         }
                         m.putIfAbsent(p.name(), b);
                     }
+                    m.putIfAbsent("cpu", cpu());   // putIfAbsent replaces the null placeholder
                     all = m;
                 }
                 r = all;

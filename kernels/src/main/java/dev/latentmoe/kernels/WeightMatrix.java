@@ -1,8 +1,10 @@
 package dev.latentmoe.kernels;
 
 import dev.latentmoe.memory.DType;
+import dev.latentmoe.memory.MemoryArena;
 import dev.latentmoe.memory.Tensor;
 
+import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 
 /**
@@ -46,6 +48,82 @@ public record WeightMatrix(WeightFormat format, Tensor data, Tensor blockScales,
     /** NVFP4 data U8 [rows, cols/2], block scales F8_E4M3 [rows, cols/16], per-tensor scale 2. */
     public static WeightMatrix nvfp4(Tensor data, Tensor blockScales, float weightScale2, float inputScale) {
         return new WeightMatrix(WeightFormat.NVFP4, data, blockScales, weightScale2, inputScale);
+    }
+
+    /**
+     * Per-expert matrices viewing a fused [N, rows, cols] F32 or BF16 tensor, as transformers keeps
+     * routed experts in memory ({@code up_proj} [N, m, w], {@code down_proj} [N, w, m]): matrix e is
+     * a [rows, cols] view of the same memory (no copy), alive as long as {@code fused} is.
+     */
+    public static WeightMatrix[] experts(Tensor fused) {
+        if (fused == null) throw new IllegalArgumentException("fused expert tensor is null");
+        if (fused.rank() != 3) {
+            throw new IllegalArgumentException("fused expert weights must be [N, rows, cols], got shape "
+                    + Arrays.toString(fused.shape()));
+        }
+        WeightFormat format = WeightFormat.plain(fused.dtype());
+        long rows = fused.dim(1), cols = fused.dim(2);
+        WeightMatrix[] out = new WeightMatrix[Math.toIntExact(fused.dim(0))];
+        for (int e = 0; e < out.length; e++) {
+            out[e] = new WeightMatrix(format, fused.rows(e, e + 1).reshape(rows, cols), null, 1f, 0f);
+        }
+        return out;
+    }
+
+    /**
+     * Per-expert matrices over a fused 3D F32 or BF16 tensor the caller describes as memory, shape
+     * {@code [N, rows, cols]} and strides in elements (as torch / DLPack give them). The kernels read
+     * each expert's matrix as dense and row-major, so its rows must be contiguous
+     * ({@code strides[1] == cols, strides[2] == 1}); the experts may be spaced apart
+     * ({@code strides[0] >= rows·cols}, e.g. padding, or one slice of a larger tensor). Any other
+     * layout (a transposed view, a column slice, overlapping experts) is rejected with the reason:
+     * make it contiguous first. No copy; {@code owner} guards access (use a
+     * {@code ForeignArena.view} for memory the caller manages; the segment's own arena is checked
+     * too).
+     *
+     * @param name what the tensor is, for messages (e.g. "experts.up_proj")
+     */
+    public static WeightMatrix[] experts(String name, MemoryArena owner, MemorySegment data, DType dtype,
+                                         long[] shape, long[] strides) {
+        if (owner == null || data == null || dtype == null || shape == null || strides == null) {
+            throw new IllegalArgumentException(name + ": owner, data, dtype, shape and strides must not be null");
+        }
+        WeightFormat format = WeightFormat.plain(dtype);
+        if (shape.length != 3 || strides.length != 3) {
+            throw new IllegalArgumentException(name + ": fused expert weights need a shape [N, rows, cols] and 3 strides, got shape "
+                    + Arrays.toString(shape) + ", strides " + Arrays.toString(strides));
+        }
+        long n = shape[0], rows = shape[1], cols = shape[2];
+        if (n < 1 || rows < 1 || cols < 1) {
+            throw new IllegalArgumentException(name + ": shape " + Arrays.toString(shape) + " has an empty dimension");
+        }
+        String layout = " (shape " + Arrays.toString(shape) + ", strides " + Arrays.toString(strides) + " in elements)";
+        if (strides[2] != 1 || strides[1] != cols) {
+            throw new IllegalArgumentException(name + ": non-contiguous expert weights" + layout + ": the kernels read each expert's ["
+                    + rows + ", " + cols + "] matrix as dense row-major, which needs strides [*, " + cols + ", 1]"
+                    + (strides[1] == 1 ? " (this looks transposed)" : "") + "; make the tensor contiguous first");
+        }
+        long matrix = Math.multiplyExact(rows, cols);
+        if (n > 1 && strides[0] < matrix) {
+            throw new IllegalArgumentException(name + ": wrong strides" + layout + ": the expert stride " + strides[0]
+                    + " is smaller than one expert's " + rows + "·" + cols + " = " + matrix + " elements, so experts would overlap");
+        }
+        long esize = dtype.byteSize();
+        long span = Math.multiplyExact(Math.addExact(Math.multiplyExact(n - 1, Math.max(0, strides[0])), matrix), esize);
+        if (data.byteSize() < span) {
+            throw new IllegalArgumentException(name + ": memory of " + data.byteSize() + " bytes is too small" + layout
+                    + ": the last expert ends at byte " + span);
+        }
+        if (data.address() % esize != 0) {
+            throw new IllegalArgumentException(name + ": data address 0x" + Long.toHexString(data.address())
+                    + " is not aligned to its " + esize + "-byte elements");
+        }
+        WeightMatrix[] out = new WeightMatrix[Math.toIntExact(n)];
+        for (int e = 0; e < out.length; e++) {
+            MemorySegment m = data.asSlice(e * strides[0] * esize, matrix * esize);
+            out[e] = new WeightMatrix(format, Tensor.wrap(owner, m, dtype, rows, cols), null, 1f, 0f);
+        }
+        return out;
     }
 
     /** Logical rows (output features). */

@@ -83,16 +83,33 @@ public final class Tensor {
 
     public long byteSize() { return segment.byteSize(); }
 
-    /** The tensor's bytes; checks the owner arena first. */
+    /** The tensor's bytes; checks the owner arena and the segment's own scope first. */
     public MemorySegment segment() {
-        owner.checkAccess();
+        checkAccessible();
         return segment;
     }
 
-    /** Throws unless the owner arena is open and usable from this thread. */
-    public void checkAccessible() { owner.checkAccess(); }
+    /**
+     * Throws unless the owner arena is open and usable from this thread, and the segment itself is
+     * still alive and accessible from this thread. The second half matters for memory the caller
+     * manages ({@link #wrap} over a segment of the caller's own {@link java.lang.foreign.Arena}):
+     * once the caller closes that arena the tensor raises here instead of handing freed memory to
+     * native code.
+     */
+    public void checkAccessible() {
+        owner.checkAccess();
+        if (!segment.scope().isAlive()) {
+            throw new IllegalStateException("the memory of " + this + " was freed by its owner (the arena of its"
+                    + " MemorySegment is closed); the caller must keep it alive while the library uses it");
+        }
+        if (!segment.isAccessibleBy(Thread.currentThread())) {
+            throw new WrongThreadException("the memory of " + this + " belongs to a confined arena of another"
+                    + " thread; thread '" + Thread.currentThread().getName() + "' cannot use it");
+        }
+    }
 
-    public boolean isAlive() { return owner.isOpen(); }
+    /** Whether the owner arena is open and the segment's scope alive. */
+    public boolean isAlive() { return owner.isOpen() && segment.scope().isAlive(); }
 
     /** Same elements under another shape of equal element count. */
     public Tensor reshape(long... newShape) {

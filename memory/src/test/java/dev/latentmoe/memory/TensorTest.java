@@ -109,4 +109,41 @@ class TensorTest {
             assertArrayEquals(new long[] {3, 1}, t.strides());
         }
     }
+
+    @Test
+    void wrappedCallerMemoryIsCheckedForLifetimeAndThread() throws Exception {
+        try (HostArena owner = HostArena.shared("view owner")) {
+            java.lang.foreign.Arena callers = java.lang.foreign.Arena.ofShared();
+            Tensor t = Tensor.wrap(owner, callers.allocate(16, 64), DType.F32, 4);
+            t.setFloat(3, 2f);
+            assertEquals(t.segment().address(), t.segment().address());
+            assertTrue(t.isAlive());
+            callers.close();   // the caller frees its memory; our arena is still open
+            assertFalse(t.isAlive());
+            IllegalStateException e = assertThrows(IllegalStateException.class, t::segment);
+            assertTrue(e.getMessage().contains("was freed by its owner"), e.getMessage());
+            assertThrows(IllegalStateException.class, t::checkAccessible);
+
+            // memory of a confined caller arena, used from another thread
+            java.util.concurrent.ExecutorService other = java.util.concurrent.Executors.newSingleThreadExecutor();
+            try {
+                java.lang.foreign.Arena confined = java.lang.foreign.Arena.ofConfined();
+                Tensor c = Tensor.wrap(owner, confined.allocate(16, 64), DType.F32, 4);
+                java.util.concurrent.Future<Throwable> f = other.submit(() -> {
+                    try {
+                        c.segment();
+                        return null;
+                    } catch (Throwable x) {
+                        return x;
+                    }
+                });
+                Throwable got = f.get();
+                assertTrue(got instanceof WrongThreadException && got.getMessage().contains("confined arena of another thread"),
+                        String.valueOf(got));
+                confined.close();
+            } finally {
+                other.shutdown();
+            }
+        }
+    }
 }

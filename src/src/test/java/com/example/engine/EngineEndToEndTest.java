@@ -94,7 +94,7 @@ class EngineEndToEndTest {
             }
             double rel = Math.sqrt(num / den);
             System.out.println("e2e relative error " + rel);
-            assertTrue(rel <= 1e-2, "relative Frobenius error " + rel);
+            assertTrue(rel <= 1e-5, "relative Frobenius error " + rel);   // CPU: f32 accumulation on the stored values
 
             Tensor bad = arena.allocateTensor(DType.F32, tokens, D + 1);
             assertThrows(IllegalArgumentException.class, () -> layer.forward(bad));

@@ -2,23 +2,36 @@ package dev.latentmoe.bindings.runtime;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.net.URI;
+import java.net.URL;
 import java.lang.foreign.Arena;
 import java.lang.foreign.SymbolLookup;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Properties;
+import java.util.ServiceConfigurationError;
+import java.util.ServiceLoader;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Finds and loads the LatentMoE native libraries ({@code lib<baseName>.so}).
  *
  * <p>Search order: the directory named by the system property {@code latentmoe.native.dir} (when set and
- * the file is there), then the copy packaged in the jar at {@code /native/linux-x86_64/}, which is
- * extracted once per JVM into a temporary directory. Only linux-x86_64 is supported. Loaded
- * libraries stay loaded for the life of the JVM ({@link Arena#global()}) and are cached by name.
+ * the file is there), then the class path / module path at {@code native/linux-x86_64/}, where the
+ * platform-classified artifact {@code dev.latentmoe:latentmoe-native} (classifier
+ * {@code linux-x86_64}, or {@code linux-x86_64-cuda13} with the CUDA library too) puts them; a copy
+ * found there is extracted once per JVM into one temporary directory under {@code java.io.tmpdir}
+ * (deleted at exit). Only linux-x86_64 is supported. Loaded libraries stay loaded for the life of the
+ * JVM ({@link Arena#global()}) and are cached by name.
+ *
+ * <p>The resource is looked up through class loaders, not this class's module, so the natives may
+ * sit in a jar of their own: on the class path, or on the module path as an automatic module
+ * ({@code native/linux-x86_64} is not a package, so it is not encapsulated).
  */
 public final class NativeLibraries {
 
@@ -28,13 +41,22 @@ public final class NativeLibraries {
   /** Jar resource directory of the packaged libraries. */
   public static final String RESOURCE_DIR = "/native/linux-x86_64/";
 
+  /**
+   * The properties file beside the libraries in a native jar ({@code version}, {@code variant},
+   * {@code libraries}); named in error messages so that a user sees which jar was found.
+   */
+  public static final String PROPERTIES = "latentmoe-native.properties";
+
+  /** The Maven coordinates of the native jars, for messages. */
+  public static final String ARTIFACT = "dev.latentmoe:latentmoe-native";
+
   /** Base name of the CPU library. */
   public static final String CPU = "latentmoe";
 
   /** Base name of the CUDA library. */
   public static final String CUDA = "latentmoe_cuda";
 
-  private record Loaded(Path path, SymbolLookup lookup) {}
+  private record Loaded(Path path, String source, SymbolLookup lookup) {}
 
   private static final Map<String, Loaded> LOADED = new ConcurrentHashMap<>();
 
@@ -84,6 +106,14 @@ public final class NativeLibraries {
     return Optional.ofNullable(LOADED.get(baseName)).map(Loaded::path);
   }
 
+  /**
+   * Where a loaded library came from: its directory ({@code latentmoe.native.dir}) or the jar URL
+   * of the resource it was extracted from, with the jar's {@code version} when it names one.
+   */
+  public static Optional<String> loadedSource(String baseName) {
+    return Optional.ofNullable(LOADED.get(baseName)).map(Loaded::source);
+  }
+
   /** {@code lib<baseName>.so}. */
   public static String fileName(String baseName) {
     return "lib" + baseName + ".so";
@@ -108,26 +138,35 @@ public final class NativeLibraries {
     synchronized (NativeLibraries.class) {
       l = LOADED.get(baseName);
       if (l == null) {
-        Path path = locate(baseName, dir);
+        Located found = find(baseName, dir);
         SymbolLookup lookup;
         try {
-          lookup = SymbolLookup.libraryLookup(path, Arena.global());
+          lookup = SymbolLookup.libraryLookup(found.path(), Arena.global());
         } catch (IllegalArgumentException | IllegalCallerException e) {
           // IllegalCallerException: native access not enabled for this module.
-          throw linkError("cannot load " + path + ": " + e.getMessage(), e);
+          throw linkError("cannot load " + found.path() + " (" + found.source() + "): "
+              + e.getMessage(), e);
         }
-        l = new Loaded(path, lookup);
+        l = new Loaded(found.path(), found.source(), lookup);
         LOADED.put(baseName, l);
       }
       return l;
     }
   }
 
+  /** A library file and where it came from (directory or jar URL). Package-private for tests. */
+  record Located(Path path, String source) {}
+
   /**
    * Where {@code lib<baseName>.so} is: in {@code dir} if that is non-null and has it, else
-   * extracted from the jar. Package-private for tests.
+   * extracted from the class path. Package-private for tests.
    */
   static Path locate(String baseName, String dir) {
+    return find(baseName, dir).path();
+  }
+
+  /** {@link #locate} with where the file came from. Package-private for tests. */
+  static Located find(String baseName, String dir) {
     String unsupported = unsupportedPlatform();
     if (unsupported != null) {
       throw new UnsatisfiedLinkError(unsupported);
@@ -137,21 +176,23 @@ public final class NativeLibraries {
     if (dir != null && !dir.isBlank()) {
       Path candidate = Path.of(dir).resolve(name).toAbsolutePath();
       if (Files.isRegularFile(candidate)) {
-        return candidate;
+        return new Located(candidate, DIR_PROPERTY + "=" + dir);
       }
       dirNote = candidate + " does not exist";
     } else {
       dirNote = "system property " + DIR_PROPERTY + " is not set";
     }
-    Path extracted = extractFromJar(name);
+    Located extracted = extractFromClassPath(name);
     if (extracted != null) {
       return extracted;
     }
     throw new UnsatisfiedLinkError(
-        name + " not found: " + dirNote + ", and the classpath has no resource " + RESOURCE_DIR
-            + name + " (build native/ with CMake and pass -D" + DIR_PROPERTY + "=<dir>)");
+        name + " not found: " + dirNote + ", and the class path has no resource " + RESOURCE_DIR
+            + name + ". Add the native jar to the dependencies: " + ARTIFACT
+            + " with classifier linux-x86_64 (CPU) or linux-x86_64-cuda13 (CPU and CUDA), of the"
+            + " same version as latentmoe-bindings; or build native/ with CMake and pass -D"
+            + DIR_PROPERTY + "=<dir>");
   }
-
   /** Null when this platform is supported, else why not. */
   public static String unsupportedPlatform() {
     String os = System.getProperty("os.name", "").toLowerCase(Locale.ROOT);
@@ -165,19 +206,75 @@ public final class NativeLibraries {
         + System.getProperty("os.name") + "/" + System.getProperty("os.arch");
   }
 
-  private static Path extractFromJar(String name) {
-    // Resolved against this class so it works from a jar and from target/classes alike.
-    try (InputStream in = NativeLibraries.class.getResourceAsStream(RESOURCE_DIR + name)) {
-      if (in == null) {
-        return null;
+  /**
+   * The resource URL of {@code name}: from a {@link NativeLibraryBundle} service (the classified
+   * native jars), else through this class's loader, then the thread's context loader.
+   */
+  private static URL resource(String name) {
+    for (ClassLoader loader : loaders()) {
+      try {
+        for (NativeLibraryBundle bundle : ServiceLoader.load(NativeLibraryBundle.class, loader)) {
+          URL url = bundle.find(name);
+          if (url != null) {
+            return url;
+          }
+        }
+      } catch (ServiceConfigurationError e) {
+        // A broken provider on the class path must not hide a usable copy: fall through.
       }
+    }
+    String path = RESOURCE_DIR.substring(1) + name;
+    for (ClassLoader loader : loaders()) {
+      URL url = loader.getResource(path);
+      if (url != null) {
+        return url;
+      }
+    }
+    return null;
+  }
+
+  /** This class's loader, then the context loader (an application server may see the natives only there). */
+  private static List<ClassLoader> loaders() {
+    ClassLoader own = NativeLibraries.class.getClassLoader();
+    if (own == null) {
+      own = ClassLoader.getSystemClassLoader();
+    }
+    ClassLoader context = Thread.currentThread().getContextClassLoader();
+    return context == null || context == own ? List.of(own) : List.of(own, context);
+  }
+
+  private static Located extractFromClassPath(String name) {
+    URL url = resource(name);
+    if (url == null) {
+      return null;
+    }
+    String source = url + describeJar(url);
+    try (InputStream in = url.openStream()) {
       Path target = tempDir().resolve(name);
       Files.copy(in, target, StandardCopyOption.REPLACE_EXISTING);
       target.toFile().deleteOnExit();
-      return target;
+      return new Located(target, source);
     } catch (IOException e) {
-      throw linkError("cannot extract " + RESOURCE_DIR + name + ": " + e, e);
+      throw linkError("cannot extract " + source + " into " + System.getProperty("java.io.tmpdir")
+          + " (set -Djava.io.tmpdir to a writable directory): " + e, e);
     }
+  }
+
+  /**
+   * " (latentmoe-native VERSION, VARIANT)" from the properties file beside {@code library}, or ""
+   * when there is none (e.g. a test resource).
+   */
+  private static String describeJar(URL library) {
+    String s = library.toString();
+    String props = s.substring(0, s.lastIndexOf('/') + 1) + PROPERTIES;
+    Properties p = new Properties();
+    try (InputStream in = URI.create(props).toURL().openStream()) {
+      p.load(in);
+    } catch (IOException | IllegalArgumentException e) {
+      return "";
+    }
+    return " (latentmoe-native " + p.getProperty("version", "?") + ", "
+        + p.getProperty("variant", "?") + ")";
   }
 
   /** One temporary directory per JVM, made on first extraction; guarded by the class lock. */

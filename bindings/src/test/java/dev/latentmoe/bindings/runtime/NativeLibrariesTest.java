@@ -11,8 +11,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.latentmoe.bindings.latentmoe_h;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.invoke.MethodHandle;
+import java.net.URL;
+import java.net.URLClassLoader;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.jar.JarEntry;
+import java.util.jar.JarOutputStream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -40,11 +45,38 @@ class NativeLibrariesTest {
   }
 
   @Test
+  void extractsFromANativeJarSeenOnlyByTheContextLoader(@TempDir Path dir) throws Exception {
+    // A jar laid out like latentmoe-native's classified jars, outside this module and its loader.
+    Path jar = dir.resolve("latentmoe-native-9.9.9-linux-x86_64.jar");
+    try (JarOutputStream out = new JarOutputStream(Files.newOutputStream(jar))) {
+      out.putNextEntry(new JarEntry("native/linux-x86_64/liblmoe_jar_test.so"));
+      out.write("not an ELF file either".getBytes(StandardCharsets.UTF_8));
+      out.putNextEntry(new JarEntry("native/linux-x86_64/" + NativeLibraries.PROPERTIES));
+      out.write("version=9.9.9\nvariant=cpu\n".getBytes(StandardCharsets.UTF_8));
+    }
+    Thread me = Thread.currentThread();
+    ClassLoader before = me.getContextClassLoader();
+    try (URLClassLoader loader = new URLClassLoader(new URL[] {jar.toUri().toURL()}, null)) {
+      assertNull(NativeLibraries.class.getClassLoader().getResource(
+          "native/linux-x86_64/liblmoe_jar_test.so"), "the test jar must not be on the class path");
+      me.setContextClassLoader(loader);
+      NativeLibraries.Located found = NativeLibraries.find("lmoe_jar_test", null);
+      assertEquals("not an ELF file either", Files.readString(found.path()));
+      assertTrue(found.source().contains(jar.getFileName().toString()), found::source);
+      assertTrue(found.source().endsWith("(latentmoe-native 9.9.9, cpu)"), found::source);
+    } finally {
+      me.setContextClassLoader(before);
+    }
+  }
+
+  @Test
   void missingLibraryNamesEveryPlaceTried(@TempDir Path empty) {
     UnsatisfiedLinkError e = assertThrows(UnsatisfiedLinkError.class,
         () -> NativeLibraries.locate("lmoe_nowhere", empty.toString()));
     assertTrue(e.getMessage().contains(empty.resolve("liblmoe_nowhere.so").toString()), e::getMessage);
     assertTrue(e.getMessage().contains("/native/linux-x86_64/liblmoe_nowhere.so"), e::getMessage);
+    assertTrue(e.getMessage().contains("dev.latentmoe:latentmoe-native with classifier linux-x86_64"),
+        e::getMessage);
     NativeLibraries.Result r = NativeLibraries.tryLoad("lmoe_nowhere");
     assertTrue(!r.isLoaded() && r.reason().contains("liblmoe_nowhere.so"), r::toString);
   }

@@ -63,12 +63,35 @@ class NativeLibrarySmokeTest {
   }
 
   @Test
-  void jarCarriesTheBuiltLibrary(@org.junit.jupiter.api.io.TempDir Path empty) throws Exception {
-    Path lib = requireLibrary();
-    // The bindings pom packages latentmoe.native.dir into /native/linux-x86_64; extract, don't load.
-    Path extracted = NativeLibraries.locate(NativeLibraries.CPU, empty.toString());
-    assertTrue(java.util.Arrays.equals(Files.readAllBytes(lib), Files.readAllBytes(extracted)),
-        "packaged " + NativeLibraries.RESOURCE_DIR + " copy differs from " + lib
-            + " (stale target/classes? rebuild bindings)");
+  void aLibraryOfAnotherAbiIsRefusedWithTheReason() {
+    requireLibrary();
+    Library other = Library.ours(NativeLibraries.CPU, "lmoe_abi_version", latentmoe_h.LMOE_ABI_VERSION + 97);
+    assertFalse(other.isAvailable());
+    String why = other.unavailableReason().orElseThrow();
+    assertTrue(why.contains("implements ABI " + latentmoe_h.LMOE_ABI_VERSION + " but these bindings need ABI "
+        + (latentmoe_h.LMOE_ABI_VERSION + 97)), why);
+    // nothing is bound: a call throws the reason instead of touching the library
+    java.lang.invoke.MethodHandle h = other.downcall("lmoe_abi_version",
+        java.lang.foreign.FunctionDescriptor.of(java.lang.foreign.ValueLayout.JAVA_INT));
+    UnsatisfiedLinkError e = assertThrows(UnsatisfiedLinkError.class, () -> { int unused = (int) h.invokeExact(); });
+    assertTrue(e.getMessage().contains("ABI"), e::getMessage);
+    Library noVersion = Library.ours(NativeLibraries.CPU, "lmoe_no_such_version_function", 1);
+    assertTrue(noVersion.unavailableReason().orElseThrow().contains("has no lmoe_no_such_version_function"));
+  }
+
+  @Test
+  void addressDowncallsAreTheHeaderSignatureWithLongsForChosenPointers() {
+    requireLibrary();
+    java.lang.invoke.MethodType raw = latentmoe_h.addressDowncall("lmoe_cpu_forward", 1, 4, 5, 6).type();
+    java.lang.invoke.MethodType header = latentmoe_h.lmoe_cpu_forward$MH.type();
+    assertEquals(header.parameterCount(), raw.parameterCount());
+    for (int i = 0; i < header.parameterCount(); i++) {
+      boolean swapped = i == 1 || i == 4 || i == 5 || i == 6;
+      assertEquals(swapped ? long.class : header.parameterType(i), raw.parameterType(i), "argument " + i);
+    }
+    IllegalArgumentException notPointer = assertThrows(IllegalArgumentException.class,
+        () -> latentmoe_h.addressDowncall("lmoe_cpu_forward", 3));
+    assertTrue(notPointer.getMessage().contains("argument 3 is not a pointer"), notPointer::getMessage);
+    assertThrows(IllegalArgumentException.class, () -> latentmoe_h.addressDowncall("lmoe_no_such_function", 0));
   }
 }

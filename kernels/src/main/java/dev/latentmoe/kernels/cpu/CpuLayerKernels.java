@@ -97,14 +97,9 @@ final class CpuLayerKernels extends CheckedLayerKernels {
         }
     }
 
-    /** Writes {@code m} into the {@code lmoe_matrix} at {@code out}; an absent matrix stays zero (data NULL). */
+    /** Writes {@code m} into the {@code lmoe_matrix} at {@code out} (the stateless path's writer); absent: data NULL. */
     private static void describe(WeightMatrix m, MemorySegment out) {
-        if (m == null) return;
-        lmoe_matrix.format(out, m.format().code());
-        lmoe_matrix.data(out, m.data().segment());
-        lmoe_matrix.block_scales(out, m.blockScales() == null ? MemorySegment.NULL : m.blockScales().segment());
-        lmoe_matrix.scale(out, m.scale());
-        lmoe_matrix.input_scale(out, m.inputScale());
+        CpuDescriptors.describe(out, 0, m);
     }
 
     private Workspace acquire() {

@@ -155,6 +155,64 @@ public final class ArrowTensors {
         return Tensor.wrap(owner, seg, dtype, shape);
     }
 
+    /**
+     * As {@link #fromVector}, but the tensor holds a reference on the vector's data buffer: its memory
+     * stays allocated until the returned tensor's arena ({@code tensor.arena()}, a {@link ForeignArena})
+     * is closed, even when the caller closes the vector first, so weights kept in Arrow vectors cannot
+     * be freed under a native call. Close the arena when done (it releases the reference once);
+     * closing the Arrow allocator before that reports the outstanding buffer as a leak, as Arrow does.
+     *
+     * @throws IllegalStateException when the buffer was already released
+     */
+    public static Tensor retain(FixedSizeListVector vector, String name) {
+        ArrowBuf buf = vector.getDataVector().getDataBuffer();
+        ForeignArena arena = holding(buf, name);
+        try {
+            return fromVector(vector, arena);
+        } catch (RuntimeException e) {
+            arena.close();
+            throw e;
+        }
+    }
+
+    /**
+     * A host tensor of {@code dtype} and {@code shape} over the first bytes of an Arrow buffer (e.g.
+     * weights an engine filled into an {@link ArrowBuf} itself), holding a reference on the buffer as
+     * {@link #retain(FixedSizeListVector, String)} does. No copy.
+     *
+     * @throws IllegalStateException when the buffer was already released
+     */
+    @SuppressWarnings("restricted")
+    public static Tensor retain(ArrowBuf buf, String name, DType dtype, long... shape) {
+        long elems = 1;
+        for (long d : shape) {
+            if (d < 0) throw new IllegalArgumentException(name + ": negative dimension in " + java.util.Arrays.toString(shape));
+            elems = Math.multiplyExact(elems, d);
+        }
+        long bytes = Math.multiplyExact(elems, dtype.byteSize());
+        if (buf.capacity() < bytes) {
+            throw new IllegalArgumentException(name + ": Arrow buffer of " + buf.capacity() + " bytes is smaller than "
+                    + dtype + java.util.Arrays.toString(shape) + " (" + bytes + " bytes)");
+        }
+        ForeignArena arena = holding(buf, name);
+        try {
+            MemorySegment seg = bytes == 0 ? MemorySegment.NULL : MemorySegment.ofAddress(buf.memoryAddress()).reinterpret(bytes);
+            return Tensor.wrap(arena, seg, dtype, shape);
+        } catch (RuntimeException e) {
+            arena.close();
+            throw e;
+        }
+    }
+
+    /** A foreign arena holding one reference on {@code buf}, released when the arena closes. */
+    private static ForeignArena holding(ArrowBuf buf, String name) {
+        if (buf.refCnt() <= 0) {
+            throw new IllegalStateException(name + ": the Arrow buffer was already released (closed vector or allocator)");
+        }
+        buf.getReferenceManager().retain();
+        return ForeignArena.of(name, dev.latentmoe.memory.Device.CPU, () -> buf.getReferenceManager().release(), null, null);
+    }
+
     private static Map<String, String> metadata(Field f) {
         Map<String, String> m = f.getMetadata();
         return m == null ? Map.of() : m;

@@ -179,4 +179,42 @@ class ArrowTensorsTest {
         a.close();
         assertThrows(IllegalStateException.class, () -> ArrowTensors.toVector(t, "x", allocator));
     }
+
+    @Test
+    void retainedViewsKeepArrowMemoryUntilTheirArenaCloses() {
+        // weights an engine keeps in an Arrow vector: the view holds the buffer, closing the vector does not free it
+        Float4Vector values = new Float4Vector("w", allocator);
+        values.allocateNew(12);
+        for (int i = 0; i < 12; i++) values.set(i, i + 0.5f);
+        values.setValueCount(12);
+        org.apache.arrow.memory.ArrowBuf buf = values.getDataBuffer();
+        int vectorsRefs = buf.refCnt();   // validity and data share one allocation
+        Tensor t = ArrowTensors.retain(buf, "arrow weights", DType.F32, 3, 4);
+        assertEquals(vectorsRefs + 1, buf.refCnt());
+        values.close();   // the engine drops its vector first
+        assertEquals(1, buf.refCnt(), "the view's reference keeps the memory");
+        assertEquals(11.5f, t.getFloat(2, 3));
+        assertEquals(buf.memoryAddress(), t.segment().address(), "a view, not a copy");
+        t.arena().close();   // releases the reference once: the Arrow memory is freed now
+        assertEquals(0, buf.refCnt());
+        assertThrows(IllegalStateException.class, t::segment);
+        t.arena().close();   // idempotent
+        assertEquals(0, allocator.getAllocatedMemory());
+        // a released buffer cannot be viewed
+        IllegalStateException e = assertThrows(IllegalStateException.class,
+                () -> ArrowTensors.retain(buf, "gone", DType.F32, 3, 4));
+        assertTrue(e.getMessage().contains("already released"), e.getMessage());
+
+        try (HostArena a = HostArena.confined("src")) {
+            Tensor src = iota(a, DType.F32, 2, 3);
+            try (FixedSizeListVector v = ArrowTensors.toVector(src, "x", allocator)) {
+                Tensor view = ArrowTensors.retain(v, "fixed-shape weights");
+                assertArrayEquals(new long[] {2, 3}, view.shape());
+                assertEquals(5f, view.getFloat(1, 2));
+                assertThrows(IllegalArgumentException.class, () -> ArrowTensors.retain(v.getDataVector().getDataBuffer(),
+                        "too big", DType.F32, 3, 3));
+                view.arena().close();
+            }
+        }
+    }
 }
