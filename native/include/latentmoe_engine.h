@@ -260,6 +260,11 @@ int32_t lmoe_engine_abi_version(void);
  * *out is the layer; on failure *out is NULL and lmoe_last_error() says why. */
 lmoe_status lmoe_layer_open(const char* dir, int32_t layer_index, lmoe_layer** out);
 
+/* The hyper-parameters layer layer_index of the checkpoint in dir would have, from config.json and
+ * the tensor names alone (no weight is read or checked): for shape planning before a layer is
+ * opened. lmoe_layer_open may still refuse the layer. */
+lmoe_status lmoe_checkpoint_config(const char* dir, int32_t layer_index, lmoe_config* out);
+
 /* Copies the layer's hyper-parameters (as passed to the kernels of latentmoe.h). */
 lmoe_status lmoe_layer_config(const lmoe_layer* layer, lmoe_config* out);
 

@@ -301,7 +301,14 @@ static int run_layer_kinds(const char* dir) {
     expect_open_error(dir, 5, "layer 5", "layer 5 does not exist");
     lmoe_layer* L = NULL;
     REQUIRE_OK(lmoe_layer_open(dir, 2, &L));
+    lmoe_config opened, planned;
+    REQUIRE_OK(lmoe_layer_config(L, &opened));
     REQUIRE_OK(lmoe_layer_close(L));
+    /* the config without reading weights: the same, and the same refusals of other layers */
+    REQUIRE_OK(lmoe_checkpoint_config(dir, 2, &planned));
+    CHECK(memcmp(&opened, &planned, sizeof opened) == 0, "lmoe_checkpoint_config differs from the opened layer's");
+    expect_error(lmoe_checkpoint_config(dir, 1, &planned), "config of layer 1");
+    CHECK(strstr(lmoe_last_error(), "layer 1 is a mamba layer") != NULL, "message: %s", lmoe_last_error());
   }
   /* no layer kinds in config.json: a mamba layer's tensors are named in the message */
   md.extra_config = NULL;

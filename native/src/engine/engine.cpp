@@ -205,6 +205,21 @@ LMOE_API lmoe_status lmoe_layer_open(const char* dir, int32_t layer_index, lmoe_
   });
 }
 
+LMOE_API lmoe_status lmoe_checkpoint_config(const char* dir, int32_t layer_index, lmoe_config* out) {
+  return guard([&]() -> lmoe_status {
+    const char* fn = "lmoe_checkpoint_config";
+    if (!out) invalid(std::string(fn) + ": out is NULL");
+    if (!dir) invalid(std::string(fn) + ": dir is NULL");
+    if (layer_index < 0) invalid(std::string(fn) + ": layer index " + std::to_string(layer_index) + " < 0");
+    try {
+      *out = lmoe::engine::read_layer_config(dir, layer_index);
+    } catch (const EngineError& e) {
+      fail(e.status, std::string(fn) + ": " + e.what());
+    }
+    return LMOE_OK;
+  });
+}
+
 LMOE_API lmoe_status lmoe_layer_config(const lmoe_layer* layer, lmoe_config* out) {
   return guard([&]() -> lmoe_status {
     Call call(layer, "lmoe_layer_config");

@@ -45,5 +45,8 @@ struct LayerState {
 // Opens layer `layer` of the checkpoint in dir into L (weights.cpp); throws EngineError.
 void load_layer(LayerState& L, const std::string& dir, int layer);
 
+// The layer's config from config.json and the weights' names only (no tensor is read).
+lmoe_config read_layer_config(const std::string& dir, int layer);
+
 }  // namespace engine
 }  // namespace lmoe

@@ -406,6 +406,16 @@ void Loader::load(const LayerConfig& lc) {
 
 }  // namespace
 
+lmoe_config read_layer_config(const std::string& dir, int layer) {
+  Checkpoint ck(dir);
+  LayerConfig lc = parse_layer_config(ck.config(), ck.file("config.json"), layer);
+  const std::string p = "backbone.layers." + std::to_string(layer) + ".mixer.";
+  const int n = lc.cfg.num_experts;
+  ck.index([&](const std::string& name) { return classify(name, p, n); });
+  if (lc.act != "relu2") lc.cfg.activation = ck.has(p + "experts.0.gate_proj.weight") ? LMOE_ACT_SWIGLU : LMOE_ACT_SILU;
+  return lc.cfg;
+}
+
 void load_layer(LayerState& L, const std::string& dir, int layer) {
   L.ckpt.reset(new Checkpoint(dir));
   LayerConfig lc = parse_layer_config(L.ckpt->config(), L.ckpt->file("config.json"), layer);
