@@ -148,7 +148,7 @@ std::unique_ptr<SafeTensorsFile> SafeTensorsFile::open(const CheckpointRoot& roo
                   std::to_string(kMaxHeaderBytes) + " bytes");
   }
   if ((int64_t)n > size - 8) {
-    bad(path, "truncated or not a safetensors file: its header length field exceeds the " +
+    bad(path, "truncated or corrupt (or not a safetensors file): its header length field exceeds the " +
                   std::to_string((long long)(size - 8)) + " bytes after it");
   }
   const char* h = f->base_ + 8;
