@@ -1,9 +1,9 @@
 /*
- * What the engine ABI's C tests share: a seeded RNG, a checkpoint writer (config.json,
- * hf_quant_config.json, safetensors written byte by byte, single file or two shards) whose
- * matrices may be F32, BF16, F16, FP8 (E4M3 + per-tensor scale) or NVFP4 (packed e2m1 + e4m3 block
- * scales + per-tensor scale) from this file's own quantizer, and a float64 reference of the layer
- * computed from the dequantized values the writer stored.
+ * What the engine ABI's C tests share: a seeded RNG, a checkpoint writer
+ * (engine_checkpoint_writer.c: config.json, hf_quant_config.json, safetensors written byte by byte,
+ * single file or two shards) whose matrices may be F32, BF16, F16, FP8 (E4M3 + per-tensor scale) or
+ * NVFP4 (packed e2m1 + e4m3 block scales + per-tensor scale) from its own quantizer, and a float64
+ * reference of the layer computed from the dequantized values the writer stored (engine_test.c).
  */
 #ifndef LMOE_ENGINE_TEST_H
 #define LMOE_ENGINE_TEST_H
