@@ -90,7 +90,7 @@
  * actual compute). lmoe_layer_close may be called while other threads are inside calls on the
  * layer: it refuses new calls at once, waits for the calls in flight to return, then frees. After
  * it, every call on the handle (including a second close) returns LMOE_ERR_INVALID_ARGUMENT
- * ("the layer is closed"): a closed handle stays valid to pass, at a cost of about 100 bytes kept
+ * ("the layer is closed"): a closed handle stays valid to pass, at a cost of about 120 bytes kept
  * per layer ever opened. A pointer lmoe_layer_open did not return is undefined behaviour.
  * Results never depend on the number of threads (lmoe_cpu_set_num_threads).
  */
