@@ -22,9 +22,14 @@ public final class MoeLayer implements AutoCloseable {
     private final Backend backend;
     private final LayerKernels kernels;
     private final List<AutoCloseable> owned;
-    private CheckpointMemory checkpointMemory;
+    private final CheckpointMemory checkpointMemory;   // null unless opened from a checkpoint
 
     private MoeLayer(MoeWeights weights, Backend backend, List<AutoCloseable> owned) {
+        this(weights, backend, owned, null);
+    }
+
+    private MoeLayer(MoeWeights weights, Backend backend, List<AutoCloseable> owned, CheckpointMemory checkpointMemory) {
+        this.checkpointMemory = checkpointMemory;
         this.weights = weights;
         this.backend = backend;
         this.owned = owned;
@@ -56,9 +61,7 @@ public final class MoeLayer implements AutoCloseable {
         if (backend == null) throw new IllegalArgumentException("backend is null");
         NativeCheckpointLayer checkpoint = NativeCheckpointLayer.open(dir, layerIndex);
         try {
-            MoeLayer layer = new MoeLayer(checkpoint.weights(), backend, new ArrayList<>(List.of(checkpoint)));
-            layer.checkpointMemory = checkpoint.memory();
-            return layer;
+            return new MoeLayer(checkpoint.weights(), backend, new ArrayList<>(List.of(checkpoint)), checkpoint.memory());
         } catch (RuntimeException e) {
             checkpoint.close();
             throw e;
