@@ -129,7 +129,7 @@ class lmoe_config(ctypes.Structure):
 
 kDLCPU = 1
 DLPACK_FLAG_BITMASK_READ_ONLY = 1
-_DTYPE_NAMES = {0: "F32", 1: "BF16", 2: "F16", 3: "I32"}
+_DTYPE_NAMES = {0: "F32", 1: "BF16", 2: "F16", 3: "I32", 4: "F8_E4M3", 5: "U8"}
 
 # ---------------------------------------------------------------- library
 
@@ -180,14 +180,14 @@ def load_library() -> ctypes.CDLL:
             "lmoe_layer_forward_dlpack": (i32, [vp, vp, vp]),
             "lmoe_layer_forward_arrow": (i32, [vp, vp, vp, vp, vp]),
             "lmoe_layer_last_input": (vp, [vp]),
-            "lmoe_layer_close": (None, [vp]),
+            "lmoe_layer_close": (i32, [vp]),
         }
         for name, (res, args) in protos.items():
             fn = getattr(lib, name)
             fn.restype = res
             fn.argtypes = args
-        if lib.lmoe_engine_abi_version() != 1:
-            raise LatentMoeError(2, "liblatentmoe.so has engine ABI %d, this package needs 1"
+        if lib.lmoe_engine_abi_version() != 2:
+            raise LatentMoeError(2, "liblatentmoe.so has engine ABI %d, this package needs 2"
                                  % lib.lmoe_engine_abi_version())
         _LIB = lib
         return lib

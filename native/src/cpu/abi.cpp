@@ -69,8 +69,12 @@ const char* format_name(int f) {
   }
 }
 
-// The formats the CPU kernels run today; a new kernel adds its format here.
-bool cpu_has_kernel(int format) { return format == LMOE_WFMT_F32 || format == LMOE_WFMT_BF16; }
+// The formats the CPU kernels run today; a new kernel adds its format here. FP8 and NVFP4 run
+// through the exact scalar decoding of arch/quant_scalar.cpp until vector kernels replace it.
+bool cpu_has_kernel(int format) {
+  return format == LMOE_WFMT_F32 || format == LMOE_WFMT_BF16 || format == LMOE_WFMT_FP8_E4M3 ||
+         format == LMOE_WFMT_NVFP4;
+}
 
 // One weight matrix with `cols` input features; idx >= 0 names an expert's matrix.
 lmoe_status check_matrix(const char* fn, const char* name, int idx, const lmoe_matrix& m,

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 
+#include "arch/quant_scalar.h"
 #include "isa.h"
 #include "thread_pool.h"
 
@@ -24,6 +25,19 @@ inline void scale_block(float s, float* v, int64_t count) {
   for (int64_t q = 0; q < count; ++q) v[q] = v[q] * s;
 }
 
+// Quantized weights (FP8, NVFP4): the rows are decoded to f32 in scratch (slot) in small blocks,
+// then go through the same f32 dot_block; out[t * ldo + q] for rows [r, r + rows).
+void quant_dot(const float* X, int64_t ldx, int ntok, const lmoe_matrix& W, int r, int n, int rows, float* out,
+               int64_t ldo, int slot, DotBlockFn dot) {
+  constexpr int kRowsPerDecode = 16;
+  float* w = thread_scratch(slot, (size_t)kRowsPerDecode * n);
+  for (int q = 0; q < rows; q += kRowsPerDecode) {
+    const int nr = std::min(kRowsPerDecode, rows - q);
+    dequantize_rows(W, r + q, nr, n, w);
+    dot(X, ldx, ntok, w, n, LMOE_WFMT_F32, n, nr, out + q, ldo);
+  }
+}
+
 void run_segment(const GemmJob& j, int r0, int r1, DotBlockFn dot) {
   if (r1 <= r0 || j.ntok <= 0) return;
   // Rows per dot_block call: the whole segment for one token (long uninterrupted weight streams,
@@ -31,17 +45,25 @@ void run_segment(const GemmJob& j, int r0, int r1, DotBlockFn dot) {
   int ch = j.ntok == 1 ? r1 - r0 : std::max(8, std::min(512, 16384 / j.ntok / 8 * 8));
   float* tmp = thread_scratch(0, (size_t)ch * j.ntok);
   float* tmpg = j.Wg ? thread_scratch(1, (size_t)ch * j.ntok) : nullptr;
-  // F32 / BF16 only: abi.cpp rejects the formats that have no kernel yet (FP8, NVFP4).
   const int64_t rb = row_bytes(j.W->format, j.n);
+  const int64_t rbg = j.Wg ? row_bytes(j.Wg->format, j.n) : 0;
   for (int r = r0; r < r1; r += ch) {
     const int rows = std::min(ch, r1 - r);
     if (j.epi == EPI_SWIGLU) {
-      const char* Wgr = (const char*)j.Wg->data + (int64_t)r * rb;
-      dot(j.X, j.ldx, j.ntok, Wgr, j.n, j.Wg->format, j.n, rows, tmpg, rows);
+      if (is_quantized_format(j.Wg->format)) {
+        quant_dot(j.X, j.ldx, j.ntok, *j.Wg, r, j.n, rows, tmpg, rows, 3, dot);
+      } else {
+        const char* Wgr = (const char*)j.Wg->data + (int64_t)r * rbg;
+        dot(j.X, j.ldx, j.ntok, Wgr, j.n, j.Wg->format, j.n, rows, tmpg, rows);
+      }
       scale_block(j.Wg->scale, tmpg, (int64_t)rows * j.ntok);
     }
-    const char* Wr = (const char*)j.W->data + (int64_t)r * rb;
-    dot(j.X, j.ldx, j.ntok, Wr, j.n, j.W->format, j.n, rows, tmp, rows);
+    if (is_quantized_format(j.W->format)) {
+      quant_dot(j.X, j.ldx, j.ntok, *j.W, r, j.n, rows, tmp, rows, 2, dot);
+    } else {
+      const char* Wr = (const char*)j.W->data + (int64_t)r * rb;
+      dot(j.X, j.ldx, j.ntok, Wr, j.n, j.W->format, j.n, rows, tmp, rows);
+    }
     scale_block(j.W->scale, tmp, (int64_t)rows * j.ntok);
     for (int t = 0; t < j.ntok; ++t)
       apply_epilogue(j.epi, tmp + (int64_t)t * rows, tmpg ? tmpg + (int64_t)t * rows : nullptr,

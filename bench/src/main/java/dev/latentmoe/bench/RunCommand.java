@@ -46,6 +46,11 @@ final class RunCommand {
             Npy.write(output, y);
             System.out.printf("wrote %s: float32 [%d, %d] (layer %d of %s, %s backend)%n",
                     output, y.dim(0), y.dim(1), layerIndex, dir, backend.name());
+            layer.checkpointMemory().ifPresent(m -> System.out.printf(
+                    "weights: experts %s, %.1f MiB read by the kernels (%.1f MiB in place from the mapped files,"
+                            + " %.1f MiB converted); files mapped: %.1f MiB%n",
+                    layer.weights().expertFormat(), m.weightBytes() / 1048576.0, m.inPlaceBytes() / 1048576.0,
+                    m.convertedBytes() / 1048576.0, m.mappedBytes() / 1048576.0));
         }
     }
 }

@@ -30,7 +30,7 @@ public final class latentmoe_engine_h {
   private latentmoe_engine_h() {}
 
   // ---- macros ----
-  public static final int LMOE_ENGINE_ABI_VERSION = 1;
+  public static final int LMOE_ENGINE_ABI_VERSION = 2;
   public static final int DLPACK_MAJOR_VERSION = 1;
   public static final int DLPACK_MINOR_VERSION = 0;
   public static final int ARROW_FLAG_DICTIONARY_ORDERED = 1;
@@ -114,6 +114,20 @@ public final class latentmoe_engine_h {
     }
   }
 
+  /** {@code lmoe_status lmoe_checkpoint_config(const char* dir, int32_t layer_index, lmoe_config* out)} */
+  public static final MethodHandle lmoe_checkpoint_config$MH =
+      downcall("lmoe_checkpoint_config", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, ADDRESS));
+
+  public static int lmoe_checkpoint_config(MemorySegment dir, int layer_index, MemorySegment out) {
+    try {
+      return (int) lmoe_checkpoint_config$MH.invokeExact(dir, layer_index, out);
+    } catch (Error | RuntimeException e) {
+      throw e;
+    } catch (Throwable t) {
+      throw Downcalls.unexpected(t);
+    }
+  }
+
   /** {@code lmoe_status lmoe_layer_config(const lmoe_layer* layer, lmoe_config* out)} */
   public static final MethodHandle lmoe_layer_config$MH =
       downcall("lmoe_layer_config", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
@@ -121,6 +135,34 @@ public final class latentmoe_engine_h {
   public static int lmoe_layer_config(MemorySegment layer, MemorySegment out) {
     try {
       return (int) lmoe_layer_config$MH.invokeExact(layer, out);
+    } catch (Error | RuntimeException e) {
+      throw e;
+    } catch (Throwable t) {
+      throw Downcalls.unexpected(t);
+    }
+  }
+
+  /** {@code lmoe_status lmoe_layer_weights(const lmoe_layer* layer, const lmoe_weights** out)} */
+  public static final MethodHandle lmoe_layer_weights$MH =
+      downcall("lmoe_layer_weights", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
+
+  public static int lmoe_layer_weights(MemorySegment layer, MemorySegment out) {
+    try {
+      return (int) lmoe_layer_weights$MH.invokeExact(layer, out);
+    } catch (Error | RuntimeException e) {
+      throw e;
+    } catch (Throwable t) {
+      throw Downcalls.unexpected(t);
+    }
+  }
+
+  /** {@code lmoe_status lmoe_layer_memory_info(const lmoe_layer* layer, lmoe_layer_memory* out)} */
+  public static final MethodHandle lmoe_layer_memory_info$MH =
+      downcall("lmoe_layer_memory_info", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
+
+  public static int lmoe_layer_memory_info(MemorySegment layer, MemorySegment out) {
+    try {
+      return (int) lmoe_layer_memory_info$MH.invokeExact(layer, out);
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {
@@ -198,13 +240,13 @@ public final class latentmoe_engine_h {
     }
   }
 
-  /** {@code void lmoe_layer_close(lmoe_layer* layer)} */
+  /** {@code lmoe_status lmoe_layer_close(lmoe_layer* layer)} */
   public static final MethodHandle lmoe_layer_close$MH =
-      downcall("lmoe_layer_close", FunctionDescriptor.ofVoid(ADDRESS));
+      downcall("lmoe_layer_close", FunctionDescriptor.of(JAVA_INT, ADDRESS));
 
-  public static void lmoe_layer_close(MemorySegment layer) {
+  public static int lmoe_layer_close(MemorySegment layer) {
     try {
-      lmoe_layer_close$MH.invokeExact(layer);
+      return (int) lmoe_layer_close$MH.invokeExact(layer);
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {

@@ -41,7 +41,7 @@ class EngineBindingsSmokeTest {
       assertEquals(latentmoe_h.LMOE_ERR_INVALID_ARGUMENT,
           latentmoe_engine_h.lmoe_layer_forward(MemorySegment.NULL, MemorySegment.NULL, 1,
               MemorySegment.NULL, MemorySegment.NULL, MemorySegment.NULL));
-      latentmoe_engine_h.lmoe_layer_close(MemorySegment.NULL);
+      assertEquals(latentmoe_h.LMOE_OK, latentmoe_engine_h.lmoe_layer_close(MemorySegment.NULL));
     }
   }
 }

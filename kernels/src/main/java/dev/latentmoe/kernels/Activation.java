@@ -15,12 +15,23 @@ public enum Activation {
 
     public int code() { return code; }
 
-    /** Maps a config.json {@code mlp_hidden_act} value. */
+    /** The activation of a C ABI {@code lmoe_activation} code. */
+    public static Activation fromCode(int code) {
+        for (Activation a : values()) if (a.code == code) return a;
+        throw new IllegalArgumentException("unknown activation code " + code);
+    }
+
+    /**
+     * Maps an {@code mlp_hidden_act} name as transformers' {@code nemotron_h} reads it: relu2,
+     * silu (non-gated), swiglu. (The checkpoint loader maps "silu" to {@link #SWIGLU} only for
+     * checkpoints that hold gate_proj tensors.)
+     */
     public static Activation fromConfigName(String name) {
         return switch (name) {
             case "relu2" -> RELU2;
-            case "silu", "swiglu" -> SWIGLU;
-            default -> throw new IllegalArgumentException("unsupported mlp_hidden_act '" + name + "' (relu2, silu/swiglu)");
+            case "silu" -> SILU;
+            case "swiglu" -> SWIGLU;
+            default -> throw new IllegalArgumentException("unsupported mlp_hidden_act '" + name + "' (relu2, silu, swiglu)");
         };
     }
 }

@@ -1,20 +1,15 @@
 package dev.latentmoe.kernels;
 
-import dev.latentmoe.memory.DType;
-import dev.latentmoe.memory.MemoryArena;
 import dev.latentmoe.memory.Tensor;
-import dev.latentmoe.memory.io.Checkpoint;
 
-import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 
 /**
- * One layer's {@link MoeWeights} in a Nemotron-H checkpoint: the tensor names under
- * {@code backbone.layers.{i}.mixer.}, reading them ({@link #read}, zero-copy where the dtype
- * allows) and naming a layer's tensors for writing ({@link #tensors}).
+ * The tensor names of one layer's {@link MoeWeights} in a Nemotron-H checkpoint, under
+ * {@code backbone.layers.{i}.mixer.}, for writing a layer ({@link #tensors}). Reading checkpoints
+ * is the native loader's ({@link MoeLayer#fromCheckpoint}): its rules are defined once, in
+ * latentmoe_engine.h.
  */
 public final class CheckpointWeights {
     private CheckpointWeights() {}
@@ -60,61 +55,4 @@ public final class CheckpointWeights {
         return m;
     }
 
-    /**
-     * Views layer {@code layer} of a checkpoint. BF16 and F32 tensors are used in place (zero copy);
-     * when the non-gate matrices are not all BF16 they are converted to F32 into {@code arena}
-     * (exact for F16 and BF16), as is an F16 gate and a non-F32 correction bias.
-     */
-    public static MoeWeights read(Checkpoint ckpt, int layer, MoeConfig c, MemoryArena arena) {
-        if (layer < 0) throw new IllegalArgumentException("layer index " + layer + " < 0");
-        String p = prefix(layer);
-        boolean swiglu = c.activation() == Activation.SWIGLU;
-        int n = c.numExperts();
-        Tensor gate = need(ckpt, p + GATE);
-        Tensor bias = ckpt.has(p + GATE_BIAS) ? ckpt.tensor(p + GATE_BIAS) : null;
-        Tensor down = c.isLatent() ? need(ckpt, p + LATENT_DOWN) : null;
-        Tensor up = c.isLatent() ? need(ckpt, p + LATENT_UP) : null;
-        Tensor[] eu = new Tensor[n], ed = new Tensor[n], eg = swiglu ? new Tensor[n] : null;
-        for (int e = 0; e < n; e++) {
-            eu[e] = need(ckpt, p + expert(e, "up"));
-            ed[e] = need(ckpt, p + expert(e, "down"));
-            if (swiglu) eg[e] = need(ckpt, p + expert(e, "gate"));
-        }
-        Tensor su = null, sd = null, sg = null;
-        if (c.hasSharedExpert()) {
-            su = need(ckpt, p + SHARED_UP);
-            sd = need(ckpt, p + SHARED_DOWN);
-            if (swiglu) sg = need(ckpt, p + SHARED_GATE);
-        }
-        // One dtype for the non-gate matrices: BF16 when all are BF16, else F32.
-        List<Tensor> mats = new ArrayList<>(Arrays.asList(eu));
-        mats.addAll(Arrays.asList(ed));
-        if (eg != null) mats.addAll(Arrays.asList(eg));
-        for (Tensor t : new Tensor[] {down, up, su, sd, sg}) if (t != null) mats.add(t);
-        boolean allBf16 = mats.stream().allMatch(t -> t.dtype() == DType.BF16);
-        DType wt = allBf16 ? DType.BF16 : DType.F32;
-        gate = gate.dtype() == DType.F16 ? gate.convertTo(DType.F32, arena) : gate;
-        if (bias != null && bias.dtype() != DType.F32) bias = bias.convertTo(DType.F32, arena);
-        if (bias != null && bias.rank() == 2 && bias.dim(0) == 1) bias = bias.reshape(bias.dim(1));
-        return new MoeWeights(c, gate, bias, conv(down, wt, arena), conv(up, wt, arena),
-                conv(eu, wt, arena), eg == null ? null : conv(eg, wt, arena), conv(ed, wt, arena),
-                conv(su, wt, arena), conv(sg, wt, arena), conv(sd, wt, arena));
-    }
-
-    private static Tensor need(Checkpoint ckpt, String name) {
-        if (!ckpt.has(name)) throw new IllegalArgumentException("checkpoint has no tensor '" + name + "'");
-        return ckpt.tensor(name);
-    }
-
-    private static Tensor conv(Tensor t, DType wt, MemoryArena arena) {
-        if (t == null || t.dtype() == wt) return t;
-        if (!t.dtype().isFloatingPoint()) throw new IllegalArgumentException("weight " + t + " is not floating point");
-        return t.convertTo(wt, arena);
-    }
-
-    private static Tensor[] conv(Tensor[] ts, DType wt, MemoryArena arena) {
-        Tensor[] out = new Tensor[ts.length];
-        for (int i = 0; i < ts.length; i++) out[i] = conv(ts[i], wt, arena);
-        return out;
-    }
 }

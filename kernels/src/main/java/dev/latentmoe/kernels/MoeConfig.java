@@ -1,7 +1,6 @@
 package dev.latentmoe.kernels;
 
 import java.util.Locale;
-import java.util.Map;
 
 /**
  * Hyper-parameters of one (Latent)MoE layer. {@code latentSize == 0} is a standard MoE whose
@@ -65,63 +64,15 @@ public record MoeConfig(
     }
 
     /**
-     * From a parsed config.json. Keys: hidden_size, moe_latent_size (absent or null: standard),
-     * n_routed_experts, num_experts_per_tok, moe_intermediate_size,
-     * moe_shared_expert_intermediate_size (absent: 0), routed_scaling_factor (absent: 1.0),
-     * norm_topk_prob (absent: true), mlp_hidden_act (absent: relu2), scoring_func (absent: sigmoid).
-     * Group-limited routing (n_group > 1) is not supported and is rejected.
+     * The config layer {@code layer} of a checkpoint would have, as the native loader reads it from
+     * config.json and the tensor names alone (keys and defaults, layer kinds, the activation gate
+     * tensors imply: see latentmoe_engine.h), without reading any weight: for shape planning.
+     * {@link MoeLayer#fromCheckpoint} may still refuse the layer.
+     *
+     * @throws CheckpointException when config.json or the names cannot be read
      */
-    public static MoeConfig fromConfigJson(Map<String, Object> json) {
-        int d = intKey(json, "hidden_size", null);
-        Object latent = json.get("moe_latent_size");
-        int l = latent == null ? 0 : intKey(json, "moe_latent_size", null);
-        int n = intKey(json, "n_routed_experts", null);
-        int k = intKey(json, "num_experts_per_tok", null);
-        int m = intKey(json, "moe_intermediate_size", null);
-        int shared = intKey(json, "moe_shared_expert_intermediate_size", 0);
-        float scale = (float) doubleKey(json, "routed_scaling_factor", 1.0);
-        boolean norm = boolKey(json, "norm_topk_prob", true);
-        Activation act = Activation.fromConfigName(stringKey(json, "mlp_hidden_act", "relu2"));
-        Scoring scoring = Scoring.fromConfigName(stringKey(json, "scoring_func", "sigmoid"));
-        Object groups = json.get("n_group");
-        if (groups != null && intKey(json, "n_group", 1) > 1) {
-            throw new IllegalArgumentException("invalid MoE config: group-limited routing (n_group = " + groups + ") is not supported");
-        }
-        return new MoeConfig(d, l, n, k, m, shared, scale, norm, act, scoring);
-    }
-
-    private static int intKey(Map<String, Object> json, String key, Integer fallback) {
-        Object v = json.get(key);
-        if (v == null) {
-            if (fallback != null) return fallback;
-            throw new IllegalArgumentException("invalid MoE config: config.json has no '" + key + "'");
-        }
-        if (v instanceof Number num) {
-            double dv = num.doubleValue();
-            if (dv == Math.rint(dv) && Math.abs(dv) <= Integer.MAX_VALUE) return (int) dv;
-        }
-        throw new IllegalArgumentException("invalid MoE config: '" + key + "' must be an integer, got " + v);
-    }
-
-    private static double doubleKey(Map<String, Object> json, String key, double fallback) {
-        Object v = json.get(key);
-        if (v == null) return fallback;
-        if (v instanceof Number num) return num.doubleValue();
-        throw new IllegalArgumentException("invalid MoE config: '" + key + "' must be a number, got " + v);
-    }
-
-    private static boolean boolKey(Map<String, Object> json, String key, boolean fallback) {
-        Object v = json.get(key);
-        if (v == null) return fallback;
-        if (v instanceof Boolean b) return b;
-        throw new IllegalArgumentException("invalid MoE config: '" + key + "' must be true or false, got " + v);
-    }
-
-    private static String stringKey(Map<String, Object> json, String key, String fallback) {
-        Object v = json.get(key);
-        if (v == null) return fallback;
-        if (v instanceof String s) return s;
-        throw new IllegalArgumentException("invalid MoE config: '" + key + "' must be a string, got " + v);
+    public static MoeConfig fromCheckpoint(java.nio.file.Path dir, int layer) {
+        return NativeCheckpointLayer.readConfig(dir, layer);
     }
 
     public MoeConfig withTopK(int k) {

@@ -4,7 +4,6 @@ import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.HostArena;
 import dev.latentmoe.memory.MemoryArena;
 import dev.latentmoe.memory.Tensor;
-import dev.latentmoe.memory.io.Checkpoint;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -15,16 +14,22 @@ import java.util.function.IntConsumer;
  * One (Latent)MoE layer on one backend: {@code y = forward(x)} for x [T, d] f32.
  * Inputs are validated in Java before any native call (shape, dtype, device, T ≥ 1, open
  * arenas, finite values: NaN or Inf in x raise an {@link IllegalArgumentException}). Safe to call
- * from several threads at once. Closing the layer frees what it created (its copy of weights,
- * workspaces, a checkpoint it opened), not tensors the caller passed in.
+ * from several threads at once. Closing the layer frees what it created (its weights, workspaces,
+ * the native checkpoint layer it opened), not tensors the caller passed in.
  */
 public final class MoeLayer implements AutoCloseable {
     private final MoeWeights weights;
     private final Backend backend;
     private final LayerKernels kernels;
     private final List<AutoCloseable> owned;
+    private final CheckpointMemory checkpointMemory;   // null unless opened from a checkpoint
 
     private MoeLayer(MoeWeights weights, Backend backend, List<AutoCloseable> owned) {
+        this(weights, backend, owned, null);
+    }
+
+    private MoeLayer(MoeWeights weights, Backend backend, List<AutoCloseable> owned, CheckpointMemory checkpointMemory) {
+        this.checkpointMemory = checkpointMemory;
         this.weights = weights;
         this.backend = backend;
         this.owned = owned;
@@ -43,19 +48,22 @@ public final class MoeLayer implements AutoCloseable {
         return new MoeLayer(weights, backend, new ArrayList<>());
     }
 
-    /** Layer {@code layerIndex} of a checkpoint directory (config.json + safetensors, maybe sharded). */
+    /**
+     * Layer {@code layerIndex} of a checkpoint directory, opened by the native loader
+     * (latentmoe_engine.h: config.json, hf_quant_config.json, single or sharded safetensors; F32,
+     * BF16, F16, FP8 and NVFP4 ModelOpt weights per matrix). The weights stay in place in the mapped
+     * files and are read-only; the layer owns them and closes the native layer on {@link #close()}.
+     *
+     * @throws CheckpointException (an {@link IllegalArgumentException}) naming the file, key or
+     *     tensor when the checkpoint cannot be loaded
+     */
     public static MoeLayer fromCheckpoint(Path dir, int layerIndex, Backend backend) {
-        Checkpoint ckpt = Checkpoint.open(dir);
-        HostArena conversions = null;
+        if (backend == null) throw new IllegalArgumentException("backend is null");
+        NativeCheckpointLayer checkpoint = NativeCheckpointLayer.open(dir, layerIndex);
         try {
-            MoeConfig config = MoeConfig.fromConfigJson(ckpt.config());
-            conversions = HostArena.shared("checkpoint-conversions");
-            MoeWeights w = CheckpointWeights.read(ckpt, layerIndex, config, conversions);
-            List<AutoCloseable> owned = new ArrayList<>(List.of(conversions, ckpt));
-            return new MoeLayer(w, backend, owned);
+            return new MoeLayer(checkpoint.weights(), backend, new ArrayList<>(List.of(checkpoint)), checkpoint.memory());
         } catch (RuntimeException e) {
-            if (conversions != null) conversions.close();
-            ckpt.close();
+            checkpoint.close();
             throw e;
         }
     }
@@ -82,6 +90,9 @@ public final class MoeLayer implements AutoCloseable {
     public MoeWeights weights() { return weights; }
 
     public Backend backend() { return backend; }
+
+    /** Where a checkpoint layer's weights live (mapped vs converted bytes); empty for other layers. */
+    public java.util.Optional<CheckpointMemory> checkpointMemory() { return java.util.Optional.ofNullable(checkpointMemory); }
 
     /** The individual kernels, for engines (and tests) that run the steps themselves. */
     public LayerKernels kernels() { return kernels; }

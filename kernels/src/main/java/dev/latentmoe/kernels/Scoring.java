@@ -11,6 +11,12 @@ public enum Scoring {
 
     public int code() { return code; }
 
+    /** The scoring of a C ABI {@code lmoe_scoring} code. */
+    public static Scoring fromCode(int code) {
+        for (Scoring s : values()) if (s.code == code) return s;
+        throw new IllegalArgumentException("unknown scoring code " + code);
+    }
+
     public static Scoring fromConfigName(String name) {
         return switch (name) {
             case "sigmoid" -> SIGMOID;

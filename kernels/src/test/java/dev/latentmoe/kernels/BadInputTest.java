@@ -9,7 +9,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.function.Executable;
 
-import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 
@@ -90,8 +89,7 @@ class BadInputTest {
         raises(IllegalArgumentException.class, "num_experts_per_tok must be in 1..32",
                 () -> Cases.cfg(40, 12, 64, 33, 20, 16, 2.0f, Activation.RELU2));
         raises(IllegalArgumentException.class, "n_routed_experts must be in 1..2048",
-                () -> MoeConfig.fromConfigJson(Map.of("hidden_size", 8L, "n_routed_experts", 4096L,
-                        "num_experts_per_tok", 2L, "moe_intermediate_size", 4L)));
+                () -> Cases.cfg(8, 0, 4096, 2, 4, 0, 1.0f, Activation.RELU2));
     }
 
     @Test

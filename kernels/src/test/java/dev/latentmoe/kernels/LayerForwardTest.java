@@ -82,8 +82,13 @@ class LayerForwardTest {
 
     /** Checks routing (ids up to near-ties within routeTol, weights) and output against the reference. */
     static void assertMatches(MoeLayer layer, Tensor x, Tensor y, Routing routing, double tol, double routeTol) {
-        ReferenceMoe ref = new ReferenceMoe(layer.weights());
-        MoeConfig cfg = layer.config();
+        assertMatches(layer.weights(), x, y, routing, tol, routeTol);
+    }
+
+    /** The same against the reference of {@code referenceWeights} (e.g. a checkpoint's values as its writer meant them). */
+    static void assertMatches(MoeWeights referenceWeights, Tensor x, Tensor y, Routing routing, double tol, double routeTol) {
+        ReferenceMoe ref = new ReferenceMoe(referenceWeights);
+        MoeConfig cfg = referenceWeights.config();
         long tokens = x.dim(0);
         double errNum = 0, errDen = 0;
         for (long t = 0; t < tokens; t++) {

@@ -101,12 +101,16 @@ final class ReferenceMoe {
         return w;
     }
 
+    /** The activation of the up projection u (g: the gate projection for SwiGLU, else u). */
     double act(double g, double u) {
-        if (c.activation() == Activation.RELU2) {
-            double r = Math.max(0, u);
-            return r * r;
-        }
-        return g / (1.0 + Math.exp(-g)) * u;
+        return switch (c.activation()) {
+            case RELU2 -> {
+                double r = Math.max(0, u);
+                yield r * r;
+            }
+            case SILU -> u / (1.0 + Math.exp(-u));   // transformers nemotron_h "silu": non-gated
+            case SWIGLU -> g / (1.0 + Math.exp(-g)) * u;
+        };
     }
 
     /** z for one token: W_down x (latent) or x itself (standard). */

@@ -21,7 +21,6 @@ import dev.latentmoe.memory.Tensor;
 import dev.latentmoe.memory.cuda.Cuda;
 import dev.latentmoe.memory.cuda.CudaCopies;
 import dev.latentmoe.memory.cuda.CudaStream;
-import dev.latentmoe.memory.io.Checkpoint;
 import dev.latentmoe.memory.io.Npy;
 
 import java.nio.file.Path;
@@ -221,8 +220,8 @@ public final class CudaBenchCommand {
         if (o.gemmShapeTokens().isEmpty()) return List.of();
         MoeConfig cfg = o.config();
         if (cfg == null) {
-            try (Checkpoint ck = Checkpoint.open(o.checkpoint())) {
-                cfg = MoeConfig.fromConfigJson(ck.config());
+            try {
+                cfg = MoeConfig.fromCheckpoint(o.checkpoint(), o.layer());
             } catch (RuntimeException e) {
                 System.out.println("expert-shape GEMM ceilings unavailable: cannot read the checkpoint's config: "
                         + String.valueOf(e.getMessage()).replace('\n', ' '));

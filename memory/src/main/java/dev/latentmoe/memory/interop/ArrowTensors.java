@@ -45,7 +45,7 @@ import org.apache.arrow.vector.types.pojo.FieldType;
  * or thread-confinement checks). {@link #fromVector} returns a tensor over the vector's child
  * buffer, owned (for access checks only) by the given arena; the vector must outlive the tensor.
  *
- * <p><b>Read-only tensors.</b> A tensor over a read-only mapping (e.g. from {@link SafeTensorsFile})
+ * <p><b>Read-only tensors.</b> A tensor over a read-only mapping (e.g. a checkpoint layer's weights)
  * can be viewed, but its vector must only be read: Arrow writes bypass the read-only check and
  * would fault. The wrapped bytes count against {@code allocator}'s limit while the vector lives.
  */

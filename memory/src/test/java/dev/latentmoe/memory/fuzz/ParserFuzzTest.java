@@ -6,8 +6,6 @@ import dev.latentmoe.memory.HostArena;
 import dev.latentmoe.memory.Tensor;
 import dev.latentmoe.memory.io.Json;
 import dev.latentmoe.memory.io.Npy;
-import dev.latentmoe.memory.io.SafeTensorsException;
-import dev.latentmoe.memory.io.SafeTensorsFile;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -18,9 +16,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 /**
- * Coverage-guided fuzzing (Jazzer) of the file and text parsers: safetensors headers, .npy files,
- * JSON. Each target accepts only the parser's documented exception ({@link SafeTensorsException},
- * {@link IllegalArgumentException}); anything else (another exception, an OOM, a crash, a hang
+ * Coverage-guided fuzzing (Jazzer) of the Java file and text parsers: .npy files and JSON (the
+ * checkpoint readers are the native loader's, fuzzed through MoeLayer.fromCheckpoint by the
+ * kernels module's CheckpointFuzzTest). Each target accepts only the parser's documented exception
+ * ({@link IllegalArgumentException}); anything else (another exception, an OOM, a crash, a hang
  * caught by Jazzer's timeout) is a finding. On success the result is checked against the input
  * (sizes) and read end to end. In the normal test run the inputs under
  * {@code src/test/resources/dev/latentmoe/memory/fuzz/ParserFuzzTestInputs/<method>/} are replayed;
@@ -44,48 +43,6 @@ class ParserFuzzTest {
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
-    }
-
-    private static void openSafetensors(byte[] bytes) {
-        write(bytes);
-        try (SafeTensorsFile f = SafeTensorsFile.open(FILE)) {
-            long dataSize = bytes.length - f.dataOffset();
-            for (String name : f.names()) {
-                SafeTensorsFile.TensorInfo info = f.info(name);
-                if (info.begin() < 0 || info.end() > dataSize || info.begin() > info.end()) {
-                    throw new AssertionError("accepted out-of-range offsets " + info);
-                }
-                if (info.isSupported()) {
-                    Tensor t = f.tensor(name);
-                    if (t.byteSize() != info.byteSize()) throw new AssertionError("size mismatch " + info);
-                    if (t.numel() <= 1 << 16) t.toFloatArray();
-                }
-            }
-        } catch (SafeTensorsException expected) {
-            // documented
-        }
-    }
-
-    /** Raw bytes as a .safetensors file. */
-    @FuzzTest(maxDuration = "10s")
-    void safetensorsFile(byte[] bytes) {
-        openSafetensors(bytes);
-    }
-
-    /** A correct length prefix, a fuzzed header (usually JSON-like) and a fuzzed data region. */
-    @FuzzTest(maxDuration = "10s")
-    void safetensorsHeader(FuzzedDataProvider d) {
-        String header = d.consumeBoolean()
-                ? "{\"" + d.consumeString(8) + "\":{\"dtype\":\"" + d.pickValue(new String[] {"F32", "BF16", "F16", "I32", "F64", "U8", "F4", "X"})
-                  + "\",\"shape\":[" + d.consumeString(24) + "],\"data_offsets\":[" + d.consumeString(24) + "]}"
-                  + (d.consumeBoolean() ? ",\"__metadata__\":" + d.consumeString(24) : "") + "}"
-                : d.consumeString(512);
-        byte[] h = header.getBytes(StandardCharsets.UTF_8);
-        long n = h.length + (d.consumeBoolean() ? 0 : d.consumeLong());
-        byte[] data = d.consumeRemainingAsBytes();
-        ByteBuffer b = ByteBuffer.allocate(8 + h.length + data.length).order(ByteOrder.LITTLE_ENDIAN);
-        b.putLong(n).put(h).put(data);
-        openSafetensors(b.array());
     }
 
     private static void readNpy(byte[] bytes) {

@@ -6,7 +6,6 @@ import dev.latentmoe.memory.Device;
 import dev.latentmoe.memory.HostArena;
 import dev.latentmoe.memory.MemoryArena;
 import dev.latentmoe.memory.Tensor;
-import dev.latentmoe.memory.io.SafeTensorsFile;
 import dev.latentmoe.memory.io.SafeTensorsWriter;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -118,8 +117,10 @@ class DLPackTest {
             Tensor w = a.allocateTensor(DType.F32, 2, 2).copyFrom(new float[] {1, 2, 3, 4});
             SafeTensorsWriter.write(f, java.util.Map.of("w", w), java.util.Map.of());
         }
-        try (SafeTensorsFile st = SafeTensorsFile.open(f)) {
-            MemorySegment m = DLPack.export(st.tensor("w")).reinterpret(80);
+        try (dev.latentmoe.memory.MappedFileArena st = dev.latentmoe.memory.MappedFileArena.map(f)) {
+            long header = st.segment().get(java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED, 0);
+            Tensor mapped = Tensor.wrap(st, st.segment().asSlice(8 + header, 16), DType.F32, 2, 2);
+            MemorySegment m = DLPack.export(mapped).reinterpret(80);
             assertEquals(DLPack.FLAG_READ_ONLY, m.get(JAVA_LONG, 24));
             Tensor back = DLPack.importTensor(m);
             assertEquals(4f, back.getFloat(3));
