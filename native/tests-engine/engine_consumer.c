@@ -6,7 +6,8 @@
  *       opens the layer, runs raw pointers, DLPack and Arrow (also a sliced Arrow input), checks
  *       the three outputs are bit-identical, that the DLPack / Arrow inputs were read in place
  *       (lmoe_layer_last_input) and compares with a float64 reference computed here from the
- *       stored weight values: max|y - ref| / max|ref| <= 1e-5 (f32 weights) or 1e-2 (bf16).
+ *       stored weight values: max|y - ref| / max|ref| <= 1e-5 for every weight dtype (f32
+ *       accumulation error only: the bf16 weights enter the reference exactly).
  *   errors DIR     bad checkpoints and bad arguments return an error status with a message.
  *   threads DIR    4 threads share one layer; every result equals the single-threaded one.
  *   fuzz DIR N     N random mutations of a valid safetensors header / config.json never crash.
@@ -534,7 +535,7 @@ static void fill_x(float* x, size_t n) {
   for (size_t i = 0; i < n; ++i) x[i] = uniform(-1.0f, 1.0f);
 }
 
-static int run_forward_case(const char* dir, const Model* md, int bf16_tolerance, int expect_converted) {
+static int run_forward_case(const char* dir, const Model* md, int expect_converted) {
   Weights w;
   make_weights(md, &w);
   write_checkpoint(dir, md);
@@ -632,7 +633,7 @@ static int run_forward_case(const char* dir, const Model* md, int bf16_tolerance
     if (!(e <= maxerr)) maxerr = e;
   }
   double rel = maxerr / (maxref > 0 ? maxref : 1);
-  double tol = bf16_tolerance ? 1e-2 : 1e-5;
+  const double tol = 1e-5;
   printf("max |y - ref| / max |ref| = %.3g (tolerance %.0e), max |ref| = %.3g\n", rel, tol, maxref);
   CHECK(rel <= tol, "error %g above %g", rel, tol);
   CHECK(maxref > 1e-3, "reference is degenerate (max %g)", maxref);
@@ -1109,21 +1110,21 @@ int main(int argc, char** argv) {
   int rc;
   Model md = base_model();
   if (strcmp(test, "forward_f32") == 0) {
-    rc = run_forward_case(dir, &md, 0, 0);
+    rc = run_forward_case(dir, &md, 0);
   } else if (strcmp(test, "forward_bf16") == 0) {
     md.l = 0; md.wdt = DT_BF16; md.gdt = DT_BF16; md.shared_dt = DT_BF16;
     md.softmax = 1; md.norm = 0; md.scale = 1.0f; md.layer = 0;
-    rc = run_forward_case(dir, &md, 1, 0);
+    rc = run_forward_case(dir, &md, 0);
   } else if (strcmp(test, "forward_f16") == 0) {
     /* mixed: experts F16, shared expert BF16, gate F16, bias BF16 [1, N] -> all widened to F32 */
     md.wdt = DT_F16; md.gdt = DT_F16; md.shared_dt = DT_BF16; md.bias_dt = DT_BF16; md.bias_2d = 1;
-    rc = run_forward_case(dir, &md, 0, 1);
+    rc = run_forward_case(dir, &md, 1);
   } else if (strcmp(test, "forward_swiglu") == 0) {
     md.swiglu = 1; md.has_bias = 0; md.scale = 1.0f;
-    rc = run_forward_case(dir, &md, 0, 0);
+    rc = run_forward_case(dir, &md, 0);
   } else if (strcmp(test, "forward_sharded") == 0) {
     md.shards = 2; md.wdt = DT_BF16; md.gdt = DT_F32; md.shared_dt = DT_BF16;
-    rc = run_forward_case(dir, &md, 1, 0);
+    rc = run_forward_case(dir, &md, 0);
   } else if (strcmp(test, "errors") == 0) {
     rc = run_errors(dir);
   } else if (strcmp(test, "threads") == 0) {
