@@ -1,9 +1,12 @@
 package dev.latentmoe.kernels;
 
 import dev.latentmoe.bindings.runtime.Knob;
+import dev.latentmoe.kernels.cuda.CudaGraphedLayer;
 import dev.latentmoe.memory.DType;
+import dev.latentmoe.memory.DeviceArena;
 import dev.latentmoe.memory.HostArena;
 import dev.latentmoe.memory.Tensor;
+import dev.latentmoe.memory.cuda.CudaCopies;
 import dev.latentmoe.memory.io.Checkpoint;
 import dev.latentmoe.memory.io.SafeTensorsWriter;
 import org.junit.jupiter.api.BeforeAll;
@@ -133,6 +136,84 @@ class CloseDuringCallTest {
             closer.run();
             other.join();
             assertNull(failure.get(), () -> "round: " + failure.get());
+        }
+    }
+
+    /**
+     * On a GPU ({@code -Dlatentmoe.test.backend=cuda}, the bundle's java-tests step): threads call
+     * a CUDA layer's forward and its graphed layer's forward while another thread closes the graphs
+     * and the layer (or the layer alone, which closes its graphs), for 200 rounds; completed calls
+     * must equal an undisturbed call bit for bit (T = 5 has a bucket of its own: graph replay equals
+     * forward exactly).
+     */
+    @Test
+    void closingACudaLayerAndItsGraphsWhileThreadsCall() throws Exception {
+        Backend cuda = TestBackend.requireCuda();
+        long seed = Cases.seed("close during CUDA calls");
+        int d = SMALL.hiddenSize(), rounds = 200;
+        try (HostArena host = HostArena.shared("close-cuda-host");
+             DeviceArena device = (DeviceArena) cuda.newActivationArena("close-cuda-dev")) {
+            Tensor[] xs = new Tensor[CALLERS], outs = new Tensor[CALLERS], hostOuts = new Tensor[CALLERS], expected = new Tensor[CALLERS];
+            try (MoeLayer ref = MoeLayer.random(SMALL, DType.BF16, seed, cuda)) {
+                for (int i = 0; i < CALLERS; i++) {
+                    xs[i] = device.upload(Cases.input(host, TOKENS, d, seed + 1 + i).convertTo(DType.BF16, host));
+                    outs[i] = device.allocateTensor(DType.BF16, TOKENS, d);
+                    hostOuts[i] = host.allocateTensor(DType.BF16, TOKENS, d);
+                    expected[i] = host.allocateTensor(DType.BF16, TOKENS, d);
+                    ref.forward(xs[i], outs[i]);
+                    CudaCopies.copy(outs[i], expected[i]);
+                }
+            }
+            long completed = 0, refused = 0;
+            for (int r = 0; r < rounds; r++) {
+                MoeLayer layer = MoeLayer.random(SMALL, DType.BF16, seed, cuda);
+                CudaGraphedLayer graphs = CudaGraphedLayer.of(layer, 8);
+                CyclicBarrier go = new CyclicBarrier(CALLERS + 1);
+                long[] done = new long[CALLERS], refusedBy = new long[CALLERS];
+                AtomicReference<Throwable> failure = new AtomicReference<>();
+                List<Thread> threads = new ArrayList<>();
+                for (int i = 0; i < CALLERS; i++) {
+                    int id = i;
+                    threads.add(Thread.ofPlatform().start(() -> {
+                        try {
+                            go.await();
+                            for (int call = id; ; call++) {
+                                try {
+                                    if (call % 2 == 0) layer.forward(xs[id], outs[id]);
+                                    else graphs.forward(xs[id], outs[id]);
+                                } catch (IllegalStateException e) {
+                                    if (e.getMessage() == null || !e.getMessage().contains("closed")) throw e;
+                                    refusedBy[id]++;
+                                    return;
+                                }
+                                CudaCopies.copy(outs[id], hostOuts[id]);
+                                if (hostOuts[id].segment().mismatch(expected[id].segment()) != -1) {
+                                    throw new AssertionError((call % 2 == 0 ? "forward" : "graph forward") + " completed with a wrong output");
+                                }
+                                done[id]++;
+                            }
+                        } catch (Throwable t) {
+                            failure.compareAndSet(null, t);
+                        }
+                    }));
+                }
+                go.await(30, TimeUnit.SECONDS);
+                long delay = ThreadLocalRandom.current().nextLong(TimeUnit.MICROSECONDS.toNanos(2000) + 1);
+                for (long t0 = System.nanoTime(); System.nanoTime() - t0 < delay; ) Thread.onSpinWait();
+                if (r % 2 == 0) graphs.close();
+                layer.close();
+                for (Thread t : threads) {
+                    t.join(60_000);
+                    assertFalse(t.isAlive(), "round " + r + ": a caller hangs after close()");
+                }
+                if (failure.get() != null) throw new AssertionError("round " + r + ": " + failure.get(), failure.get());
+                for (int i = 0; i < CALLERS; i++) {
+                    completed += done[i];
+                    refused += refusedBy[i];
+                }
+            }
+            System.out.printf("close during CUDA calls: %d rounds, %d calls completed, %d refused as closed%n", rounds, completed, refused);
+            assertEquals((long) rounds * CALLERS, refused, "every caller ends refused");
         }
     }
 
