@@ -36,7 +36,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
 /**
- * Closing while other threads are inside calls (issue #12 item 1): several threads call every
+ * Closing while other threads are inside calls (issue #12 item 1): 3 to 8 threads call every
  * entry point of a layer (forward, forward with routing, the four step kernels) in a loop while
  * another thread closes the layer — or the checkpoint its weights live in — after a random delay,
  * for thousands of rounds. The weights are memory-mapped, so freeing them under a running kernel is
@@ -49,7 +49,8 @@ import static org.junit.jupiter.api.Assertions.fail;
 class CloseDuringCallTest {
     /** Small enough for thousands of rounds; calls last microseconds. */
     static final MoeConfig SMALL = Cases.cfg(96, 32, 16, 4, 64, 48, 2.5f, Activation.RELU2);
-    static final int CALLERS = 3;
+    /** Caller threads: one per core, at least 3, at most 8. */
+    static final int CALLERS = Math.min(8, Math.max(3, Runtime.getRuntime().availableProcessors()));
     static final int TOKENS = 5;
 
     @TempDir static Path tmp;
