@@ -269,7 +269,10 @@ inline double rel_err(const float* a, const std::vector<double>& ref) {
   return std::sqrt(num / (den > 0 ? den : 1));
 }
 
-inline double tol_for(const Layer& L) { return L.sp.wdt == LMOE_DTYPE_BF16 ? 1e-2 : 1e-5; }
+// The reference multiplies the stored weight values (bf16 widened exactly), so what is left is the
+// f32 accumulation error (measured <= 3e-7 for every dtype): 1e-5 for every weight dtype. A kernel that
+// rounds an intermediate to bf16 (e.g. the relu² output) is ~1e-3 off and fails.
+inline double tol_for(const Layer&) { return 1e-5; }
 
 inline void check_close(const char* what, const Layer& L, const float* a, const std::vector<double>& ref) {
   double e = rel_err(a, ref);

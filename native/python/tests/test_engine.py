@@ -23,7 +23,9 @@ def x_for(ckpt, t=6, seed=1):
     return np.random.default_rng(seed).uniform(-1, 1, size=(t, ckpt.cfg["hidden_size"])).astype(np.float32)
 
 
-@pytest.mark.parametrize("name,tol", [("ckpt_f32", 1e-5), ("ckpt_bf16", 1e-2), ("ckpt_swiglu", 1e-5)])
+# CPU, f32 accumulation on the stored weights (the reference widens the bf16 values exactly): 1e-5 for
+# every weight dtype; a bf16 rounding of an intermediate is ~1e-3 and must fail.
+@pytest.mark.parametrize("name,tol", [("ckpt_f32", 1e-5), ("ckpt_bf16", 1e-5), ("ckpt_swiglu", 1e-5)])
 def test_numpy_matches_reference_and_raw(request, name, tol):
     ckpt = request.getfixturevalue(name)
     with latentmoe.Layer(ckpt.path, ckpt.layer) as layer:

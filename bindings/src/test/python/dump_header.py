@@ -5,9 +5,11 @@ Usage: dump_header.py HEADER [-I DIR]... [-D NAME[=VALUE]]...
 
 Only declarations written in HEADER itself are listed (not those of headers it includes).
 Types are canonicalised (typedefs resolved) to a small vocabulary so the Java side can compare:
-  void, float, double, pointer, int8_t..int64_t, uint8_t..uint64_t (enums: their underlying type),
-  "struct NAME" for records passed by value, "T[N]" for fixed arrays; anything else is
-  "unsupported:<spelling>" and will not match a Java layout.
+  void, float, double, pointer, int8_t..int64_t, uint8_t..uint64_t (the signedness is kept: the Java
+  side declares it too), "enum T" for an enum of underlying integer type T (its signedness is the
+  compiler's choice, not the header's, so it is not compared), "struct NAME" for records passed by
+  value, "T[N]" for fixed arrays; anything else is "unsupported:<spelling>" and will not match a
+  Java layout. Parameter names are as written in the header ("" when unnamed).
 Output:
   {"header": ..., "functions": [{"name", "return", "params": [{"name", "type", "c_type"}],
                                  "c_return", "variadic"}],
@@ -42,7 +44,7 @@ def canon(t):
     if k == TypeKind.DOUBLE:
         return "double"
     if k == TypeKind.ENUM:
-        return canon(t.get_declaration().enum_type)
+        return "enum " + canon(t.get_declaration().enum_type)
     if k in SIGNED:
         return "int%d_t" % (8 * t.get_size())
     if k in UNSIGNED:

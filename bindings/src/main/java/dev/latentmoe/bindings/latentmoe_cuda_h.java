@@ -10,6 +10,7 @@ import dev.latentmoe.bindings.runtime.LatentMoeNativeException;
 import dev.latentmoe.bindings.runtime.Library;
 import dev.latentmoe.bindings.runtime.NativeErrors;
 import dev.latentmoe.bindings.runtime.NativeLibraries;
+import dev.latentmoe.bindings.runtime.Unsigned;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
@@ -368,7 +369,7 @@ public final class latentmoe_cuda_h {
   public static final MethodHandle lmoe_cuda_fill_uniform$MH =
       downcall("lmoe_cuda_fill_uniform", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, JAVA_FLOAT, ADDRESS));
 
-  public static int lmoe_cuda_fill_uniform(MemorySegment device_dst, int dtype, long count, long seed, float lo, float hi, MemorySegment stream) {
+  public static int lmoe_cuda_fill_uniform(MemorySegment device_dst, int dtype, long count, @Unsigned long seed, float lo, float hi, MemorySegment stream) {
     try {
       return (int) lmoe_cuda_fill_uniform$MH.invokeExact(device_dst, dtype, count, seed, lo, hi, stream);
     } catch (Error | RuntimeException e) {

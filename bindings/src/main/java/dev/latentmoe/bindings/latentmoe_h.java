@@ -10,6 +10,7 @@ import dev.latentmoe.bindings.runtime.LatentMoeNativeException;
 import dev.latentmoe.bindings.runtime.Library;
 import dev.latentmoe.bindings.runtime.NativeErrors;
 import dev.latentmoe.bindings.runtime.NativeLibraries;
+import dev.latentmoe.bindings.runtime.Unsigned;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
@@ -431,7 +432,7 @@ public final class latentmoe_h {
       downcall("lmoe_fill_uniform", FunctionDescriptor.of(
           JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_FLOAT, JAVA_FLOAT));
 
-  public static int lmoe_fill_uniform(MemorySegment dst, int dtype, long count, long seed,
+  public static int lmoe_fill_uniform(MemorySegment dst, int dtype, long count, @Unsigned long seed,
       float lo, float hi) {
     try {
       return (int) lmoe_fill_uniform$MH.invokeExact(dst, dtype, count, seed, lo, hi);

@@ -5,6 +5,13 @@ import dev.latentmoe.bindings.latentmoe_h;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.lang.reflect.Field;
+import java.lang.reflect.Modifier;
+import java.util.Collections;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.TreeMap;
 
 /**
  * The native CPU backend's process-wide settings and what it measures of this machine: worker
@@ -32,15 +39,57 @@ public final class Cpu {
     /** The native worker threads. */
     public static int threads() { return latentmoe_h.lmoe_cpu_num_threads(); }
 
-    /** The instruction-set path in use: "scalar", "avx2" or "avx512". */
-    public static String isa() {
-        int isa = latentmoe_h.lmoe_cpu_isa();
-        return switch (isa) {
-            case latentmoe_h.LMOE_ISA_SCALAR -> "scalar";
-            case latentmoe_h.LMOE_ISA_AVX2 -> "avx2";
-            case latentmoe_h.LMOE_ISA_AVX512 -> "avx512";
-            default -> "isa" + isa;
-        };
+    /**
+     * Every instruction-set path of the C ABI, by {@code lmoe_isa} code: the {@code LMOE_ISA_*}
+     * constants of the bindings, named in lower case ("scalar", "avx2", "avx512", ...), so a new
+     * path is named here as soon as its constant is bound.
+     */
+    private static final Map<Integer, String> ISA_NAMES = isaNames(latentmoe_h.class);
+
+    static Map<Integer, String> isaNames(Class<?> header) {
+        Map<Integer, String> names = new TreeMap<>();
+        for (Field f : header.getFields()) {
+            if (f.getName().startsWith("LMOE_ISA_") && f.getType() == int.class && Modifier.isStatic(f.getModifiers())) {
+                try {
+                    names.put(f.getInt(null), f.getName().substring("LMOE_ISA_".length()).toLowerCase(Locale.ROOT));
+                } catch (IllegalAccessException e) {
+                    throw new IllegalStateException(e);
+                }
+            }
+        }
+        return Collections.unmodifiableMap(names);
+    }
+
+    private static String isaName(int code) {
+        String n = ISA_NAMES.get(code);
+        return n != null ? n : "isa" + code;
+    }
+
+    /** The instruction-set path in use: "scalar", "avx2", "avx512", ... (see {@link #isaNames()}). */
+    public static String isa() { return isaName(latentmoe_h.lmoe_cpu_isa()); }
+
+    /** The path the library picks by default: the best this CPU supports. */
+    public static String bestIsa() { return isaName(latentmoe_h.lmoe_cpu_best_isa()); }
+
+    /** Every instruction-set path the library knows, in {@code lmoe_isa} order (this CPU may lack some). */
+    public static List<String> isaNames() { return List.copyOf(ISA_NAMES.values()); }
+
+    /**
+     * Selects the instruction-set path for every later call in this process (results of one path
+     * are bit-identical for any thread count; different paths round differently). Not while other
+     * threads are inside calls.
+     *
+     * @throws IllegalArgumentException for a name not in {@link #isaNames()}
+     * @throws dev.latentmoe.bindings.runtime.LatentMoeNativeException when this CPU lacks it
+     */
+    public static void setIsa(String name) {
+        for (Map.Entry<Integer, String> e : ISA_NAMES.entrySet()) {
+            if (e.getValue().equals(name)) {
+                latentmoe_h.check(latentmoe_h.lmoe_cpu_set_isa(e.getKey()), "lmoe_cpu_set_isa(" + name + ")");
+                return;
+            }
+        }
+        throw new IllegalArgumentException("unknown ISA path '" + name + "'; known: " + isaNames());
     }
 
     /** One measurement of {@code probe} over arrays of {@code arrayBytes} each, in GB/s (1e9 bytes/s). */

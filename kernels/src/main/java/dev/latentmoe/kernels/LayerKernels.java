@@ -18,6 +18,8 @@ import dev.latentmoe.memory.Tensor;
  * backend uses bf16 for x, out, latentSorted and expertOutSorted, and wants every tensor on its
  * device. All arguments are validated in Java before any native call (values only where they are
  * readable from Java, i.e. on the host). Implementations are safe to call from several threads at once.
+ * {@link #close()} waits for the calls in flight on other threads, then frees; calls that start
+ * after it began throw {@link IllegalStateException}.
  */
 public interface LayerKernels extends AutoCloseable {
     MoeConfig config();

@@ -16,6 +16,14 @@ import java.util.function.IntConsumer;
  * arenas, finite values: NaN or Inf in x raise an {@link IllegalArgumentException}). Safe to call
  * from several threads at once. Closing the layer frees what it created (its weights, workspaces,
  * the native checkpoint layer it opened), not tensors the caller passed in.
+ *
+ * <p><b>Closing while other threads call.</b> {@link #close()} may run while other threads are
+ * inside {@code forward} (or a step of {@link #kernels()}): it <em>waits</em> for the calls in
+ * flight to return, then frees; a call that starts after {@code close()} began throws
+ * {@link IllegalStateException} ("layer kernels are closed"). So every call either completes with
+ * its full result or throws, and nothing a running kernel reads is freed under it. Caller-owned
+ * host weights ({@link #of}) are held the same way on the CPU: closing their arena while the layer
+ * is open makes new calls throw, and the memory is freed when the layer closes.
  */
 public final class MoeLayer implements AutoCloseable {
     private final MoeWeights weights;
@@ -132,13 +140,19 @@ public final class MoeLayer implements AutoCloseable {
         return arena.allocateTensor(kernels.activationDType(), x.dim(0), config().hiddenSize());
     }
 
+    /**
+     * Waits for the calls in flight (see the class comment), then frees what the layer owns;
+     * idempotent, and a concurrent second close returns only once everything is freed.
+     */
     @Override
     public void close() {
-        // Free what the layer owns even when releasing the backend's resources fails.
-        try {
-            kernels.close();
-        } finally {
-            closeAll(owned);
+        synchronized (owned) {
+            // Free what the layer owns even when releasing the backend's resources fails.
+            try {
+                kernels.close();   // waits for the calls in flight
+            } finally {
+                closeAll(owned);
+            }
         }
     }
 

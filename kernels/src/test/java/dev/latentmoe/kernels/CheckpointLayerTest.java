@@ -96,7 +96,7 @@ class CheckpointLayerTest {
             Tensor y = arena.allocateTensor(DType.F32, 65, cfg.hiddenSize()).fill(Float.NaN);
             Routing r = Routing.allocate(arena, 65, cfg.topK());
             layer.forward(x, y, r);
-            LayerForwardTest.assertMatches(layer, x, y, r, 1e-2);
+            LayerForwardTest.assertMatches(layer, x, y, r, 1e-5);   // CPU: f32 accumulation on the stored bf16 weights
             // The weights are the very ones generated for layer 3 (not 0 or 5): same output as a layer built directly.
             try (HostArena wa = HostArena.shared("direct");
                  MoeLayer direct = MoeLayer.of(MoeWeights.random(cfg, DType.BF16, seed + 3, wa), Backends.cpu())) {

@@ -41,7 +41,7 @@ class KernelStepsTest {
     void eachKernelMatchesReference(String name, MoeConfig cfg, DType dtype, int tokens) {
         Backend backend = TestBackend.require();
         long seed = Cases.seed("steps " + name + " T=" + tokens + " on " + backend.name());
-        double tol = TestBackend.tolerance(dtype == DType.BF16);
+        double tol = TestBackend.tolerance();
         double routeTol = TestBackend.routeTolerance();
         int k = cfg.topK(), n = cfg.numExperts(), w = cfg.expertWidth();
         int slots = tokens * k;

@@ -9,9 +9,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * {@link #close()}. Any use after close, or from another thread when the arena is confined, raises
  * a Java exception before memory is touched.
  *
- * <p><b>Holds (zero-copy exports).</b> Code that hands this arena's memory to a foreign consumer
- * (an Arrow C Data array, a DLPack tensor: see {@code dev.latentmoe.memory.interop}) takes a hold
- * with {@link #retain()} and drops it with {@link #release()}, possibly on another thread (the
+ * <p><b>Holds (zero-copy exports, layers).</b> Code that hands this arena's memory to a foreign
+ * consumer (an Arrow C Data array, a DLPack tensor: see {@code dev.latentmoe.memory.interop}) or
+ * keeps reading it from native code beyond one call (a layer using it as weights in place) takes a
+ * hold with {@link #retain()} and drops it with {@link #release()}, possibly on another thread (the
  * consumer's release callback). While holds are outstanding:
  * <ul>
  *   <li>a <em>shared</em> arena's {@link #close()} ends Java access at once ({@link #isOpen()} is
@@ -120,7 +121,7 @@ public abstract class MemoryArena implements AutoCloseable {
      */
     public final void retain() {
         synchronized (holdLock) {
-            if (closed || freed) throw new IllegalStateException("arena '" + name + "' is closed; cannot export its memory");
+            if (closed || freed) throw new IllegalStateException("arena '" + name + "' is closed; cannot hold its memory");
             if (holds == Integer.MAX_VALUE) throw new IllegalStateException("arena '" + name + "' has too many holds");
             holds++;
         }
@@ -168,8 +169,9 @@ public abstract class MemoryArena implements AutoCloseable {
             if (holds > 0) {
                 if (owner != null) {
                     throw new IllegalStateException("arena '" + name + "' is confined and has " + holds
-                            + " outstanding export hold(s) (Arrow/DLPack consumers that have not released); "
-                            + "release them before closing, or export from a shared arena");
+                            + " outstanding export hold(s) (Arrow/DLPack consumers that have not released, "
+                            + "or open layers using it as weights); release them (close the layers) before "
+                            + "closing, or use a shared arena");
                 }
                 closed = true;
                 closeDeferred = true;

@@ -2,6 +2,7 @@ package dev.latentmoe.bench.nvidia;
 
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
+import dev.latentmoe.bindings.runtime.Unsigned;
 import java.lang.foreign.GroupLayout;
 import java.lang.foreign.MemoryLayout.PathElement;
 import java.lang.foreign.MemoryLayout;
@@ -39,7 +40,8 @@ public final class cublasLtMatmulAlgo_t {
       (SequenceLayout) $LAYOUT.select(PathElement.groupElement("data"));
   public static final long data$OFFSET = $LAYOUT.byteOffset(PathElement.groupElement("data"));
 
-  /** The {@code data} array as a slice of the struct. */
+  /** The {@code data} array (uint64_t[8]) as a slice of the struct. */
+  @Unsigned
   public static MemorySegment data(MemorySegment struct) {
     return struct.asSlice(data$OFFSET, data$LAYOUT.byteSize());
   }

@@ -8,6 +8,7 @@ import dev.latentmoe.bindings.runtime.Downcalls;
 import dev.latentmoe.bindings.runtime.LatentMoeNativeException;
 import dev.latentmoe.bindings.runtime.Library;
 import dev.latentmoe.bindings.runtime.NativeErrors;
+import dev.latentmoe.bindings.runtime.Unsigned;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
@@ -21,7 +22,7 @@ import java.util.Optional;
  * heuristic algorithm choice and {@code cublasLtMatmul}. Loaded at run time from
  * {@code libcublasLt.so.13}, wherever {@link SystemLibraries#cublasLt()} finds it. Opaque handles
  * ({@code cublasLtHandle_t}, {@code cublasLtMatmulDesc_t}, ...) are addresses; {@code size_t} and
- * {@code uint64_t} are {@code long}; {@code cublasStatus_t} and the attribute / type enums are
+ * {@code uint64_t} are {@code long}, marked {@link dev.latentmoe.bindings.runtime.Unsigned}; {@code cublasStatus_t} and the attribute / type enums are
  * {@code int}. Struct layouts: {@link cublasLtMatmulAlgo_t}, {@link cublasLtMatmulHeuristicResult_t}.
  *
  * <p>The drift test compares the functions, structs and {@code CUBLASLT_*} constants with
@@ -107,6 +108,7 @@ public final class cublasLt_h {
   public static final MethodHandle cublasLtGetVersion$MH =
       downcall("cublasLtGetVersion", FunctionDescriptor.of(JAVA_LONG));
 
+  @Unsigned
   public static long cublasLtGetVersion() {
     try {
       return (long) cublasLtGetVersion$MH.invokeExact();
@@ -177,7 +179,7 @@ public final class cublasLt_h {
   public static final MethodHandle cublasLtMatmul$MH =
       downcall("cublasLtMatmul", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS));
 
-  public static int cublasLtMatmul(MemorySegment lightHandle, MemorySegment computeDesc, MemorySegment alpha, MemorySegment A, MemorySegment Adesc, MemorySegment B, MemorySegment Bdesc, MemorySegment beta, MemorySegment C, MemorySegment Cdesc, MemorySegment D, MemorySegment Ddesc, MemorySegment algo, MemorySegment workspace, long workspaceSizeInBytes, MemorySegment stream) {
+  public static int cublasLtMatmul(MemorySegment lightHandle, MemorySegment computeDesc, MemorySegment alpha, MemorySegment A, MemorySegment Adesc, MemorySegment B, MemorySegment Bdesc, MemorySegment beta, MemorySegment C, MemorySegment Cdesc, MemorySegment D, MemorySegment Ddesc, MemorySegment algo, MemorySegment workspace, @Unsigned long workspaceSizeInBytes, MemorySegment stream) {
     try {
       return (int) cublasLtMatmul$MH.invokeExact(lightHandle, computeDesc, alpha, A, Adesc, B, Bdesc, beta, C, Cdesc, D, Ddesc, algo, workspace, workspaceSizeInBytes, stream);
     } catch (Error | RuntimeException e) {
@@ -191,7 +193,7 @@ public final class cublasLt_h {
   public static final MethodHandle cublasLtMatrixLayoutCreate$MH =
       downcall("cublasLtMatrixLayoutCreate", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG));
 
-  public static int cublasLtMatrixLayoutCreate(MemorySegment matLayout, int type, long rows, long cols, long ld) {
+  public static int cublasLtMatrixLayoutCreate(MemorySegment matLayout, int type, @Unsigned long rows, @Unsigned long cols, long ld) {
     try {
       return (int) cublasLtMatrixLayoutCreate$MH.invokeExact(matLayout, type, rows, cols, ld);
     } catch (Error | RuntimeException e) {
@@ -247,7 +249,7 @@ public final class cublasLt_h {
   public static final MethodHandle cublasLtMatmulDescSetAttribute$MH =
       downcall("cublasLtMatmulDescSetAttribute", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, JAVA_LONG));
 
-  public static int cublasLtMatmulDescSetAttribute(MemorySegment matmulDesc, int attr, MemorySegment buf, long sizeInBytes) {
+  public static int cublasLtMatmulDescSetAttribute(MemorySegment matmulDesc, int attr, MemorySegment buf, @Unsigned long sizeInBytes) {
     try {
       return (int) cublasLtMatmulDescSetAttribute$MH.invokeExact(matmulDesc, attr, buf, sizeInBytes);
     } catch (Error | RuntimeException e) {
@@ -289,7 +291,7 @@ public final class cublasLt_h {
   public static final MethodHandle cublasLtMatmulPreferenceSetAttribute$MH =
       downcall("cublasLtMatmulPreferenceSetAttribute", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, JAVA_LONG));
 
-  public static int cublasLtMatmulPreferenceSetAttribute(MemorySegment pref, int attr, MemorySegment buf, long sizeInBytes) {
+  public static int cublasLtMatmulPreferenceSetAttribute(MemorySegment pref, int attr, MemorySegment buf, @Unsigned long sizeInBytes) {
     try {
       return (int) cublasLtMatmulPreferenceSetAttribute$MH.invokeExact(pref, attr, buf, sizeInBytes);
     } catch (Error | RuntimeException e) {

@@ -8,6 +8,7 @@ import dev.latentmoe.bindings.runtime.Downcalls;
 import dev.latentmoe.bindings.runtime.LatentMoeNativeException;
 import dev.latentmoe.bindings.runtime.Library;
 import dev.latentmoe.bindings.runtime.NativeErrors;
+import dev.latentmoe.bindings.runtime.Unsigned;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
@@ -205,7 +206,7 @@ public final class cuda_runtime_h {
   public static final MethodHandle cudaStreamCreateWithFlags$MH =
       downcall("cudaStreamCreateWithFlags", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
 
-  public static int cudaStreamCreateWithFlags(MemorySegment pStream, int flags) {
+  public static int cudaStreamCreateWithFlags(MemorySegment pStream, @Unsigned int flags) {
     try {
       return (int) cudaStreamCreateWithFlags$MH.invokeExact(pStream, flags);
     } catch (Error | RuntimeException e) {
@@ -247,7 +248,7 @@ public final class cuda_runtime_h {
   public static final MethodHandle cudaMallocAsync$MH =
       downcall("cudaMallocAsync", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS));
 
-  public static int cudaMallocAsync(MemorySegment devPtr, long size, MemorySegment hStream) {
+  public static int cudaMallocAsync(MemorySegment devPtr, @Unsigned long size, MemorySegment hStream) {
     try {
       return (int) cudaMallocAsync$MH.invokeExact(devPtr, size, hStream);
     } catch (Error | RuntimeException e) {
@@ -275,7 +276,7 @@ public final class cuda_runtime_h {
   public static final MethodHandle cudaMallocHost$MH =
       downcall("cudaMallocHost", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
 
-  public static int cudaMallocHost(MemorySegment ptr, long size) {
+  public static int cudaMallocHost(MemorySegment ptr, @Unsigned long size) {
     try {
       return (int) cudaMallocHost$MH.invokeExact(ptr, size);
     } catch (Error | RuntimeException e) {
@@ -303,7 +304,7 @@ public final class cuda_runtime_h {
   public static final MethodHandle cudaMemcpyAsync$MH =
       downcall("cudaMemcpyAsync", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS));
 
-  public static int cudaMemcpyAsync(MemorySegment dst, MemorySegment src, long count, int kind, MemorySegment stream) {
+  public static int cudaMemcpyAsync(MemorySegment dst, MemorySegment src, @Unsigned long count, int kind, MemorySegment stream) {
     try {
       return (int) cudaMemcpyAsync$MH.invokeExact(dst, src, count, kind, stream);
     } catch (Error | RuntimeException e) {

@@ -32,7 +32,9 @@ public enum Knob {
   SEED(false, "latentmoe.seed", null, "fixed seed for the randomised tests (default: a fresh one, printed)"),
   SOAK_CALLS(false, "latentmoe.soak.calls", "100000", "forward calls of SoakTest"),
   SOAK_MAX_SECONDS(false, "latentmoe.soak.maxSeconds", "15", "time limit of SoakTest (0: none)"),
-  SOAK_RSS_SLACK_MIB(false, "latentmoe.soak.rssSlackMiB", "24", "VmRSS growth SoakTest tolerates");
+  SOAK_RSS_SLACK_MIB(false, "latentmoe.soak.rssSlackMiB", "24", "VmRSS growth SoakTest tolerates"),
+  CLOSE_STRESS_ROUNDS(false, "latentmoe.closeStress.rounds", "2000",
+      "rounds of CloseDuringCallTest (threads calling a layer while another closes it)");
 
   private final boolean environment;
   private final String key;

@@ -24,6 +24,10 @@ import java.util.function.Predicate;
  * readable line. Types are compared as layout names: the C type's expected layout
  * (int32_t/uint32_t/enum: JAVA_INT, int64_t/uint64_t: JAVA_LONG, float: JAVA_FLOAT, double:
  * JAVA_DOUBLE, any pointer: ADDRESS, void return: no return layout) against the Java layout's.
+ * What a layout cannot show is compared with the wrapper methods and struct getters: parameter
+ * names where the header names them (two swapped parameters of one layout differ only there), and
+ * signedness ({@code uintN_t} must be {@link dev.latentmoe.bindings.runtime.Unsigned}, {@code intN_t}
+ * must not; enums are neither).
  */
 public final class AbiComparator {
 
@@ -40,6 +44,9 @@ public final class AbiComparator {
 
   /** The Java layout name a C type (dump_header.py vocabulary) must map to. */
   static String expectedLayout(String cType) {
+    if (cType.startsWith("enum ")) {
+      return expectedLayout(cType.substring("enum ".length()));
+    }
     return switch (cType) {
       case "void" -> "(none)";
       case "int8_t", "uint8_t" -> "JAVA_BYTE";
@@ -89,6 +96,21 @@ public final class AbiComparator {
     return l.toString();
   }
 
+  /** A difference between the C signedness of {@code cType} and a Java {@code @Unsigned} mark, or null. */
+  private static String signednessDiff(String cType, boolean javaUnsigned) {
+    int s = HeaderAbi.signedness(cType);
+    if (s > 0 && !javaUnsigned) {
+      return "is unsigned in C (" + cType + ") but not @Unsigned in Java";
+    }
+    if (s < 0 && javaUnsigned) {
+      return "is signed in C (" + cType + ") but @Unsigned in Java";
+    }
+    if (s == 0 && javaUnsigned) {
+      return "is " + cType + " in C, not an unsigned integer, but @Unsigned in Java";
+    }
+    return null;
+  }
+
   private static void compareFunctions(HeaderAbi c, JavaAbi java, Predicate<String> filter,
       List<String> out) {
     Set<String> cNames = new HashSet<>();
@@ -116,13 +138,35 @@ public final class AbiComparator {
       if (args.size() != f.params().size()) {
         d.add("parameter count: C has " + f.params().size() + ", Java has " + args.size());
       }
+      JavaAbi.Wrapper w = java.wrappers().get(f.name());
+      if (w != null) {
+        String ret = signednessDiff(f.returnType(), w.unsignedReturn());
+        if (ret != null) {
+          d.add("return " + ret);
+        }
+      }
       for (int i = 0; i < Math.min(args.size(), f.params().size()); i++) {
         HeaderAbi.Param p = f.params().get(i);
+        String where = "parameter " + i + " (" + p.cType() + " " + p.name() + ")";
         String want = expectedLayout(p.type());
         String have = layoutName(args.get(i));
         if (!want.equals(have)) {
-          d.add("parameter " + i + " (" + p.cType() + " " + p.name() + "): needs " + want
-              + ", Java has " + have);
+          d.add(where + ": needs " + want + ", Java has " + have);
+        }
+        if (w == null) {
+          continue;
+        }
+        List<String> names = w.parameterNames();
+        if (!p.name().isEmpty() && names != null && i < names.size() && !p.name().equals(names.get(i))) {
+          int elsewhere = names.indexOf(p.name());
+          d.add(where + ": named " + p.name() + " in C but " + names.get(i) + " in Java"
+              + (elsewhere >= 0 ? " (Java's parameter " + elsewhere + " has that name: swapped?)" : ""));
+        }
+        if (i < w.unsignedParameters().size()) {
+          String sd = signednessDiff(p.type(), w.unsignedParameters().get(i));
+          if (sd != null) {
+            d.add(where + " " + sd);
+          }
         }
       }
       if (!d.isEmpty()) {
@@ -189,6 +233,7 @@ public final class AbiComparator {
         d.add("alignment: C " + s.align() + ", Java " + j.byteAlignment());
       }
       List<Member> ms = members(j);
+      Set<String> unsigned = java.unsignedFields() == null ? null : java.unsignedFields().apply(s.name());
       Map<String, Member> byName = new HashMap<>();
       ms.forEach(m -> byName.put(m.name(), m));
       for (int i = 0; i < s.fields().size(); i++) {
@@ -220,6 +265,12 @@ public final class AbiComparator {
         }
         if (!want.equals(have)) {
           d.add(where + ": needs " + want + ", Java has " + have);
+        }
+        if (unsigned != null) {
+          String sd = signednessDiff(f.type(), unsigned.contains(f.name()));
+          if (sd != null) {
+            d.add(where + " " + sd.replace("in Java", "in Java (its getter)"));
+          }
         }
       }
       Set<String> cFields = new HashSet<>();

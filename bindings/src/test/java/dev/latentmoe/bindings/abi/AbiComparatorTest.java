@@ -166,6 +166,151 @@ class AbiComparatorTest {
         "constant T_C = 9: in Java but no enum value");
   }
 
+  // ---- what a layout cannot show: parameter names, signedness (from the wrapper methods) ----
+
+  /** t_f's wrapper as jextract writes it: names as in C, seed unsigned. */
+  private static Map<String, JavaAbi.Wrapper> wrappers() {
+    Map<String, JavaAbi.Wrapper> m = new LinkedHashMap<>();
+    m.put("t_f", new JavaAbi.Wrapper(List.of("s", "n", "seed", "x"), false, List.of(false, false, true, false)));
+    m.put("t_g", new JavaAbi.Wrapper(List.of(), false, List.of()));
+    return m;
+  }
+
+  private static JavaAbi javaWithWrappers(Map<String, JavaAbi.Wrapper> w, java.util.Set<String> unsignedFields) {
+    return new JavaAbi(fns(), constants(), name -> name.equals("t_s") ? Optional.of(T_S) : Optional.empty(),
+        List.of(), w, name -> unsignedFields);
+  }
+
+  /** C's t_f with its parameters replaced. */
+  private static HeaderAbi withParams(List<HeaderAbi.Param> ps) {
+    List<HeaderAbi.Function> fs = new java.util.ArrayList<>(C.functions());
+    HeaderAbi.Function f = fs.get(0);
+    fs.set(0, new HeaderAbi.Function(f.name(), f.returnType(), f.cReturn(), ps, f.variadic()));
+    return new HeaderAbi(C.header(), fs, C.structs(), C.constants());
+  }
+
+  @Test
+  void matchingWrappersHaveNoDifferences() {
+    assertEquals(List.of(), AbiComparator.compare(C, javaWithWrappers(wrappers(), java.util.Set.of()), n -> true));
+  }
+
+  @Test
+  void reportsSwappedParametersOfTheSameLayout() {
+    // The header swaps n and seed (int64_t, uint64_t: both JAVA_LONG) and, to hide behind the
+    // signedness check too, makes both int64_t: only the names can tell.
+    List<HeaderAbi.Param> ps = List.of(C.functions().get(0).params().get(0),
+        new HeaderAbi.Param("seed", "int64_t", "int64_t"), new HeaderAbi.Param("n", "int64_t", "int64_t"),
+        C.functions().get(0).params().get(3));
+    var w = wrappers();
+    w.put("t_f", new JavaAbi.Wrapper(List.of("s", "n", "seed", "x"), false, List.of(false, false, false, false)));
+    List<String> d = AbiComparator.compare(withParams(ps), javaWithWrappers(w, java.util.Set.of()), n -> true);
+    assertEquals(1, d.size(), d::toString);
+    assertReports(d, "parameter 1 (int64_t seed): named seed in C but n in Java (Java's parameter 2 has that name: swapped?)",
+        "parameter 2 (int64_t n): named n in C but seed in Java");
+    // The layout-only comparison (no wrapper information) cannot see it.
+    assertEquals(List.of(), AbiComparator.compare(withParams(ps), java(fns(), T_S, constants()), n -> true));
+  }
+
+  @Test
+  void unnamedHeaderParametersAreNotCompared() {
+    List<HeaderAbi.Param> ps = C.functions().get(0).params().stream()
+        .map(p -> new HeaderAbi.Param("", p.type(), p.cType())).toList();
+    assertEquals(List.of(), AbiComparator.compare(withParams(ps), javaWithWrappers(wrappers(), java.util.Set.of()), n -> true));
+  }
+
+  @Test
+  void reportsSignednessChanges() {
+    // uint64_t seed becomes int64_t, int64_t n becomes uint64_t: the layouts stay JAVA_LONG.
+    List<HeaderAbi.Param> ps = List.of(C.functions().get(0).params().get(0),
+        new HeaderAbi.Param("n", "uint64_t", "uint64_t"), new HeaderAbi.Param("seed", "int64_t", "int64_t"),
+        C.functions().get(0).params().get(3));
+    assertReports(AbiComparator.compare(withParams(ps), javaWithWrappers(wrappers(), java.util.Set.of()), n -> true),
+        "parameter 1 (uint64_t n) is unsigned in C (uint64_t) but not @Unsigned in Java",
+        "parameter 2 (int64_t seed) is signed in C (int64_t) but @Unsigned in Java");
+    // A float marked unsigned, an unsigned return not marked.
+    var w = wrappers();
+    w.put("t_f", new JavaAbi.Wrapper(List.of("s", "n", "seed", "x"), false, List.of(false, false, true, true)));
+    assertReports(AbiComparator.compare(C, javaWithWrappers(w, java.util.Set.of()), n -> true),
+        "parameter 3 (float x) is float in C, not an unsigned integer, but @Unsigned in Java");
+    List<HeaderAbi.Function> fs = new java.util.ArrayList<>(C.functions());
+    fs.set(1, new HeaderAbi.Function("t_g", "uint64_t", "size_t", List.of(), false));
+    assertReports(AbiComparator.compare(new HeaderAbi("t.h", fs, C.structs(), C.constants()),
+            javaWithWrappers(wrappers(), java.util.Set.of()), n -> true),
+        "return is unsigned in C (uint64_t) but not @Unsigned in Java");
+  }
+
+  @Test
+  void enumsAreNeitherSignedNorUnsigned() {
+    // clang gives an enum without negative values an unsigned underlying type; Java binds it as int.
+    List<HeaderAbi.Function> fs = new java.util.ArrayList<>(C.functions());
+    HeaderAbi.Function f = fs.get(0);
+    fs.set(0, new HeaderAbi.Function(f.name(), "enum uint32_t", "t_status", f.params(), false));
+    assertEquals(List.of(), AbiComparator.compare(new HeaderAbi("t.h", fs, C.structs(), C.constants()),
+        javaWithWrappers(wrappers(), java.util.Set.of()), n -> true));
+    assertEquals("JAVA_INT", AbiComparator.expectedLayout("enum uint32_t"));
+    assertEquals("JAVA_INT[4]", AbiComparator.expectedLayout("enum int32_t[4]"));
+  }
+
+  @Test
+  void reportsFieldSignednessAndARemovedField() {
+    HeaderAbi.Struct s = C.structs().get(0);
+    List<HeaderAbi.Field> fs = new java.util.ArrayList<>(s.fields());
+    fs.set(0, new HeaderAbi.Field("n", "uint32_t", "uint32_t", 0, 4));
+    HeaderAbi unsignedN = new HeaderAbi("t.h", C.functions(), List.of(new HeaderAbi.Struct("t_s", 16, 8, fs)), C.constants());
+    assertReports(AbiComparator.compare(unsignedN, javaWithWrappers(wrappers(), java.util.Set.of()), n -> true),
+        "field n (uint32_t) is unsigned in C (uint32_t) but not @Unsigned in Java (its getter)");
+    assertEquals(List.of(), AbiComparator.compare(unsignedN, javaWithWrappers(wrappers(), java.util.Set.of("n")), n -> true));
+
+    // The header drops f: p moves down to offset 4... no: alignment keeps p at 8; either way Java's f is extra.
+    HeaderAbi noF = new HeaderAbi("t.h", C.functions(), List.of(new HeaderAbi.Struct("t_s", 16, 8,
+        List.of(s.fields().get(0), s.fields().get(2)))), C.constants());
+    List<String> d = AbiComparator.compare(noF, javaWithWrappers(wrappers(), java.util.Set.of()), n -> true);
+    assertReports(d, "field f: in Java (offset 4) but not in C", "field p (const void *): is field 1 in C but 2 in Java");
+  }
+
+  /** A jextract-shaped class compiled with -parameters, one unsigned parameter and one unsigned return. */
+  public static final class Declared {
+    public static final Map<String, FunctionDescriptor> DESCRIPTORS = Map.of(
+        "t_f", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_FLOAT),
+        "t_v", FunctionDescriptor.of(JAVA_LONG));
+    public static final MethodHandle t_f$MH = MethodHandles.empty(DESCRIPTORS.get("t_f").toMethodType());
+    public static final MethodHandle t_v$MH = MethodHandles.empty(DESCRIPTORS.get("t_v").toMethodType());
+
+    public static int t_f(MemorySegment s, long n, @dev.latentmoe.bindings.runtime.Unsigned long seed, float x) {
+      return 0;
+    }
+
+    @dev.latentmoe.bindings.runtime.Unsigned
+    public static long t_v() {
+      return 0;
+    }
+
+    private Declared() {}
+  }
+
+  @Test
+  void readsNamesAndUnsignedMarksFromTheWrappers() throws Exception {
+    JavaAbi j = JavaAbi.of(Declared.class);
+    assertEquals(List.of(), j.shapeProblems());
+    assertEquals(new JavaAbi.Wrapper(List.of("s", "n", "seed", "x"), false, List.of(false, false, true, false)),
+        j.wrappers().get("t_f"));
+    assertEquals(new JavaAbi.Wrapper(List.of(), true, List.of()), j.wrappers().get("t_v"));
+  }
+
+  @Test
+  void eachSelfCheckMutationIsCaughtOnTheHandWrittenDump() {
+    JavaAbi j = javaWithWrappers(wrappers(), java.util.Set.of());
+    List<AbiMutations.Mutation> ms = AbiMutations.all(C, j, n -> true);
+    // No two neighbouring parameters of t_f share a type, so no swap applies here (the real
+    // headers have them: LatentmoeHeaderDriftTest prints each mutation it applied).
+    assertEquals(List.of("an extra JAVA_DOUBLE parameter on t_f", "parameter n of t_f turned from int64_t into uint64_t",
+        "field t_s.n turned from int32_t into uint32_t", "field t_s.f removed"),
+        ms.stream().map(AbiMutations.Mutation::description).toList());
+    for (AbiMutations.Mutation m : ms) {
+      assertTrue(!AbiComparator.compare(m.c(), m.java(), n -> true).isEmpty(), "missed: " + m.description());
+    }
+  }
+
   /** A class with the binding shape gone wrong, for {@link JavaAbi#of}. */
   public static final class BrokenShape {
     public static final Map<String, FunctionDescriptor> DESCRIPTORS =

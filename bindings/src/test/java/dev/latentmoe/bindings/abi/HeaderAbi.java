@@ -19,6 +19,16 @@ public record HeaderAbi(String header, List<Function> functions, List<Struct> st
   /** kind: "enum" or "macro"; enumName null for macros. */
   public record Constant(String name, long value, String kind, String enumName) {}
 
+  /**
+   * 1 for an unsigned C integer type of the dump's vocabulary (or an array of them), -1 for a
+   * signed one, 0 for anything else (floats, pointers, structs, and enums: "enum uint32_t").
+   */
+  public static int signedness(String type) {
+    int b = type.indexOf('[');
+    String t = b > 0 ? type.substring(0, b) : type;
+    return t.startsWith("uint") ? 1 : t.startsWith("int") ? -1 : 0;
+  }
+
   @SuppressWarnings("unchecked")
   public static HeaderAbi fromJson(String json) {
     Map<String, Object> root = (Map<String, Object>) Json.parse(json);

@@ -1,20 +1,20 @@
 package dev.latentmoe.bindings.abi;
 
-import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
-import java.lang.foreign.FunctionDescriptor;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
+import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.function.Predicate;
 
 /**
  * One header against its jextract-shaped class, checked with clang: every function prototype
- * (name, return type, parameter types in order), struct layout (field names, order, offsets,
- * sizes, alignment) and enum value / integer macro that {@code filter} selects.
+ * (name, return type, parameter types in order, parameter names where the header names them, the
+ * signedness of integers), struct layout (field names, order, offsets, sizes, alignment, integer
+ * signedness) and enum value / integer macro that {@code filter} selects. The Java classes must be
+ * compiled with {@code -parameters} and mark unsigned integers {@code @Unsigned}.
  *
  * @param header path relative to the repo root (or absolute)
  * @param includeDirs -I directories, relative to the repo root (or absolute)
@@ -29,7 +29,11 @@ public record HeaderSpec(String header, List<String> includeDirs, Class<?> javaC
     return header + " <-> " + javaClass.getSimpleName();
   }
 
-  /** Fails with every difference; then checks that a mutated descriptor would have been caught. */
+  /**
+   * Fails with every difference; then checks that each drift of {@link AbiMutations} (an extra Java
+   * parameter, two same-type parameters swapped, a parameter's and a field's signedness changed, a
+   * struct field removed) applied to this very dump would have been caught.
+   */
   public void assertMatches() throws ReflectiveOperationException {
     Path repo = HeaderDumper.repoRoot();
     HeaderAbi c = HeaderDumper.dump(repo, repo.resolve(header), includeDirs);
@@ -41,14 +45,19 @@ public record HeaderSpec(String header, List<String> includeDirs, Class<?> javaC
       System.err.println(report);
       fail(report);
     }
-    // Liveness: the same dump must flag a mutated descriptor, or a green run proves nothing.
-    JavaAbi real = JavaAbi.of(javaClass);
-    Map<String, FunctionDescriptor> mutated = new LinkedHashMap<>(real.functions());
-    String victim = mutated.keySet().iterator().next();
-    mutated.put(victim, mutated.get(victim).appendArgumentLayouts(JAVA_DOUBLE));
-    List<String> caught = AbiComparator.compare(c,
-        new JavaAbi(mutated, real.constants(), real.structLayout(), List.of()), filter);
-    assertFalse(caught.isEmpty(), "comparator missed an extra JAVA_DOUBLE parameter on " + victim);
+    // Liveness: the same dump, drifted each way a header drifts, must be flagged, or a green run
+    // proves nothing.
+    List<AbiMutations.Mutation> mutations = AbiMutations.all(c, JavaAbi.of(javaClass), filter);
+    assertFalse(mutations.isEmpty(), "no mutation applies to " + header);
+    List<String> missed = new ArrayList<>();
+    for (AbiMutations.Mutation m : mutations) {
+      if (AbiComparator.compare(m.c(), m.java(), filter).isEmpty()) {
+        missed.add(m.description());
+      }
+    }
+    System.out.println("drift self-check " + header + ": " + (mutations.size() - missed.size()) + " of "
+        + mutations.size() + " mutations caught: " + mutations.stream().map(AbiMutations.Mutation::description).toList());
+    assertTrue(missed.isEmpty(), "the comparator missed, in " + header + ": " + missed);
   }
 
   /** Whether {@code c} has a public static int/long constant {@code name}. */

@@ -18,8 +18,9 @@ import java.util.concurrent.atomic.AtomicReferenceArray;
 
 /**
  * CPU kernels bound to one layer: the native {@code lmoe_config}/{@code lmoe_weights} structs
- * (weights referenced in place, no copy) and a pool of workspaces so concurrent callers never
- * share scratch memory and a steady-state call allocates nothing.
+ * (weights referenced in place, no copy: their arenas are held until the kernels close) and a pool
+ * of workspaces so concurrent callers never share scratch memory and a steady-state call allocates
+ * nothing. {@link #release()} runs only once no call is in flight (the base class's guard).
  */
 final class CpuLayerKernels extends CheckedLayerKernels {
     private final HostArena structArena;
@@ -91,6 +92,8 @@ final class CpuLayerKernels extends CheckedLayerKernels {
             describe(w.sharedGate(), lmoe_weights.shared_gate(wts));
             describe(w.sharedDown(), lmoe_weights.shared_down(wts));
             latentmoe_h.check(latentmoe_h.lmoe_validate(cfg, wts), "lmoe_validate");
+            // The native calls read the weights in place: their arenas must outlive these kernels.
+            holdWeightArenas();
         } catch (RuntimeException e) {
             structArena.close();
             throw e;

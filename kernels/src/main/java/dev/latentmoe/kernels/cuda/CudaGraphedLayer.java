@@ -4,6 +4,7 @@ import dev.latentmoe.bindings.latentmoe_cuda_h;
 import dev.latentmoe.kernels.MoeConfig;
 import dev.latentmoe.kernels.MoeLayer;
 import dev.latentmoe.kernels.Routing;
+import dev.latentmoe.kernels.spi.CallGuard;
 import dev.latentmoe.kernels.spi.LayerChecks;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.Device;
@@ -48,7 +49,8 @@ public final class CudaGraphedLayer implements AutoCloseable {
     private final Object lock = new Object();
     /** Every row of the static input at or after this one is zero. Guarded by {@link #lock}. */
     private long dirtyRows;
-    private volatile boolean closed;
+    /** close() waits for the calls in flight before it frees the graphs and buffers they use. */
+    private final CallGuard guard = new CallGuard("graphed layer is closed");
 
     /** Largest token count that gets a bucket of its own in {@link #defaultBuckets}. */
     public static final int EXACT_BUCKETS_UP_TO = 16;
@@ -77,8 +79,14 @@ public final class CudaGraphedLayer implements AutoCloseable {
      */
     public static CudaGraphedLayer of(CudaLayerKernels kernels, int[] buckets, CudaStream stream) {
         if (kernels == null) throw new IllegalArgumentException("layer kernels are null");
-        kernels.checkOpen();
-        return new CudaGraphedLayer(kernels, normalise(buckets), stream == null ? kernels.stream() : stream);
+        int[] sizes = normalise(buckets);
+        kernels.enterUse();   // the kernels' structs are read here: their close waits
+        try {
+            kernels.checkOpen();
+            return new CudaGraphedLayer(kernels, sizes, stream == null ? kernels.stream() : stream);
+        } finally {
+            kernels.exitUse();
+        }
     }
 
     /**
@@ -199,15 +207,20 @@ public final class CudaGraphedLayer implements AutoCloseable {
     /** Device bytes of the static buffers and workspace. */
     public long deviceBytes() { return arena.bytesHeld(); }
 
-    public boolean isOpen() { return !closed; }
+    public boolean isOpen() { return !guard.isClosed(); }
 
     /** Captures every bucket not captured yet (host work; nothing runs on the GPU). */
     public void captureAll() {
-        synchronized (lock) {
-            ensureOpen();
-            for (Bucket b : buckets) {
-                if (b.graph == null) captureLocked(b);
+        guard.enter();
+        try {
+            synchronized (lock) {
+                ensureOpen();
+                for (Bucket b : buckets) {
+                    if (b.graph == null) captureLocked(b);
+                }
             }
+        } finally {
+            guard.exit();
         }
     }
 
@@ -232,6 +245,16 @@ public final class CudaGraphedLayer implements AutoCloseable {
     }
 
     private void enqueue(Tensor x, Tensor out, Tensor ids, Tensor weights) {
+        guard.enter();
+        try {
+            enqueueChecked(x, out, ids, weights);
+        } finally {
+            guard.exit();
+        }
+    }
+
+    private void enqueueChecked(Tensor x, Tensor out, Tensor ids, Tensor weights) {
+        ensureOpen();
         long t = checks.input(x);
         if (t > maxTokens) {
             throw new IllegalArgumentException("x has T = " + t + " tokens; the largest bucket of this graphed layer is " + maxTokens);
@@ -289,7 +312,7 @@ public final class CudaGraphedLayer implements AutoCloseable {
     }
 
     private void ensureOpen() {
-        if (closed) throw new IllegalStateException("graphed layer is closed");
+        guard.ensureOpen();
         kernels.checkOpen();
     }
 
@@ -308,14 +331,18 @@ public final class CudaGraphedLayer implements AutoCloseable {
     }
 
     /**
-     * Frees the graphs, the static buffers (after the replays already enqueued on {@link #stream()})
-     * and the capture stream; idempotent. Tensors from {@link Bucket#input()} etc. are unusable after.
+     * Waits for the calls in flight on other threads (their enqueues), then frees the graphs, the
+     * static buffers (after the replays already enqueued on {@link #stream()}) and the capture
+     * stream; idempotent. Calls that start after close() began throw {@link IllegalStateException}.
+     * Tensors from {@link Bucket#input()} etc. are unusable after.
      */
     @Override
     public void close() {
+        guard.close(this::release);
+    }
+
+    private void release() {
         synchronized (lock) {
-            if (closed) return;
-            closed = true;
             RuntimeException first = null;
             for (Bucket b : buckets) {
                 try {
@@ -342,7 +369,7 @@ public final class CudaGraphedLayer implements AutoCloseable {
     @Override
     public String toString() {
         return "CudaGraphedLayer[buckets " + Arrays.toString(bucketList.stream().mapToInt(Bucket::tokens).toArray())
-                + " on " + device + (closed ? ", closed" : "") + "]";
+                + " on " + device + (guard.isClosed() ? ", closed" : "") + "]";
     }
 
     /**
@@ -403,9 +430,14 @@ public final class CudaGraphedLayer implements AutoCloseable {
 
         /** Captures this bucket's graph now if it is not yet. */
         public void capture() {
-            synchronized (lock) {
-                ensureOpen();
-                if (graph == null) captureLocked(this);
+            guard.enter();
+            try {
+                synchronized (lock) {
+                    ensureOpen();
+                    if (graph == null) captureLocked(this);
+                }
+            } finally {
+                guard.exit();
             }
         }
 
@@ -415,13 +447,18 @@ public final class CudaGraphedLayer implements AutoCloseable {
          * Write the input on that stream (or order the writes before it) and read the outputs after it.
          */
         public void replay() {
-            synchronized (lock) {
-                ensureOpen();
-                if (graph == null) captureLocked(this);
-                setDevice();
-                // The caller may have written any of this bucket's rows: later calls zero them as padding.
-                if (dirtyRows < tokens) dirtyRows = tokens;
-                graph.launch(stream);
+            guard.enter();
+            try {
+                synchronized (lock) {
+                    ensureOpen();
+                    if (graph == null) captureLocked(this);
+                    setDevice();
+                    // The caller may have written any of this bucket's rows: later calls zero them as padding.
+                    if (dirtyRows < tokens) dirtyRows = tokens;
+                    graph.launch(stream);
+                }
+            } finally {
+                guard.exit();
             }
         }
 
@@ -431,10 +468,15 @@ public final class CudaGraphedLayer implements AutoCloseable {
          * the graphed layer is closed; such launches bypass the padding bookkeeping.
          */
         public MemorySegment graphHandle() {
-            synchronized (lock) {
-                ensureOpen();
-                if (graph == null) captureLocked(this);
-                return graph.handle();
+            guard.enter();
+            try {
+                synchronized (lock) {
+                    ensureOpen();
+                    if (graph == null) captureLocked(this);
+                    return graph.handle();
+                }
+            } finally {
+                guard.exit();
             }
         }
 

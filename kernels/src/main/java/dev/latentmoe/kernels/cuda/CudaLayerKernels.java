@@ -27,6 +27,8 @@ import java.util.function.LongSupplier;
  * {@code lmoe_cuda_weights} structs, and a device workspace per stream. The {@code LayerKernels}
  * methods enqueue and then wait for the backend's stream (the CPU backend's contract);
  * {@link #forwardAsync} only enqueues. Validation, streams and threads: the package documentation.
+ * Closing waits for the calls (enqueues) in flight, as on the CPU ({@link CheckedLayerKernels}), then
+ * closes the graphed layers over these weights and frees the weights in stream order.
  */
 public final class CudaLayerKernels extends CheckedLayerKernels {
     private static final long ALIGN = CudaSteps.ALIGN;
@@ -121,6 +123,11 @@ public final class CudaLayerKernels extends CheckedLayerKernels {
 
     /** Throws unless these kernels and the weights' host arenas are open. */
     void checkOpen() { ensureOpen(); }
+
+    /** A use of these kernels from {@link CudaGraphedLayer} that close() must wait for (pair with {@link #exitUse()}). */
+    void enterUse() { enterCall(); }
+
+    void exitUse() { exitCall(); }
 
     /** Registers a graph set over these weights; it is closed before the weights are freed. */
     void attach(CudaGraphedLayer g) {
@@ -217,8 +224,13 @@ public final class CudaLayerKernels extends CheckedLayerKernels {
      */
     public void forwardAsync(Tensor x, Tensor topkIds, Tensor topkWeights, Tensor out, CudaStream stream) {
         if (stream == null) throw new IllegalArgumentException("stream is null");
-        long t = checkForward(x, topkIds, topkWeights, out);
-        enqueueForward(t, x, topkIds, topkWeights, out, stream);
+        enterCall();   // close() waits for the enqueue; the GPU work is ordered before the stream-ordered free
+        try {
+            long t = checkForward(x, topkIds, topkWeights, out);
+            enqueueForward(t, x, topkIds, topkWeights, out, stream);
+        } finally {
+            exitCall();
+        }
     }
 
     private void enqueueForward(long t, Tensor x, Tensor ids, Tensor w, Tensor out, CudaStream s) {

@@ -74,9 +74,12 @@
  * launch, copy out; one memset more after a larger call, two copies more with the routing),
  * {@code replay} 2 (set device, launch).
  *
- * <p><b>Lifetime.</b> Closing frees the graphs, the static buffers (in stream order, after the
- * replays already enqueued; waits for the stream) and the private capture stream. Closing the layer
- * (its {@code CudaLayerKernels}) closes its graphed layers first. Thread-safe: calls from several
- * threads are serialised per object.
+ * <p><b>Lifetime.</b> Closing waits for the calls in flight on other threads (their enqueues; a
+ * {@code CallGuard}, as for the layer kernels), refuses later ones with an
+ * {@link java.lang.IllegalStateException}, then frees the graphs, the static buffers (in stream
+ * order, after the replays already enqueued; waits for the stream) and the private capture stream.
+ * Closing the layer (its {@code CudaLayerKernels}) waits for its own calls in flight, then closes its
+ * graphed layers, then frees the weights in stream order. Thread-safe: calls from several threads
+ * are serialised per object.
  */
 package dev.latentmoe.kernels.cuda;

@@ -223,7 +223,11 @@ final class CDataImporter {
         if (!a.get(ADDRESS, A_DICTIONARY).equals(MemorySegment.NULL)) throw new InteropException(where + " has a dictionary");
     }
 
-    /** Rejects nulls in [offset, offset + length); counts validity bits only when the producer did not. */
+    /**
+     * Rejects nulls in [offset, offset + length), the elements the tensor uses. The validity bits of
+     * that range decide, not null_count: a slice's child counts the nulls of the whole child, also
+     * those outside the slice (pyarrow: a fixed-size list with a null row, sliced past it).
+     */
     private static void checkNoNulls(MemorySegment a, String where, long offset, long length, boolean hostReadable) {
         long nullCount = a.get(JAVA_LONG, A_NULL_COUNT);
         if (nullCount == 0) return;
@@ -233,14 +237,21 @@ final class CDataImporter {
             if (nullCount > 0) throw new InteropException(where + ".null_count is " + nullCount + " without a validity bitmap");
             return;
         }
-        if (nullCount > 0) throw new InteropException(where + " has " + nullCount + " nulls; a tensor cannot hold them");
-        if (!hostReadable) throw new InteropException(where + ": null_count unknown (-1) and the validity bitmap is in device memory");
+        if (!hostReadable) {
+            throw new InteropException(where + ": null_count " + (nullCount < 0 ? "unknown (-1)" : "is " + nullCount)
+                    + " and the validity bitmap is in device memory, so the elements used cannot be checked for nulls");
+        }
         long end = Math.addExact(offset, length);
         MemorySegment bits = Native.at(validity, (end + 7) / 8);
-        for (long i = offset; i < end; i++) {
+        for (long i = offset; i < end; ) {
+            if ((i & 7) == 0 && end - i >= 8 && bits.get(ValueLayout.JAVA_BYTE, i >>> 3) == (byte) 0xFF) {
+                i += 8;   // eight valid elements at once
+                continue;
+            }
             if ((bits.get(ValueLayout.JAVA_BYTE, i >>> 3) & (1 << (i & 7))) == 0) {
                 throw new InteropException(where + " has a null at index " + (i - offset) + "; a tensor cannot hold nulls");
             }
+            i++;
         }
     }
 }

@@ -28,9 +28,13 @@
  * {@code ARROW:extension:metadata = {"shape":[d1,...,dk]}}, encoded in the C Data binary metadata
  * format), the same field {@link dev.latentmoe.memory.interop.ArrowTensors#field} describes. Its one child {@code "item"} has
  * format {@code "f"} (F32), {@code "i"} (I32), {@code "e"} (F16) or, for BF16, fixed-size binary
- * {@code "w:2"} with {@code ARROW:extension:name = latentmoe.bfloat16}. No nulls, no validity
- * bitmaps, offset 0. Import also accepts a plain primitive array of one of those formats (a
- * rank-1 tensor) and a fixed-size list without the extension (shape {@code [rows, listSize]}).
+ * {@code "w:2"} with {@code ARROW:extension:name = latentmoe.bfloat16}. Export writes no nulls, no
+ * validity bitmaps, offset 0. Import also accepts a plain primitive array of one of those formats (a
+ * rank-1 tensor) and a fixed-size list without the extension (shape {@code [rows, listSize]}), and
+ * slices (offsets on the list and its child); it refuses a null in the rows and values the tensor
+ * uses, found from their validity bits whenever {@code null_count} is not 0 (a sliced child counts
+ * the nulls of the whole child, also those outside the slice). A non-zero {@code null_count} with
+ * the bitmap in device memory is refused: Java cannot read it.
  *
  * <h2>Arrow C Data: lifetimes</h2>
  * Export takes a hold ({@link dev.latentmoe.memory.MemoryArena#retain()}) on the tensor's arena

@@ -280,6 +280,64 @@ class ArrowCDataTest {
         }
     }
 
+    /**
+     * What pyarrow 22 exports for {@code pa.array([[1,2],None,[3,4],[5,6]], pa.list_(pa.float32(),2)).slice(2,2)}
+     * (read back through its C Data export): parent length 2, offset 2, null_count 0, validity
+     * 0b1101; child length 8, offset 0, null_count 2 (the null list's two values), validity
+     * 0b11110011. The slice holds no null, so it imports, although the child's null_count is not 0.
+     * A null inside the slice (parent or child) is still refused.
+     */
+    @Test
+    void slicedArrayWithNullsOutsideTheSliceImports() {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment data = a.allocate(4 * 8, 64);
+            float[] values = {1, 2, 0, 0, 3, 4, 5, 6};
+            for (int i = 0; i < 8; i++) data.setAtIndex(JAVA_INT, i, Float.floatToIntBits(values[i]));
+            MemorySegment parentBits = a.allocate(8), childBits = a.allocate(8);
+            MemorySegment cs = a.allocate(ArrowCData.ARROW_SCHEMA), ps = a.allocate(ArrowCData.ARROW_SCHEMA);
+            MemorySegment ca = a.allocate(ArrowCData.ARROW_ARRAY), pa = a.allocate(ArrowCData.ARROW_ARRAY);
+
+            parentBits.set(java.lang.foreign.ValueLayout.JAVA_BYTE, 0, (byte) 0b1101);
+            childBits.set(java.lang.foreign.ValueLayout.JAVA_BYTE, 0, (byte) 0b11110011);
+            CountingProducer.schema(a, cs, "f", null);
+            CountingProducer.schema(a, ps, "+w:2", null, cs);
+            CountingProducer.array(a, ca, 8, 2, 0, new MemorySegment[] {childBits, data});
+            long parent = CountingProducer.array(a, pa, 2, 0, 2, new MemorySegment[] {parentBits}, ca);
+            Tensor t = ArrowCData.importTensor(ps, pa);
+            assertArrayEquals(new long[] {2, 2}, t.shape());
+            assertArrayEquals(new float[] {3, 4, 5, 6}, t.toFloatArray());
+            t.arena().close();
+            assertEquals(1, CountingProducer.calls(parent));
+
+            // The same slice with the parent's null_count unknown (-1): the bits decide.
+            CountingProducer.schema(a, cs, "f", null);
+            CountingProducer.schema(a, ps, "+w:2", null, cs);
+            CountingProducer.array(a, ca, 8, -1, 0, new MemorySegment[] {childBits, data});
+            CountingProducer.array(a, pa, 2, -1, 2, new MemorySegment[] {parentBits}, ca);
+            t = ArrowCData.importTensor(ps, pa);
+            assertArrayEquals(new float[] {3, 4, 5, 6}, t.toFloatArray());
+            t.arena().close();
+
+            // slice(1, 2) holds the null list: refused, naming the row.
+            CountingProducer.schema(a, cs, "f", null);
+            CountingProducer.schema(a, ps, "+w:2", null, cs);
+            CountingProducer.array(a, ca, 8, 2, 0, new MemorySegment[] {childBits, data});
+            long p2 = CountingProducer.array(a, pa, 2, 1, 1, new MemorySegment[] {parentBits}, ca);
+            InteropException e = assertThrows(InteropException.class, () -> ArrowCData.importTensor(ps, pa));
+            assertTrue(e.getMessage().contains("ArrowArray has a null at index 0"), e.getMessage());
+            assertEquals(1, CountingProducer.calls(p2));
+
+            // A valid list row whose values hold a null (child bit 5 cleared): refused, naming the value.
+            childBits.set(java.lang.foreign.ValueLayout.JAVA_BYTE, 0, (byte) 0b11010011);
+            CountingProducer.schema(a, cs, "f", null);
+            CountingProducer.schema(a, ps, "+w:2", null, cs);
+            CountingProducer.array(a, ca, 8, 3, 0, new MemorySegment[] {childBits, data});
+            CountingProducer.array(a, pa, 2, 0, 2, new MemorySegment[] {parentBits}, ca);
+            e = assertThrows(InteropException.class, () -> ArrowCData.importTensor(ps, pa));
+            assertTrue(e.getMessage().contains("ArrowArray child has a null at index 1"), e.getMessage());
+        }
+    }
+
     @Test
     void fixedShapeTensorMetadataIsChecked() {
         try (Arena a = Arena.ofConfined()) {
