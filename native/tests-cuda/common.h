@@ -171,4 +171,12 @@ inline lmoe_config super_config() {
 
 inline int width(const lmoe_config& c) { return c.latent_size > 0 ? c.latent_size : c.hidden_size; }
 
+// A device matrix descriptor of a plain format (BF16, or F32 for the gate); absent when p is NULL.
+inline lmoe_cuda_matrix dmat(const void* p, int format = LMOE_WFMT_BF16) {
+  lmoe_cuda_matrix m{};
+  m.format = format;
+  m.data = p;
+  return m;
+}
+
 }  // namespace lt

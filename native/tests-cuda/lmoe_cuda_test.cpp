@@ -1,6 +1,8 @@
 // lmoe_cuda_test - CUDA backend vs the CPU library (liblatentmoe.so) and a float64 reference.
 // Usage: lmoe_cuda_test [all|quick|super|sanitize|sanitize-small] [seed]
-//   quick:    scaled-down shapes, every kernel + forward + graph replay + determinism
+//   quick:    scaled-down shapes, every kernel + forward + graph replay + determinism; BF16 layers
+//             (relu2, SwiGLU, SiLU) against the CPU library, FP8 / NVFP4 / W8A8 layers against a
+//             float64 reference on the dequantized weights, relu2's NaN propagation (quant_cases.cpp)
 //   super:    one full Super-shape layer, CPU vs CUDA (needs ~12 GB host RAM, ~6 GB GPU)
 //   all:      quick + super
 //   sanitize: Super-shape forwards with device-filled weights, no CPU reference (for
@@ -17,6 +19,7 @@
 
 #include "common.h"
 #include "debug_trace.h"
+#include "quant_cases.h"
 
 using namespace lt;
 
@@ -121,19 +124,17 @@ struct Model {
     if (ms > 0 && sw) cpu.shared_gate = mat(sgate.data(), LMOE_WFMT_BF16);
     if (ms > 0) cpu.shared_down = mat(sdown.data(), LMOE_WFMT_BF16);
 
-    gpu.weight_dtype = LMOE_DTYPE_BF16;
-    gpu.gate_dtype = gate_f32 ? LMOE_DTYPE_F32 : LMOE_DTYPE_BF16;
     bufs.reserve(16);
-    gpu.gate = gate_f32 ? up(gate32) : up(gate16);
+    gpu.gate = dmat(gate_f32 ? up(gate32) : up(gate16), gate_f32 ? LMOE_WFMT_F32 : LMOE_WFMT_BF16);
     gpu.gate_bias = static_cast<const float*>(up(bias));
-    gpu.latent_down = up(ldown);
-    gpu.latent_up = up(lup);
-    gpu.expert_up = up(eup);
-    gpu.expert_gate = up(egate);
-    gpu.expert_down = up(edown);
-    gpu.shared_up = up(sup);
-    gpu.shared_gate = up(sgate);
-    gpu.shared_down = up(sdown);
+    gpu.latent_down = dmat(up(ldown));
+    gpu.latent_up = dmat(up(lup));
+    gpu.expert_up = dmat(up(eup));
+    gpu.expert_gate = dmat(up(egate));
+    gpu.expert_down = dmat(up(edown));
+    gpu.shared_up = dmat(up(sup));
+    gpu.shared_gate = dmat(up(sgate));
+    gpu.shared_down = dmat(up(sdown));
     CK(lmoe_cuda_stream_synchronize(stream));
   }
 };
@@ -166,7 +167,7 @@ static void ref_scores(const Model& M, const std::vector<float>& x, int64_t t, s
 // Shapes the decode path takes (ReLU^2, dims multiples of 8; the test's buffers are aligned).
 static bool decode_capable(const lmoe_config& c) {
   const int W = width(c);
-  return c.activation == LMOE_ACT_RELU2 && c.hidden_size % 8 == 0 && W % 8 == 0 &&
+  return (c.activation == LMOE_ACT_RELU2 || c.activation == LMOE_ACT_SILU) && c.hidden_size % 8 == 0 && W % 8 == 0 &&
          c.expert_intermediate_size % 8 == 0 && c.shared_intermediate_size % 8 == 0;
 }
 
@@ -413,8 +414,7 @@ static void test_errors(void* stream) {
   check(lmoe_cuda_validate(nullptr, &w) == LMOE_ERR_INVALID_ARGUMENT, "errors: NULL cfg");
   lmoe_config bad = c; bad.top_k = 33;
   check(lmoe_cuda_forward_workspace_bytes(&bad, 4) < 0, "errors: bad top_k ws query");
-  w.weight_dtype = LMOE_DTYPE_F32;
-  check(lmoe_cuda_validate(&c, &w) == LMOE_ERR_UNSUPPORTED, "errors: f32 weights unsupported");
+  // (the descriptor checks run without a GPU: lmoe_cuda_tuning_test validate)
   check(lmoe_cuda_forward_path(&c, &w, nullptr, 1) == -1, "errors: forward_path invalid -> -1");
   // the diagnostic entry points (debug_trace.h)
   {
@@ -450,9 +450,9 @@ static void run_sanitize(void* stream, uint64_t seed, bool small) {
   fill(su, LMOE_DTYPE_BF16, ms * d, seed + 7, 0.03f);
   fill(sd, LMOE_DTYPE_BF16, d * ms, seed + 8, 0.014f);
   lmoe_cuda_weights w{};
-  w.weight_dtype = LMOE_DTYPE_BF16; w.gate_dtype = LMOE_DTYPE_F32;
-  w.gate = gate.p; w.gate_bias = bias.as<float>(); w.latent_down = ld.p; w.latent_up = lu.p;
-  w.expert_up = eu.p; w.expert_down = ed.p; w.shared_up = su.p; w.shared_down = sd.p;
+  w.gate = dmat(gate.p, LMOE_WFMT_F32); w.gate_bias = bias.as<float>(); w.latent_down = dmat(ld.p);
+  w.latent_up = dmat(lu.p); w.expert_up = dmat(eu.p); w.expert_down = dmat(ed.p);
+  w.shared_up = dmat(su.p); w.shared_down = dmat(sd.p);
   struct Run { int64_t T; int backend; int decode; };
   std::vector<Run> runs;
   if (small) {
@@ -536,6 +536,13 @@ int main(int argc, char** argv) {
       run_case("odd-shapes-simt", mk(200, 60, 33, 5, 100, 72), 1, true, {7, 129}, seed + 55, stream);
       run_case("nano-like-standard", mk(512, 0, 128, 6, 192, 384), 0, true, {2, 512}, seed + 66, stream);
       run_case("T4096-K22-N512", mk(256, 64, 512, 22, 64, 0), 1, true, {4096}, seed + 77, stream);
+      // non-gated SiLU (BF16): decode and sorted paths against the CPU library
+      run_case("silu-latent-shared", mk(256, 64, 64, 8, 128, 256, LMOE_ACT_SILU), 1, true, {1, 5, 16, 300}, seed + 88, stream);
+      run_case("silu-standard-odd-simt", mk(200, 0, 33, 5, 100, 72, LMOE_ACT_SILU, LMOE_SCORING_SOFTMAX, 0, 1.0f), 0, false,
+               {3, 129}, seed + 89, stream);
+      // FP8 / NVFP4 weights (weight-only and W8A8) and relu2's NaN propagation: quant_cases.cpp
+      run_quant_cases(stream, seed + 200);
+      run_nan_cases(stream, seed + 300);
     }
     if (mode == "super" || mode == "all") {
       run_case("super-full", super_config(), 1, true, {1, 4, 16, 32}, seed + 99, stream);
