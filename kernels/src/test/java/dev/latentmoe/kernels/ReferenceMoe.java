@@ -106,6 +106,7 @@ final class ReferenceMoe {
             double r = Math.max(0, u);
             return r * r;
         }
+        if (c.activation() == Activation.SILU) return u / (1.0 + Math.exp(-u)); // non-gated: silu(z up^T)
         return g / (1.0 + Math.exp(-g)) * u;
     }
 
