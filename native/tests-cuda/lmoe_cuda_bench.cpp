@@ -513,36 +513,8 @@ int main(int argc, char** argv) {
   CK(lmoe_cuda_fill_uniform(bias.p, LMOE_DTYPE_F32, N, 2, -0.05f, 0.05f, s));
   std::vector<DBuf> wbufs;
   wbufs.reserve(32);
-  // one matrix kind [groups, rows, cols] in --dtype, values ~ uniform +-amp
   auto make = [&](int64_t groups, int64_t rows, int64_t cols, uint64_t seed, float amp) {
-    lmoe_cuda_matrix mm{};
-    const int64_t n = groups * rows * cols;
-    auto buf = [&](int64_t bytes) { wbufs.emplace_back(std::max<int64_t>(bytes, 1), s); return wbufs.back().p; };
-    auto scales = [&](float v, uint64_t sd) {
-      void* p = buf(groups * 4);
-      CK(lmoe_cuda_fill_uniform(p, LMOE_DTYPE_F32, groups, sd, v, v * 1.25f, s));
-      return static_cast<const float*>(p);
-    };
-    if (g_dtype == "bf16") {
-      mm.format = LMOE_WFMT_BF16;
-      mm.data = buf(n * 2);
-      CK(lmoe_cuda_fill_uniform(const_cast<void*>(mm.data), LMOE_DTYPE_BF16, n, seed, -amp, amp, s));
-    } else if (g_dtype == "nvfp4") {
-      mm.format = LMOE_WFMT_NVFP4;
-      mm.data = buf(n / 2);
-      CK(lmoe_cuda_fill_uniform(const_cast<void*>(mm.data), LMOE_DTYPE_U8, n / 2, seed, 0.f, 256.f, s));
-      void* bs = buf(n / 16);
-      CK(lmoe_cuda_fill_uniform(bs, LMOE_DTYPE_F8_E4M3, n / 16, seed + 1000, 0.25f, 2.f, s));
-      mm.block_scales = static_cast<const uint8_t*>(bs);
-      mm.scales = scales(amp / 6.f, seed + 2000);
-    } else {  // fp8, w8a8
-      mm.format = LMOE_WFMT_FP8_E4M3;
-      mm.data = buf(n);
-      CK(lmoe_cuda_fill_uniform(const_cast<void*>(mm.data), LMOE_DTYPE_F8_E4M3, n, seed, -400.f, 400.f, s));
-      mm.scales = scales(amp / 400.f, seed + 2000);
-      if (g_dtype == "w8a8") mm.input_scales = scales(1.f / 256.f, seed + 3000);
-    }
-    return mm;
+    return device_matrix(g_dtype, groups, rows, cols, seed, amp, wbufs, s);
   };
   lmoe_cuda_weights w{};
   w.gate = dmat(gate.p, LMOE_WFMT_F32);

@@ -7,8 +7,9 @@
 //   all:      quick + super
 //   sanitize: Super-shape forwards with device-filled weights, no CPU reference (for
 //             compute-sanitizer: few launches, checks outputs finite): T=1 and 33, decode and
-//             sorted paths, CUTLASS and SIMT experts
-//   sanitize-small: T=1 (decode, sorted) and T=4 (decode) only - sized for racecheck
+//             sorted paths, CUTLASS and SIMT experts; BF16, then FP8, NVFP4 and W8A8 weights
+//   sanitize-small: T=1 (decode, sorted) and T=4 (decode) only, plus NVFP4 T=1 sorted - sized
+//             for racecheck
 // Prints "SKIPPED: <reason>" and exits 0 when there is no usable GPU. (The knob struct itself is
 // tested without a GPU by lmoe_cuda_tuning_test.)
 // Closing line: "N passed, N failed".
@@ -431,42 +432,51 @@ static void test_errors(void* stream) {
 }
 
 // small: racecheck-sized (T=1 on both paths, T=4 decode); full: T=1 and 33, every path.
+// small: racecheck-sized (T=1 on both paths, T=4 decode; NVFP4 T=1 sorted for the dequantizing
+// GEMM's reduction); full: T=1 and 33 on every path for BF16 weights, then FP8, NVFP4 and W8A8
+// weights (decode, sorted on CUTLASS and on the fallback kernels).
 static void run_sanitize(void* stream, uint64_t seed, bool small) {
   lmoe_config c = super_config();
   const int64_t d = c.hidden_size, l = c.latent_size, N = c.num_experts, m = c.expert_intermediate_size;
   const int64_t ms = c.shared_intermediate_size, W = width(c);
   printf("sanitize: Super shape, device-filled weights, seed=%" PRIu64 "\n", seed);
-  DBuf gate(N * d * 4, stream), bias(N * 4, stream), ld(l * d * 2, stream), lu(d * l * 2, stream),
-      eu(N * m * W * 2, stream), ed(N * W * m * 2, stream), su(ms * d * 2, stream), sd(d * ms * 2, stream);
+  DBuf gate(N * d * 4, stream), bias(N * 4, stream);
   auto fill = [&](DBuf& b, int dt, int64_t n, uint64_t s, float a) {
     CK(lmoe_cuda_fill_uniform(b.p, dt, n, s, -a, a, stream));
   };
   fill(gate, LMOE_DTYPE_F32, N * d, seed + 1, 0.02f);
   fill(bias, LMOE_DTYPE_F32, N, seed + 2, 0.05f);
-  fill(ld, LMOE_DTYPE_BF16, l * d, seed + 3, 0.016f);
-  fill(lu, LMOE_DTYPE_BF16, d * l, seed + 4, 0.03f);
-  fill(eu, LMOE_DTYPE_BF16, N * m * W, seed + 5, 0.06f);
-  fill(ed, LMOE_DTYPE_BF16, N * W * m, seed + 6, 0.02f);
-  fill(su, LMOE_DTYPE_BF16, ms * d, seed + 7, 0.03f);
-  fill(sd, LMOE_DTYPE_BF16, d * ms, seed + 8, 0.014f);
-  lmoe_cuda_weights w{};
-  w.gate = dmat(gate.p, LMOE_WFMT_F32); w.gate_bias = bias.as<float>(); w.latent_down = dmat(ld.p);
-  w.latent_up = dmat(lu.p); w.expert_up = dmat(eu.p); w.expert_down = dmat(ed.p);
-  w.shared_up = dmat(su.p); w.shared_down = dmat(sd.p);
   struct Run { int64_t T; int backend; int decode; };
-  std::vector<Run> runs;
-  if (small) {
-    runs = {{1, LMOE_CUDA_EXPERTS_AUTO, LMOE_CUDA_DECODE_ON}, {1, LMOE_CUDA_EXPERTS_AUTO, LMOE_CUDA_DECODE_OFF},
-            {4, LMOE_CUDA_EXPERTS_AUTO, LMOE_CUDA_DECODE_ON}};
-  } else {
-    for (int64_t T : {int64_t(1), int64_t(33)}) {
-      runs.push_back({T, LMOE_CUDA_EXPERTS_AUTO, LMOE_CUDA_DECODE_ON});
-      runs.push_back({T, LMOE_CUDA_EXPERTS_AUTO, LMOE_CUDA_DECODE_OFF});
-      runs.push_back({T, LMOE_CUDA_EXPERTS_SIMT, LMOE_CUDA_DECODE_OFF});
+  const std::vector<std::string> dtypes = small ? std::vector<std::string>{"bf16", "nvfp4"}
+                                                : std::vector<std::string>{"bf16", "fp8", "nvfp4", "w8a8"};
+  for (const std::string& dt : dtypes) {
+    std::vector<DBuf> bufs;
+    bufs.reserve(32);
+    lmoe_cuda_weights w{};
+    w.gate = dmat(gate.p, LMOE_WFMT_F32);
+    w.gate_bias = bias.as<float>();
+    w.latent_down = device_matrix(dt, 1, l, d, seed + 3, 0.016f, bufs, stream);
+    w.latent_up = device_matrix(dt, 1, d, l, seed + 4, 0.03f, bufs, stream);
+    w.expert_up = device_matrix(dt, N, m, W, seed + 5, 0.06f, bufs, stream);
+    w.expert_down = device_matrix(dt, N, W, m, seed + 6, 0.02f, bufs, stream);
+    w.shared_up = device_matrix(dt, 1, ms, d, seed + 7, 0.03f, bufs, stream);
+    w.shared_down = device_matrix(dt, 1, d, ms, seed + 8, 0.014f, bufs, stream);
+    CK(lmoe_cuda_validate(&c, &w));
+    std::vector<Run> runs;
+    if (small) {
+      if (dt == "bf16")
+        runs = {{1, LMOE_CUDA_EXPERTS_AUTO, LMOE_CUDA_DECODE_ON}, {1, LMOE_CUDA_EXPERTS_AUTO, LMOE_CUDA_DECODE_OFF},
+                {4, LMOE_CUDA_EXPERTS_AUTO, LMOE_CUDA_DECODE_ON}};
+      else
+        runs = {{1, LMOE_CUDA_EXPERTS_AUTO, LMOE_CUDA_DECODE_OFF}};
+    } else {
+      for (int64_t T : {int64_t(1), int64_t(33)}) {
+        runs.push_back({T, LMOE_CUDA_EXPERTS_AUTO, LMOE_CUDA_DECODE_ON});
+        runs.push_back({T, LMOE_CUDA_EXPERTS_AUTO, LMOE_CUDA_DECODE_OFF});
+        runs.push_back({T, LMOE_CUDA_EXPERTS_SIMT, LMOE_CUDA_DECODE_OFF});
+      }
     }
-  }
-  for (const Run& run : runs) {
-    {
+    for (const Run& run : runs) {
       const int64_t T = run.T;
       const int backend = run.backend;
       set_knobs(backend, run.decode);
@@ -482,11 +492,12 @@ static void run_sanitize(void* stream, uint64_t seed, bool small) {
       double ss = 0;
       for (uint16_t v : o) { float f = bf2f(v); if (!std::isfinite(f)) ++nonfinite; else ss += double(f) * f; }
       char buf[200];
-      snprintf(buf, sizeof buf, "T=%" PRId64 " backend=%d path=%s nonfinite=%" PRId64 " rms=%.4g", T, backend,
-               path == LMOE_CUDA_PATH_DECODE ? "decode" : "sorted", nonfinite, sqrt(ss / double(o.size())));
+      snprintf(buf, sizeof buf, "%s T=%" PRId64 " backend=%d path=%s nonfinite=%" PRId64 " rms=%.4g", dt.c_str(), T,
+               backend, path == LMOE_CUDA_PATH_DECODE ? "decode" : "sorted", nonfinite, sqrt(ss / double(o.size())));
       printf("  forward %s\n", buf);
       check(nonfinite == 0 && ss > 0, "sanitize forward", buf);
     }
+    CK(lmoe_cuda_stream_synchronize(stream));
   }
   CK(lmoe_cuda_set_tuning(&g_base));
 }
