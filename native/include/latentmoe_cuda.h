@@ -128,8 +128,11 @@ lmoe_status lmoe_cuda_graph_destroy(void* graph_exec);
  * input is quantized to e4m3 as sat(a / input_scale) before the product, and the sorted path runs
  * it on CUTLASS's FP8 tensor-core grouped GEMM); NULL: weight-only, bf16 activations. NVFP4 is
  * weight-only (Hopper has no FP4 tensor cores).
- * Quantized matrices need the layer's d, w, m and ms multiples of 32 and 16-byte aligned data
- * (LMOE_ERR_UNSUPPORTED otherwise); W8A8 layers always take the sorted path. BF16 matrices: the
+ * Quantized matrices need the layer's d, w, m and ms multiples of 32, 16-byte aligned data and
+ * block scales, and 16-byte aligned activations in every call (x, out, latent_sorted,
+ * expert_out_sorted): LMOE_ERR_UNSUPPORTED otherwise. W8A8 layers always take the sorted path.
+ * Weight-only FP8 / NVFP4 products run on tensor cores with the weights dequantized in registers
+ * (the decode GEMVs; a dequantizing grouped GEMM on the sorted path). BF16 matrices: the
  * grouped GEMMs (CUTLASS, TMA) need every pointer 16-byte aligned and m, w multiples of 8;
  * other shapes run on a slower SIMT path. */
 typedef struct lmoe_cuda_matrix {
