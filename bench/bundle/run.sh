@@ -332,7 +332,7 @@ for s in $steps; do
         -jar "$JUNIT" execute --disable-banner --details=tree --fail-if-no-tests --class-path "$CP" \
         --select-class dev.latentmoe.kernels.CudaBackendTest --select-class dev.latentmoe.kernels.LayerForwardTest \
         --select-class dev.latentmoe.kernels.KernelStepsTest --select-class dev.latentmoe.kernels.CudaSuperLayerTest \
-        --select-class dev.latentmoe.kernels.CudaGraphedLayerTest \
+        --select-class dev.latentmoe.kernels.CudaGraphedLayerTest --select-class dev.latentmoe.kernels.CudaQuantizedLayerTest \
         --select-class dev.latentmoe.memory.DeviceArenaTest --select-class dev.latentmoe.memory.cuda.CudaGraphTest
       st="$last_status"
       note="$(grep -Eo '[0-9]+ tests (successful|failed|aborted|skipped)' "$jt_log" | tail -n 4 | sed 's/ tests//' | paste -sd, - | sed 's/,/, /g')"
