@@ -8,6 +8,9 @@
 #   super      bin/lmoe_cuda_test super (one full Super-shape layer, CPU vs CUDA)
 #   bench      bin/lmoe_cuda_bench --reps 20 (Super, T=1..8192; stage breakdown; experts stage against
 #              cuBLASLt, interleaved, T = 4096, 8192)                -> native.log, bench-native.jsonl
+#   quant      bin/lmoe_cuda_bench --dtype fp8, nvfp4, w8a8 (Super, device-made weights, T=1,4,16,64,4096,
+#              no stage breakdown): each run's T = 1 decode GB/s against its own d2d copy bandwidth
+#              -> native.log, appended to bench-native.jsonl (lines with "dtype")
 #   variants   bin/lmoe_cuda_test quick once per opt-in kernel set, whatever tune.sh chose: streams
 #              off + 256-wide FC1 tiles; LMOE_CUDA_DEC_STREAM=8 + _DENSE=4; =4 + _DENSE=8;
 #              LMOE_CUDA_FC1_TILE=192; and the Java CudaGraphedLayerTest with the streams on -> native.log
@@ -17,6 +20,8 @@
 #   java-tests the Java GPU tests (JUnit console, -Dlatentmoe.test.backend=cuda,
 #              -Dlatentmoe.test.require=true: a missing GPU fails them, never skips) -> java-tests.log
 #   java-bench latentmoe bench --backend cuda --json OUTDIR/bench-cuda.json       -> bench.log
+#   java-quant latentmoe bench --backend cuda --dtype fp8, then --dtype nvfp4 (host-built weights uploaded
+#              as stored; T = 1,4,16,64; copy ceiling, no GEMM shapes) --json OUTDIR/bench-quant-*.json -> bench.log
 #   java-graph latentmoe bench --backend cuda --graph-overhead --json OUTDIR/graph.json: host time
 #              per CUDA graph replay call from Java (target <= 2 us) against the raw launch, bytes
 #              allocated per call (must be 0), GPU time per layer call with and without graphs
@@ -31,14 +36,14 @@
 #   ncu        Nsight Compute, when present: per kernel duration, DRAM bytes read and DRAM throughput
 #              (% of peak) of one T = 1 decode forward (defaults, then the streamed kernels) and one
 #              T = 8192 forward; kernels serialised, clocks not locked                 -> ncu.csv
-# OUTDIR gets at most 12 files: summary.txt, native.log, bench-native.jsonl, sanitizer.log,
-# java-tests.log, bench.log, bench-cuda.json, graph.json, peers.json, iso-cuda.json, trace.jsonl,
-# ncu.csv. summary.txt has one line per step (PASS / FAIL / TIMEOUT / SKIP / NO-GPU, seconds,
+# OUTDIR gets at most 14 files: summary.txt, native.log, bench-native.jsonl, sanitizer.log,
+# java-tests.log, bench.log, bench-cuda.json, bench-quant-fp8.json, bench-quant-nvfp4.json,
+# graph.json, peers.json, iso-cuda.json, trace.jsonl, ncu.csv. summary.txt has one line per step (PASS / FAIL / TIMEOUT / SKIP / NO-GPU, seconds,
 # note) and a final RESULT line.
 #
 # Environment: LMOE_BUNDLE_BUDGET (seconds for the whole run, default 330: a step that would start
 # with less than 15 s left is skipped), per-step limits LMOE_T_QUICK (60, also per variants run)
-# LMOE_T_SUPER (90) LMOE_T_BENCH (60) LMOE_T_MEMCHECK (90) LMOE_T_RACECHECK (90) LMOE_T_JAVA_TESTS (180)
+# LMOE_T_SUPER (90) LMOE_T_BENCH (60, also per quant run) LMOE_T_MEMCHECK (90) LMOE_T_RACECHECK (90) LMOE_T_JAVA_TESTS (180)
 # LMOE_T_JAVA_BENCH (150) LMOE_T_JAVA_GRAPH (150) LMOE_T_PEERS (120) LMOE_T_JAVA_ISO (120)
 # LMOE_T_TRACE (60, per run) LMOE_T_NCU (120, per run); NCU (path of ncu);
 # LMOE_BENCH_ARGS (extra arguments for the Java bench, e.g. "--tokens 1,64"); LMOE_GRAPH_ARGS (extra
@@ -53,7 +58,7 @@ out="${1:?usage: run.sh OUTDIR}"
 mkdir -p "$out" || { echo "run.sh: cannot create $out" >&2; exit 1; }
 out="$(cd "$out" && pwd)"
 # the diagnostics (trace, ncu) last: a run short of budget skips them first
-steps="${LMOE_BUNDLE_STEPS:-smi quick super bench variants memcheck racecheck java-tests java-bench java-graph peers java-iso trace ncu}"
+steps="${LMOE_BUNDLE_STEPS:-smi quick super bench quant variants memcheck racecheck java-tests java-bench java-quant java-graph peers java-iso trace ncu}"
 budget="${LMOE_BUNDLE_BUDGET:-330}"
 summary="$out/summary.txt"
 native_log="$out/native.log"
@@ -175,6 +180,55 @@ for s in $steps; do
       [[ $gpu == 0 && $st == FAIL ]] && st=NO-GPU
       record bench "$st" "$last_secs" "$note"
       ;;
+    quant)
+      # FP8 / NVFP4 / W8A8 weights: the T = 1 decode forward against the same run's d2d copy
+      st=PASS; secs=0; notes=()
+      for dt in fp8 nvfp4 w8a8; do
+        start="$(wc -l < "$native_log")"
+        run_step quant "$native_log" "${LMOE_T_BENCH:-60}" "$B/bin/lmoe_cuda_bench" --dtype "$dt" --reps 20 \
+          --tokens 1,4,16,64,4096 --decode auto --no-stages
+        secs=$((secs + last_secs))
+        [[ $last_status == SKIP ]] && { [[ $st == PASS ]] && st=SKIP; notes+=("$dt: budget spent"); continue; }
+        [[ $last_status != PASS ]] && st="$last_status"
+        lines="$(tail -n +"$((start + 1))" "$native_log" | grep '^{' || true)"
+        [[ -n "$lines" ]] && printf '%s\n' "$lines" >> "$out/bench-native.jsonl"
+        copy="$(grep '"kind":"d2d_copy"' <<< "$lines" | grep -o '"gbps_rw":[0-9.]*' | cut -d: -f2 | tail -n1)"
+        t1="$(grep '"kind":"forward"' <<< "$lines" | grep '"T":1,' | tail -n1)"
+        gb="$(grep -o '"gbps":[0-9.]*' <<< "$t1" | cut -d: -f2)"
+        ms="$(grep -o '"median_ms":[0-9.]*' <<< "$t1" | cut -d: -f2)"
+        path="$(grep -o '"path":"[a-z]*"' <<< "$t1" | cut -d'"' -f4)"
+        if [[ -n "$gb" && -n "$copy" ]]; then
+          notes+=("$dt T=1 ($path) $ms ms, $gb GB/s = $(awk -v a="$gb" -v b="$copy" 'BEGIN{printf "%.0f", 100*a/b}')% of d2d $copy GB/s")
+        else
+          notes+=("$dt: no T=1 line (rc=$last_rc)")
+          [[ $st == PASS ]] && st=FAIL
+        fi
+      done
+      [[ $gpu == 0 && $st == FAIL ]] && st=NO-GPU
+      record quant "$st" "$secs" "$(printf '%s; ' "${notes[@]}")"
+      ;;
+    java-quant)
+      st=PASS; secs=0; notes=()
+      for dt in fp8 nvfp4; do
+        f="$out/bench-quant-$dt.json"
+        rm -f "$f"
+        run_step java-quant "$bench_log" "${LMOE_T_JAVA_BENCH:-150}" \
+          "$JAVA" "${JOPTS[@]}" -cp "$CP" dev.latentmoe.bench.Main bench --backend cuda --dtype "$dt" \
+          --tokens 1,4,16,64 --gemm-shape-tokens "" --json "$f"
+        secs=$((secs + last_secs))
+        [[ $last_status == SKIP ]] && { [[ $st == PASS ]] && st=SKIP; notes+=("$dt: budget spent"); continue; }
+        [[ $last_status != PASS ]] && st="$last_status"
+        if [[ -s "$f" ]]; then
+          r1="$(grep '"tokens": 1,' "$f" | head -n1)"
+          notes+=("$dt T=1 $(grep -o '"median_ms": [0-9.]*' <<< "$r1" | cut -d' ' -f2) ms, $(grep -o '"achieved_gbps": [0-9.]*' <<< "$r1" | cut -d' ' -f2) GB/s, ratio to d2d copy $(grep -o '"ratio": [0-9.e-]*' <<< "$r1" | cut -d' ' -f2)")
+        else
+          notes+=("$dt: no JSON written")
+          [[ $st == PASS ]] && st=FAIL
+        fi
+      done
+      [[ $gpu == 0 && $st == FAIL ]] && st=NO-GPU
+      record java-quant "$st" "$secs" "$(printf '%s; ' "${notes[@]}")"
+      ;;
     variants)
       st=PASS; secs=0; notes=()
       for envs in "LMOE_CUDA_DEC_STREAM=0 LMOE_CUDA_DEC_STREAM_DENSE=0 LMOE_CUDA_FC1_TILE=256" \
@@ -278,7 +332,7 @@ for s in $steps; do
         -jar "$JUNIT" execute --disable-banner --details=tree --fail-if-no-tests --class-path "$CP" \
         --select-class dev.latentmoe.kernels.CudaBackendTest --select-class dev.latentmoe.kernels.LayerForwardTest \
         --select-class dev.latentmoe.kernels.KernelStepsTest --select-class dev.latentmoe.kernels.CudaSuperLayerTest \
-        --select-class dev.latentmoe.kernels.CudaGraphedLayerTest \
+        --select-class dev.latentmoe.kernels.CudaGraphedLayerTest --select-class dev.latentmoe.kernels.CudaQuantizedLayerTest \
         --select-method 'dev.latentmoe.kernels.CloseDuringCallTest#closingACudaLayerAndItsGraphsWhileThreadsCall' \
         --select-class dev.latentmoe.memory.DeviceArenaTest --select-class dev.latentmoe.memory.cuda.CudaGraphTest
       st="$last_status"

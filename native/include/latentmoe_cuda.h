@@ -13,10 +13,13 @@
  * allocation, so a forward pass can be captured into a CUDA graph. Results are deterministic
  * (same inputs, same device, same T -> bitwise same outputs).
  *
- * Data types on the GPU: x, out and all weight matrices bf16 (weight_dtype must be
- * LMOE_DTYPE_BF16); the router gate may be bf16 or f32; gate_bias f32; topk_ids i32,
- * topk_weights f32; latent_sorted / expert_out_sorted bf16. Arithmetic accumulates in f32.
- * "w" is the expert width: latent_size when > 0, hidden_size otherwise.
+ * Data types on the GPU: x, out bf16 [T, d]; every weight matrix is a lmoe_cuda_matrix of its
+ * own format: BF16, FP8_E4M3 or NVFP4 (the router gate BF16 or F32); gate_bias f32; topk_ids
+ * i32, topk_weights f32; latent_sorted / expert_out_sorted bf16. Arithmetic accumulates in f32.
+ * Quantized weights are read as they are stored and dequantized in registers inside the kernels
+ * (never expanded in memory); activations stay bf16 (weight-only), unless a FP8 matrix carries
+ * input scales (W8A8, see lmoe_cuda_matrix). "w" is the expert width: latent_size when > 0,
+ * hidden_size otherwise. Activations: relu2, SwiGLU and non-gated SiLU (lmoe_activation).
  *
  * One forward pass (T tokens):
  *   x [T,d] bf16
@@ -40,7 +43,8 @@
 extern "C" {
 #endif
 
-#define LMOE_CUDA_ABI_VERSION 2  /* 2: lmoe_cuda_tuning replaced the decode-policy and experts-backend setters */
+#define LMOE_CUDA_ABI_VERSION 3  /* 3: per-matrix descriptors (lmoe_cuda_matrix: BF16, FP8, NVFP4),
+                                     LMOE_ACT_SILU; 2: lmoe_cuda_tuning */
 #define LMOE_CUDA_WORKSPACE_ALIGN 256
 
 /* Library information and errors. */
@@ -86,7 +90,9 @@ lmoe_status lmoe_cuda_memset_async(void* device_dst, int32_t byte_value, int64_t
                                    void* stream);
 
 /* Fills device memory with values uniform in [lo, hi) from a counter-based hash of
- * (seed, index). dtype F32, BF16 or F16. (Not bit-identical to lmoe_fill_uniform.) */
+ * (seed, index). dtype F32, BF16, F16, F8_E4M3 (rounded to nearest, saturated to +-448) or U8
+ * (the value's floor, clamped to 0..255: lo = 0, hi = 256 gives uniform bytes, e.g. NVFP4 codes).
+ * (Not bit-identical to lmoe_fill_uniform.) */
 lmoe_status lmoe_cuda_fill_uniform(void* device_dst, int32_t dtype, int64_t count, uint64_t seed,
                                    float lo, float hi, void* stream);
 
@@ -106,26 +112,56 @@ lmoe_status lmoe_cuda_graph_launch(void* graph_exec, void* stream);
 lmoe_status lmoe_cuda_graph_destroy(void* graph_exec);
 
 /* ---------------------------------------------------------------- the layer */
-/* Weight pointers, all DEVICE memory, row-major, bf16 unless said otherwise. Expert weights are
- * one contiguous array per kind (expert e's matrix starts at e * rows * cols elements). The
- * grouped GEMMs (CUTLASS, TMA) need every pointer 16-byte aligned and m, w multiples of 8; other
- * shapes run on a slower SIMT path. */
+/* One weight matrix [rows, cols] (rows = output features, cols = input features), all pointers
+ * DEVICE memory, row-major; absent when data == NULL. The expert matrices of one kind (up, gate,
+ * down) are one descriptor for all N experts: expert e's matrix starts at e * (its bytes) in data
+ * (and in block_scales), its per-tensor scale is scales[e].
+ *   BF16      data bf16 [rows, cols]; scales and block_scales NULL
+ *   F32       the router gate only: data f32 [N, d]
+ *   FP8_E4M3  data e4m3 [rows, cols]; value = e4m3 * scales[e] (ModelOpt FP8 weight_scale)
+ *   NVFP4     data [rows, cols/2] bytes, two e2m1 codes per byte, the even column in the low
+ *             nibble; block_scales e4m3 [rows, cols/16]; value = e2m1 * block_scale * scales[e]
+ *             (ModelOpt NVFP4: weight, weight_scale, weight_scale_2)
+ * scales: FP8 / NVFP4 only, f32 [count] (count = N for the experts, 1 otherwise), finite and > 0
+ * (the device values are not checked). input_scales: FP8 only, optional, f32 [count] > 0, the
+ * checkpoint's static activation scales: when set, the caller chose W8A8 for this matrix (its
+ * input is quantized to e4m3 as sat(a / input_scale) before the product, and the sorted path runs
+ * it on CUTLASS's FP8 tensor-core grouped GEMM); NULL: weight-only, bf16 activations. NVFP4 is
+ * weight-only (Hopper has no FP4 tensor cores).
+ * Quantized matrices need the layer's d, w, m and ms multiples of 32, 16-byte aligned data and
+ * block scales, and 16-byte aligned activations in every call (x, out, latent_sorted,
+ * expert_out_sorted): LMOE_ERR_UNSUPPORTED otherwise. W8A8 layers always take the sorted path.
+ * Weight-only FP8 / NVFP4 products run on tensor cores with the weights dequantized in registers
+ * (the decode GEMVs; a dequantizing grouped GEMM on the sorted path). BF16 matrices: the
+ * grouped GEMMs (CUTLASS, TMA) need every pointer 16-byte aligned and m, w multiples of 8;
+ * other shapes run on a slower SIMT path. */
+typedef struct lmoe_cuda_matrix {
+  int32_t format;               /* lmoe_weight_format */
+  int32_t reserved;             /* must be 0 */
+  const void* data;
+  const uint8_t* block_scales;  /* NVFP4 only, else NULL */
+  const float* scales;          /* FP8 / NVFP4 only, else NULL */
+  const float* input_scales;    /* FP8 only, optional (W8A8), else NULL */
+} lmoe_cuda_matrix;
+
+/* The layer's weights ("w" = expert width). */
 typedef struct lmoe_cuda_weights {
-  int32_t weight_dtype;     /* must be LMOE_DTYPE_BF16 */
-  int32_t gate_dtype;       /* LMOE_DTYPE_BF16 or LMOE_DTYPE_F32 */
-  const void* gate;         /* [N, d] router */
-  const float* gate_bias;   /* [N] f32 e_score_correction_bias (selection only), or NULL */
-  const void* latent_down;  /* fc1_latent_proj [l, d]; NULL when latent_size == 0 */
-  const void* latent_up;    /* fc2_latent_proj [d, l]; NULL when latent_size == 0 */
-  const void* expert_up;    /* [N, m, w] up_proj of every expert */
-  const void* expert_gate;  /* [N, m, w] gate_proj; SwiGLU only, else NULL */
-  const void* expert_down;  /* [N, w, m] down_proj */
-  const void* shared_up;    /* [ms, d], or NULL when shared_intermediate_size == 0 */
-  const void* shared_gate;  /* [ms, d]; SwiGLU only, else NULL */
-  const void* shared_down;  /* [d, ms], or NULL when shared_intermediate_size == 0 */
+  lmoe_cuda_matrix gate;         /* [N, d] router, BF16 or F32 */
+  const float* gate_bias;        /* [N] f32 e_score_correction_bias (selection only), or NULL */
+  lmoe_cuda_matrix latent_down;  /* fc1_latent_proj [l, d]; absent when latent_size == 0 */
+  lmoe_cuda_matrix latent_up;    /* fc2_latent_proj [d, l]; absent when latent_size == 0 */
+  lmoe_cuda_matrix expert_up;    /* [N, m, w] up_proj of every expert */
+  lmoe_cuda_matrix expert_gate;  /* [N, m, w] gate_proj; SwiGLU only, else absent */
+  lmoe_cuda_matrix expert_down;  /* [N, w, m] down_proj */
+  lmoe_cuda_matrix shared_up;    /* [ms, d]; absent when shared_intermediate_size == 0 */
+  lmoe_cuda_matrix shared_gate;  /* [ms, d]; SwiGLU only, else absent */
+  lmoe_cuda_matrix shared_down;  /* [d, ms]; absent when shared_intermediate_size == 0 */
 } lmoe_cuda_weights;
 
-/* Validates cfg and weights (non-NULL where required, dtypes, sizes). Host-only check. */
+/* Validates cfg and weights: matrices present where required (and absent where not), formats
+ * allowed for the matrix, reserved 0, scales / block scales / input scales present exactly where
+ * the format wants them, the shape and alignment rules above. Host-only check: it reads no
+ * device memory. */
 lmoe_status lmoe_cuda_validate(const lmoe_config* cfg, const lmoe_cuda_weights* weights);
 
 /* ---------------------------------------------------------------- tuning
@@ -143,16 +179,19 @@ lmoe_status lmoe_cuda_validate(const lmoe_config* cfg, const lmoe_cuda_weights* 
  * Decode path: for few tokens, instead of sort -> grouped GEMMs -> combine, a weight stream of
  * GEMV-style tensor-core kernels (router + latent down + shared up; top-K; shared down + expert
  * FC1 per (token, k); expert FC2 + weighted combine; latent up), no permutation. lmoe_cuda_forward
- * takes it when the shapes allow it (ReLU^2 experts; d, w, m, ms multiples of 8; x and weights
- * 16-byte aligned) and decode is LMOE_CUDA_DECODE_ON, or LMOE_CUDA_DECODE_AUTO with num_tokens <=
- * decode_max_tokens (default 16: on an H200 at the Super shape decode beats the sorted path up
- * to T = 16 and loses from T = 32, bench/results/gpu/2026-11-26-bundle-h200-run2). It runs as five
- * kernels chained by programmatic dependent launch, or as one fused kernel that takes its stages
- * from a task queue in dependency order (decode_fused). lmoe_cuda_forward_workspace_bytes covers
- * both paths. */
+ * takes it when the shapes allow it (relu2 or SiLU experts; d, w, m, ms multiples of 8; x and
+ * weights 16-byte aligned; no W8A8 matrix) and decode is LMOE_CUDA_DECODE_ON, or
+ * LMOE_CUDA_DECODE_AUTO with num_tokens <= decode_max_tokens (default 16: on an H200 at the Super
+ * shape decode beats the sorted path up to T = 16 and loses from T = 32,
+ * bench/results/gpu/2026-11-26-bundle-h200-run2). It runs as five kernels chained by programmatic
+ * dependent launch, or as one fused kernel that takes its stages from a task queue in dependency
+ * order (decode_fused). FP8 / NVFP4 weights and SiLU run on the five kernels (decode_fused and the
+ * streamed kernels take BF16 relu2 layers only). lmoe_cuda_forward_workspace_bytes covers both
+ * paths. */
 #define LMOE_CUDA_EXPERTS_AUTO 0          /* CUTLASS sm90 grouped GEMM where shapes/alignment allow,
                                              its tile chosen by token bucket; else SIMT */
-#define LMOE_CUDA_EXPERTS_SIMT 1          /* SIMT fallback always (tests, debugging) */
+#define LMOE_CUDA_EXPERTS_SIMT 1          /* SIMT fallback always (tests, debugging); W8A8 matrices
+                                             then run on the dequantizing kernels */
 #define LMOE_CUDA_EXPERTS_CUTLASS_NARROW 2 /* CUTLASS 128x128 tiles always (also the dense projections) */
 #define LMOE_CUDA_EXPERTS_CUTLASS_WIDE 3  /* CUTLASS 128x256 tiles always (also the dense projections) */
 #define LMOE_CUDA_DECODE_AUTO 0

@@ -145,6 +145,45 @@ struct DBuf {
   void poison() { CK(lmoe_cuda_memset_async(p, 0xFF, bytes, stream)); }  // NaN / -1
 };
 
+// One matrix kind [groups, rows, cols] made on the device in `dtype`: "bf16", "fp8" (e4m3 codes for
+// values in +-400 times per-group scales ~amp/400), "nvfp4" (random e2m1 codes, e4m3 block scales in
+// [0.25, 2), per-group scales ~amp/6) or "w8a8" (fp8 with input scales ~1/256); values about
+// +-amp. Its buffers are appended to bufs (reserve enough first: they must not move).
+inline lmoe_cuda_matrix device_matrix(const std::string& dtype, int64_t groups, int64_t rows, int64_t cols,
+                                      uint64_t seed, float amp, std::vector<DBuf>& bufs, void* s) {
+  lmoe_cuda_matrix mm{};
+  const int64_t n = groups * rows * cols;
+  auto buf = [&](int64_t bytes) {
+    bufs.emplace_back(bytes < 1 ? 1 : bytes, s);
+    return bufs.back().p;
+  };
+  auto scales = [&](float v, uint64_t sd) {
+    void* p = buf(groups * 4);
+    CK(lmoe_cuda_fill_uniform(p, LMOE_DTYPE_F32, groups, sd, v, v * 1.25f, s));
+    return static_cast<const float*>(p);
+  };
+  if (dtype == "bf16") {
+    mm.format = LMOE_WFMT_BF16;
+    mm.data = buf(n * 2);
+    CK(lmoe_cuda_fill_uniform(const_cast<void*>(mm.data), LMOE_DTYPE_BF16, n, seed, -amp, amp, s));
+  } else if (dtype == "nvfp4") {
+    mm.format = LMOE_WFMT_NVFP4;
+    mm.data = buf(n / 2);
+    CK(lmoe_cuda_fill_uniform(const_cast<void*>(mm.data), LMOE_DTYPE_U8, n / 2, seed, 0.f, 256.f, s));
+    void* bs = buf(n / 16);
+    CK(lmoe_cuda_fill_uniform(bs, LMOE_DTYPE_F8_E4M3, n / 16, seed + 1000, 0.25f, 2.f, s));
+    mm.block_scales = static_cast<const uint8_t*>(bs);
+    mm.scales = scales(amp / 6.f, seed + 2000);
+  } else {  // fp8, w8a8
+    mm.format = LMOE_WFMT_FP8_E4M3;
+    mm.data = buf(n);
+    CK(lmoe_cuda_fill_uniform(const_cast<void*>(mm.data), LMOE_DTYPE_F8_E4M3, n, seed, -400.f, 400.f, s));
+    mm.scales = scales(amp / 400.f, seed + 2000);
+    if (dtype == "w8a8") mm.input_scales = scales(1.f / 256.f, seed + 3000);
+  }
+  return mm;
+}
+
 // Returns "" when a usable GPU is present, else the reason.
 inline std::string gpu_unavailable_reason() {
   int32_t n = 0;
@@ -170,5 +209,13 @@ inline lmoe_config super_config() {
 }
 
 inline int width(const lmoe_config& c) { return c.latent_size > 0 ? c.latent_size : c.hidden_size; }
+
+// A device matrix descriptor of a plain format (BF16, or F32 for the gate); absent when p is NULL.
+inline lmoe_cuda_matrix dmat(const void* p, int format = LMOE_WFMT_BF16) {
+  lmoe_cuda_matrix m{};
+  m.format = format;
+  m.data = p;
+  return m;
+}
 
 }  // namespace lt

@@ -1,6 +1,6 @@
 // lmoe_cuda_bench - Super-shape forward timings on the GPU, JSON lines on stdout.
 // Usage: lmoe_cuda_bench [--tokens 1,2,4,8,16,32,64,256,4096,8192] [--reps 20]
-//                        [--backend auto|simt|cutlass128|cutlass256]
+//                        [--backend auto|simt|cutlass128|cutlass256] [--dtype bf16|fp8|nvfp4|w8a8]
 //                        [--shape super|nano] [--decode auto|on|off|fused|staged|variants|compare]
 //                        [--decode-max 16]
 //                        [--stages | --no-stages] [--stage-tokens 1,64,4096,8192] [--trace]
@@ -21,6 +21,10 @@
 //   groups, per-group TMA descriptor updates, partial M tiles); experts ~ experts_1group means
 //   the GEMM kernel itself runs slowly at these shapes. "bytes" counts weights read once (the
 //   experts actually used) + activations written and read by the stage's kernels.
+// --dtype: the format of every matrix but the router gate (f32): bf16 (default), fp8 (e4m3 with
+// per-tensor scales, weight-only), nvfp4 (e2m1 codes, e4m3 block scales, per-tensor scales) or
+// w8a8 (fp8 with input scales: the sorted path's FP8 tensor-core GEMMs), all made on the device;
+// "bytes_needed" counts the weights in their stored size (block scales included).
 // The knobs in effect (lmoe_cuda_tuning: defaults, the environment, then --backend and
 // --decode-max) are printed first: {"kind":"tuning","knobs":"experts=auto fc1_tile=256 ..."}.
 // --decode sets the decode policy per line: fused / staged force the decode path with that form,
@@ -53,6 +57,10 @@
 #include <cublasLt.h>
 
 using namespace lt;
+
+// Bytes per weight of the non-gate matrices in the --dtype of the run (NVFP4: codes + block scales).
+static double g_wbytes = 2.0;
+static std::string g_dtype = "bf16";
 
 // The knobs of the run (defaults + environment + --backend, --decode-max), set in main.
 static lmoe_cuda_tuning g_knobs;
@@ -396,19 +404,19 @@ static void run_stages(const lmoe_config& c, const lmoe_cuda_weights& w, int64_t
   int64_t nused = 0;
   for (char u : used) nused += u;
 
-  const double gate_b = w.gate_dtype == LMOE_DTYPE_F32 ? 4.0 : 2.0, fc1n = swiglu ? 2.0 : 1.0;
+  const double gate_b = w.gate.format == LMOE_WFMT_F32 ? 4.0 : 2.0, fc1n = swiglu ? 2.0 : 1.0, wb = g_wbytes;
   struct St { const char* name; Timing t; double flops, bytes; };
   std::vector<St> st;
   st.push_back({"router_topk", time_calls(s, e0, e1, reps, router), 2.0 * T * N * d,
                 T * d * 2.0 + N * d * gate_b + 2.0 * T * N * 4 + TK * 8.0});
   st.push_back({"dispatch", time_calls(s, e0, e1, reps, dispatch), l > 0 ? 2.0 * T * l * d : 0.0,
-                T * d * 2.0 + (l > 0 ? l * d * 2.0 + 2.0 * T * l * 2 : 0.0) + TK * W * 2.0 + TK * 8.0});
+                T * d * 2.0 + (l > 0 ? l * d * wb + 2.0 * T * l * 2 : 0.0) + TK * W * 2.0 + TK * 8.0});
   st.push_back({"experts", time_calls(s, e0, e1, reps, experts), 2.0 * TK * (fc1n + 1.0) * m * W,
-                nused * (fc1n + 1.0) * m * W * 2.0 + TK * W * 2.0 * 2 + TK * m * 2.0 * 2 * fc1n});
+                nused * (fc1n + 1.0) * m * W * wb + TK * W * 2.0 * 2 + TK * m * 2.0 * 2 * fc1n});
   st.push_back({"combine", time_calls(s, e0, e1, reps, combine),
                 2.0 * TK * W + 2.0 * T * (l > 0 ? double(W) * d : 0.0) + 2.0 * T * (fc1n + 1.0) * ms * d,
-                TK * W * 2.0 + TK * 8.0 + (l > 0 ? d * l * 2.0 + 2.0 * T * W * 2 : 0.0) +
-                    (ms > 0 ? (fc1n + 1.0) * ms * d * 2 + T * d * 2.0 + 2.0 * T * ms * 2 * fc1n + 2.0 * T * d * 2 : 0.0) +
+                TK * W * 2.0 + TK * 8.0 + (l > 0 ? d * l * wb + 2.0 * T * W * 2 : 0.0) +
+                    (ms > 0 ? (fc1n + 1.0) * ms * d * wb + T * d * 2.0 + 2.0 * T * ms * 2 * fc1n + 2.0 * T * d * 2 : 0.0) +
                     T * d * 2.0});
   double sum_ms = 0, sum_min = 0, sum_fl = 0, sum_by = 0;
   for (const St& x_ : st) {
@@ -420,13 +428,13 @@ static void run_stages(const lmoe_config& c, const lmoe_cuda_weights& w, int64_t
   st.push_back({"sum", {sum_ms, sum_min}, sum_fl, sum_by});
   st.push_back({"forward_sorted", tf, sum_fl, sum_by});
   st.push_back({"experts_1group", time_calls(s, e0, e1, reps, experts1), st[2].flops,
-                (fc1n + 1.0) * m * W * 2.0 + TK * W * 2.0 * 2 + TK * m * 2.0 * 2 * fc1n});
+                (fc1n + 1.0) * m * W * wb + TK * W * 2.0 * 2 + TK * m * 2.0 * 2 * fc1n});
   if (T >= 2048) experts_vs_cublaslt(c, T, nused, reps, s, e0, e1, dev, shape, experts);
   for (const St& x_ : st) {
-    printf("{\"kind\":\"stage\",\"device\":\"%s\",\"shape\":\"%s\",\"path\":\"sorted\",\"T\":%" PRId64
+    printf("{\"kind\":\"stage\",\"device\":\"%s\",\"shape\":\"%s\",\"dtype\":\"%s\",\"path\":\"sorted\",\"T\":%" PRId64
            ",\"stage\":\"%s\",\"reps\":%d,\"median_ms\":%.4f,\"min_ms\":%.4f,\"flops\":%.0f,\"bytes\":%.0f,"
            "\"tflops\":%.2f,\"gbps\":%.1f,\"share\":%.3f,\"experts_used\":%" PRId64 "}\n",
-           dev, shape, T, x_.name, reps, x_.t.med, x_.t.min, x_.flops, x_.bytes,
+           dev, shape, g_dtype.c_str(), T, x_.name, reps, x_.t.med, x_.t.min, x_.flops, x_.bytes,
            x_.flops / (x_.t.med * 1e-3) / 1e12, x_.bytes / (x_.t.med * 1e-3) / 1e9,
            sum_ms > 0 ? x_.t.med / sum_ms : 0.0, nused);
   }
@@ -465,8 +473,15 @@ int main(int argc, char** argv) {
       decode = argv[++i];
     } else if (a == "--decode-max" && i + 1 < argc) {
       decode_max = atoi(argv[++i]);
+    } else if (a == "--dtype" && i + 1 < argc) {
+      g_dtype = argv[++i];
+      if (g_dtype != "bf16" && g_dtype != "fp8" && g_dtype != "nvfp4" && g_dtype != "w8a8") {
+        fprintf(stderr, "--dtype: bf16, fp8, nvfp4 or w8a8, got %s\n", g_dtype.c_str());
+        return 2;
+      }
     }
   }
+  g_wbytes = g_dtype == "bf16" ? 2.0 : g_dtype == "nvfp4" ? 0.5 + 1.0 / 16 : 1.0;
   std::string why = gpu_unavailable_reason();
   if (!why.empty()) {
     printf("{\"kind\":\"skipped\",\"reason\":\"%s\"}\n", why.c_str());
@@ -493,27 +508,28 @@ int main(int argc, char** argv) {
 
   const int64_t d = c.hidden_size, l = c.latent_size, N = c.num_experts, K = c.top_k;
   const int64_t m = c.expert_intermediate_size, ms = c.shared_intermediate_size, W = width(c);
-  DBuf gate(N * d * 4, s), bias(N * 4, s), ld(std::max<int64_t>(1, l * d * 2), s),
-      lu(std::max<int64_t>(1, d * l * 2), s), eu(N * m * W * 2, s), ed(N * W * m * 2, s),
-      su(std::max<int64_t>(1, ms * d * 2), s), sd(std::max<int64_t>(1, d * ms * 2), s);
+  DBuf gate(N * d * 4, s), bias(N * 4, s);
   CK(lmoe_cuda_fill_uniform(gate.p, LMOE_DTYPE_F32, N * d, 1, -0.02f, 0.02f, s));
   CK(lmoe_cuda_fill_uniform(bias.p, LMOE_DTYPE_F32, N, 2, -0.05f, 0.05f, s));
-  if (l > 0) {
-    CK(lmoe_cuda_fill_uniform(ld.p, LMOE_DTYPE_BF16, l * d, 3, -0.016f, 0.016f, s));
-    CK(lmoe_cuda_fill_uniform(lu.p, LMOE_DTYPE_BF16, d * l, 4, -0.03f, 0.03f, s));
-  }
-  CK(lmoe_cuda_fill_uniform(eu.p, LMOE_DTYPE_BF16, N * m * W, 5, -0.06f, 0.06f, s));
-  CK(lmoe_cuda_fill_uniform(ed.p, LMOE_DTYPE_BF16, N * W * m, 6, -0.02f, 0.02f, s));
-  if (ms > 0) {
-    CK(lmoe_cuda_fill_uniform(su.p, LMOE_DTYPE_BF16, ms * d, 7, -0.03f, 0.03f, s));
-    CK(lmoe_cuda_fill_uniform(sd.p, LMOE_DTYPE_BF16, d * ms, 8, -0.014f, 0.014f, s));
-  }
+  std::vector<DBuf> wbufs;
+  wbufs.reserve(32);
+  auto make = [&](int64_t groups, int64_t rows, int64_t cols, uint64_t seed, float amp) {
+    return device_matrix(g_dtype, groups, rows, cols, seed, amp, wbufs, s);
+  };
   lmoe_cuda_weights w{};
-  w.weight_dtype = LMOE_DTYPE_BF16; w.gate_dtype = LMOE_DTYPE_F32;
-  w.gate = gate.p; w.gate_bias = bias.as<float>();
-  w.latent_down = l > 0 ? ld.p : nullptr; w.latent_up = l > 0 ? lu.p : nullptr;
-  w.expert_up = eu.p; w.expert_down = ed.p;
-  w.shared_up = ms > 0 ? su.p : nullptr; w.shared_down = ms > 0 ? sd.p : nullptr;
+  w.gate = dmat(gate.p, LMOE_WFMT_F32);
+  w.gate_bias = bias.as<float>();
+  if (l > 0) {
+    w.latent_down = make(1, l, d, 3, 0.016f);
+    w.latent_up = make(1, d, l, 4, 0.03f);
+  }
+  w.expert_up = make(N, m, W, 5, 0.06f);
+  w.expert_down = make(N, W, m, 6, 0.02f);
+  if (ms > 0) {
+    w.shared_up = make(1, ms, d, 7, 0.03f);
+    w.shared_down = make(1, d, ms, 8, 0.014f);
+  }
+  CK(lmoe_cuda_validate(&c, &w));
 
   // device-to-device copy bandwidth probe (same run)
   {
@@ -577,16 +593,16 @@ int main(int argc, char** argv) {
       for (int32_t e : hid) if (e >= 0 && e < N) used[e] = 1;
       int64_t nused = 0;
       for (char u : used) nused += u;
-      const double wbytes = double(N * d * 4) + double(2 * l * d * 2) + double(nused) * (2.0 * m * W * 2) +
-                            double(2 * ms * d * 2);
+      const double wbytes = double(N * d * 4) + (double(2 * l * d) + double(nused) * (2.0 * m * W) +
+                                                 double(2 * ms * d)) * g_wbytes;
       const double abytes = double(T * d * 2) * 2 + double(T * K * W * 2) * 4 + double(T * K * m * 2) * 2;
       const double flops = 2.0 * T * (double(N * d) + 2.0 * l * d + double(K) * 2.0 * m * W + 2.0 * ms * d);
       const char* mname = mode.name;
-      printf("{\"kind\":\"forward\",\"device\":\"%s\",\"shape\":\"%s\",\"backend\":\"%s\",\"decode_mode\":\"%s\","
+      printf("{\"kind\":\"forward\",\"device\":\"%s\",\"shape\":\"%s\",\"dtype\":\"%s\",\"backend\":\"%s\",\"decode_mode\":\"%s\","
              "\"path\":\"%s\",\"T\":%" PRId64
              ",\"reps\":%d,\"median_ms\":%.4f,\"min_ms\":%.4f,\"experts_used\":%" PRId64
              ",\"bytes_needed\":%.0f,\"gbps\":%.1f,\"tflops\":%.2f,\"workspace_bytes\":%" PRId64 "}\n",
-             name, shape.c_str(), backend_name(backend), mname,
+             name, shape.c_str(), g_dtype.c_str(), backend_name(backend), mname,
              path == LMOE_CUDA_PATH_DECODE ? "decode" : "sorted", T, reps, med,
              double(*std::min_element(t.begin(), t.end())), nused, wbytes + abytes,
              (wbytes + abytes) / (med * 1e-3) / 1e9, flops / (med * 1e-3) / 1e12, fws);

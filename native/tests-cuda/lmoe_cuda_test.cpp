@@ -1,12 +1,15 @@
 // lmoe_cuda_test - CUDA backend vs the CPU library (liblatentmoe.so) and a float64 reference.
 // Usage: lmoe_cuda_test [all|quick|super|sanitize|sanitize-small] [seed]
-//   quick:    scaled-down shapes, every kernel + forward + graph replay + determinism
+//   quick:    scaled-down shapes, every kernel + forward + graph replay + determinism; BF16 layers
+//             (relu2, SwiGLU, SiLU) against the CPU library, FP8 / NVFP4 / W8A8 layers against a
+//             float64 reference on the dequantized weights, relu2's NaN propagation (quant_cases.cpp)
 //   super:    one full Super-shape layer, CPU vs CUDA (needs ~12 GB host RAM, ~6 GB GPU)
 //   all:      quick + super
 //   sanitize: Super-shape forwards with device-filled weights, no CPU reference (for
 //             compute-sanitizer: few launches, checks outputs finite): T=1 and 33, decode and
-//             sorted paths, CUTLASS and SIMT experts
-//   sanitize-small: T=1 (decode, sorted) and T=4 (decode) only - sized for racecheck
+//             sorted paths, CUTLASS and SIMT experts; BF16, then FP8, NVFP4 and W8A8 weights
+//   sanitize-small: T=1 (decode, sorted) and T=4 (decode) only, plus NVFP4 T=1 sorted - sized
+//             for racecheck
 // Prints "SKIPPED: <reason>" and exits 0 when there is no usable GPU. (The knob struct itself is
 // tested without a GPU by lmoe_cuda_tuning_test.)
 // Closing line: "N passed, N failed".
@@ -17,6 +20,7 @@
 
 #include "common.h"
 #include "debug_trace.h"
+#include "quant_cases.h"
 
 using namespace lt;
 
@@ -121,19 +125,17 @@ struct Model {
     if (ms > 0 && sw) cpu.shared_gate = mat(sgate.data(), LMOE_WFMT_BF16);
     if (ms > 0) cpu.shared_down = mat(sdown.data(), LMOE_WFMT_BF16);
 
-    gpu.weight_dtype = LMOE_DTYPE_BF16;
-    gpu.gate_dtype = gate_f32 ? LMOE_DTYPE_F32 : LMOE_DTYPE_BF16;
     bufs.reserve(16);
-    gpu.gate = gate_f32 ? up(gate32) : up(gate16);
+    gpu.gate = dmat(gate_f32 ? up(gate32) : up(gate16), gate_f32 ? LMOE_WFMT_F32 : LMOE_WFMT_BF16);
     gpu.gate_bias = static_cast<const float*>(up(bias));
-    gpu.latent_down = up(ldown);
-    gpu.latent_up = up(lup);
-    gpu.expert_up = up(eup);
-    gpu.expert_gate = up(egate);
-    gpu.expert_down = up(edown);
-    gpu.shared_up = up(sup);
-    gpu.shared_gate = up(sgate);
-    gpu.shared_down = up(sdown);
+    gpu.latent_down = dmat(up(ldown));
+    gpu.latent_up = dmat(up(lup));
+    gpu.expert_up = dmat(up(eup));
+    gpu.expert_gate = dmat(up(egate));
+    gpu.expert_down = dmat(up(edown));
+    gpu.shared_up = dmat(up(sup));
+    gpu.shared_gate = dmat(up(sgate));
+    gpu.shared_down = dmat(up(sdown));
     CK(lmoe_cuda_stream_synchronize(stream));
   }
 };
@@ -166,7 +168,7 @@ static void ref_scores(const Model& M, const std::vector<float>& x, int64_t t, s
 // Shapes the decode path takes (ReLU^2, dims multiples of 8; the test's buffers are aligned).
 static bool decode_capable(const lmoe_config& c) {
   const int W = width(c);
-  return c.activation == LMOE_ACT_RELU2 && c.hidden_size % 8 == 0 && W % 8 == 0 &&
+  return (c.activation == LMOE_ACT_RELU2 || c.activation == LMOE_ACT_SILU) && c.hidden_size % 8 == 0 && W % 8 == 0 &&
          c.expert_intermediate_size % 8 == 0 && c.shared_intermediate_size % 8 == 0;
 }
 
@@ -413,8 +415,7 @@ static void test_errors(void* stream) {
   check(lmoe_cuda_validate(nullptr, &w) == LMOE_ERR_INVALID_ARGUMENT, "errors: NULL cfg");
   lmoe_config bad = c; bad.top_k = 33;
   check(lmoe_cuda_forward_workspace_bytes(&bad, 4) < 0, "errors: bad top_k ws query");
-  w.weight_dtype = LMOE_DTYPE_F32;
-  check(lmoe_cuda_validate(&c, &w) == LMOE_ERR_UNSUPPORTED, "errors: f32 weights unsupported");
+  // (the descriptor checks run without a GPU: lmoe_cuda_tuning_test validate)
   check(lmoe_cuda_forward_path(&c, &w, nullptr, 1) == -1, "errors: forward_path invalid -> -1");
   // the diagnostic entry points (debug_trace.h)
   {
@@ -431,42 +432,51 @@ static void test_errors(void* stream) {
 }
 
 // small: racecheck-sized (T=1 on both paths, T=4 decode); full: T=1 and 33, every path.
+// small: racecheck-sized (T=1 on both paths, T=4 decode; NVFP4 T=1 sorted for the dequantizing
+// GEMM's reduction); full: T=1 and 33 on every path for BF16 weights, then FP8, NVFP4 and W8A8
+// weights (decode, sorted on CUTLASS and on the fallback kernels).
 static void run_sanitize(void* stream, uint64_t seed, bool small) {
   lmoe_config c = super_config();
   const int64_t d = c.hidden_size, l = c.latent_size, N = c.num_experts, m = c.expert_intermediate_size;
   const int64_t ms = c.shared_intermediate_size, W = width(c);
   printf("sanitize: Super shape, device-filled weights, seed=%" PRIu64 "\n", seed);
-  DBuf gate(N * d * 4, stream), bias(N * 4, stream), ld(l * d * 2, stream), lu(d * l * 2, stream),
-      eu(N * m * W * 2, stream), ed(N * W * m * 2, stream), su(ms * d * 2, stream), sd(d * ms * 2, stream);
+  DBuf gate(N * d * 4, stream), bias(N * 4, stream);
   auto fill = [&](DBuf& b, int dt, int64_t n, uint64_t s, float a) {
     CK(lmoe_cuda_fill_uniform(b.p, dt, n, s, -a, a, stream));
   };
   fill(gate, LMOE_DTYPE_F32, N * d, seed + 1, 0.02f);
   fill(bias, LMOE_DTYPE_F32, N, seed + 2, 0.05f);
-  fill(ld, LMOE_DTYPE_BF16, l * d, seed + 3, 0.016f);
-  fill(lu, LMOE_DTYPE_BF16, d * l, seed + 4, 0.03f);
-  fill(eu, LMOE_DTYPE_BF16, N * m * W, seed + 5, 0.06f);
-  fill(ed, LMOE_DTYPE_BF16, N * W * m, seed + 6, 0.02f);
-  fill(su, LMOE_DTYPE_BF16, ms * d, seed + 7, 0.03f);
-  fill(sd, LMOE_DTYPE_BF16, d * ms, seed + 8, 0.014f);
-  lmoe_cuda_weights w{};
-  w.weight_dtype = LMOE_DTYPE_BF16; w.gate_dtype = LMOE_DTYPE_F32;
-  w.gate = gate.p; w.gate_bias = bias.as<float>(); w.latent_down = ld.p; w.latent_up = lu.p;
-  w.expert_up = eu.p; w.expert_down = ed.p; w.shared_up = su.p; w.shared_down = sd.p;
   struct Run { int64_t T; int backend; int decode; };
-  std::vector<Run> runs;
-  if (small) {
-    runs = {{1, LMOE_CUDA_EXPERTS_AUTO, LMOE_CUDA_DECODE_ON}, {1, LMOE_CUDA_EXPERTS_AUTO, LMOE_CUDA_DECODE_OFF},
-            {4, LMOE_CUDA_EXPERTS_AUTO, LMOE_CUDA_DECODE_ON}};
-  } else {
-    for (int64_t T : {int64_t(1), int64_t(33)}) {
-      runs.push_back({T, LMOE_CUDA_EXPERTS_AUTO, LMOE_CUDA_DECODE_ON});
-      runs.push_back({T, LMOE_CUDA_EXPERTS_AUTO, LMOE_CUDA_DECODE_OFF});
-      runs.push_back({T, LMOE_CUDA_EXPERTS_SIMT, LMOE_CUDA_DECODE_OFF});
+  const std::vector<std::string> dtypes = small ? std::vector<std::string>{"bf16", "nvfp4"}
+                                                : std::vector<std::string>{"bf16", "fp8", "nvfp4", "w8a8"};
+  for (const std::string& dt : dtypes) {
+    std::vector<DBuf> bufs;
+    bufs.reserve(32);
+    lmoe_cuda_weights w{};
+    w.gate = dmat(gate.p, LMOE_WFMT_F32);
+    w.gate_bias = bias.as<float>();
+    w.latent_down = device_matrix(dt, 1, l, d, seed + 3, 0.016f, bufs, stream);
+    w.latent_up = device_matrix(dt, 1, d, l, seed + 4, 0.03f, bufs, stream);
+    w.expert_up = device_matrix(dt, N, m, W, seed + 5, 0.06f, bufs, stream);
+    w.expert_down = device_matrix(dt, N, W, m, seed + 6, 0.02f, bufs, stream);
+    w.shared_up = device_matrix(dt, 1, ms, d, seed + 7, 0.03f, bufs, stream);
+    w.shared_down = device_matrix(dt, 1, d, ms, seed + 8, 0.014f, bufs, stream);
+    CK(lmoe_cuda_validate(&c, &w));
+    std::vector<Run> runs;
+    if (small) {
+      if (dt == "bf16")
+        runs = {{1, LMOE_CUDA_EXPERTS_AUTO, LMOE_CUDA_DECODE_ON}, {1, LMOE_CUDA_EXPERTS_AUTO, LMOE_CUDA_DECODE_OFF},
+                {4, LMOE_CUDA_EXPERTS_AUTO, LMOE_CUDA_DECODE_ON}};
+      else
+        runs = {{1, LMOE_CUDA_EXPERTS_AUTO, LMOE_CUDA_DECODE_OFF}};
+    } else {
+      for (int64_t T : {int64_t(1), int64_t(33)}) {
+        runs.push_back({T, LMOE_CUDA_EXPERTS_AUTO, LMOE_CUDA_DECODE_ON});
+        runs.push_back({T, LMOE_CUDA_EXPERTS_AUTO, LMOE_CUDA_DECODE_OFF});
+        runs.push_back({T, LMOE_CUDA_EXPERTS_SIMT, LMOE_CUDA_DECODE_OFF});
+      }
     }
-  }
-  for (const Run& run : runs) {
-    {
+    for (const Run& run : runs) {
       const int64_t T = run.T;
       const int backend = run.backend;
       set_knobs(backend, run.decode);
@@ -482,11 +492,12 @@ static void run_sanitize(void* stream, uint64_t seed, bool small) {
       double ss = 0;
       for (uint16_t v : o) { float f = bf2f(v); if (!std::isfinite(f)) ++nonfinite; else ss += double(f) * f; }
       char buf[200];
-      snprintf(buf, sizeof buf, "T=%" PRId64 " backend=%d path=%s nonfinite=%" PRId64 " rms=%.4g", T, backend,
-               path == LMOE_CUDA_PATH_DECODE ? "decode" : "sorted", nonfinite, sqrt(ss / double(o.size())));
+      snprintf(buf, sizeof buf, "%s T=%" PRId64 " backend=%d path=%s nonfinite=%" PRId64 " rms=%.4g", dt.c_str(), T,
+               backend, path == LMOE_CUDA_PATH_DECODE ? "decode" : "sorted", nonfinite, sqrt(ss / double(o.size())));
       printf("  forward %s\n", buf);
       check(nonfinite == 0 && ss > 0, "sanitize forward", buf);
     }
+    CK(lmoe_cuda_stream_synchronize(stream));
   }
   CK(lmoe_cuda_set_tuning(&g_base));
 }
@@ -536,6 +547,13 @@ int main(int argc, char** argv) {
       run_case("odd-shapes-simt", mk(200, 60, 33, 5, 100, 72), 1, true, {7, 129}, seed + 55, stream);
       run_case("nano-like-standard", mk(512, 0, 128, 6, 192, 384), 0, true, {2, 512}, seed + 66, stream);
       run_case("T4096-K22-N512", mk(256, 64, 512, 22, 64, 0), 1, true, {4096}, seed + 77, stream);
+      // non-gated SiLU (BF16): decode and sorted paths against the CPU library
+      run_case("silu-latent-shared", mk(256, 64, 64, 8, 128, 256, LMOE_ACT_SILU), 1, true, {1, 5, 16, 300}, seed + 88, stream);
+      run_case("silu-standard-odd-simt", mk(200, 0, 33, 5, 100, 72, LMOE_ACT_SILU, LMOE_SCORING_SOFTMAX, 0, 1.0f), 0, false,
+               {3, 129}, seed + 89, stream);
+      // FP8 / NVFP4 weights (weight-only and W8A8) and relu2's NaN propagation: quant_cases.cpp
+      run_quant_cases(stream, seed + 200);
+      run_nan_cases(stream, seed + 300);
     }
     if (mode == "super" || mode == "all") {
       run_case("super-full", super_config(), 1, true, {1, 4, 16, 32}, seed + 99, stream);

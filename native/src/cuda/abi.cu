@@ -21,7 +21,7 @@ lmoe_status validate_cfg(const lmoe_config* c) {
     return set_error(LMOE_ERR_INVALID_ARGUMENT, "expert_intermediate_size %d <= 0", c->expert_intermediate_size);
   if (c->shared_intermediate_size < 0)
     return set_error(LMOE_ERR_INVALID_ARGUMENT, "shared_intermediate_size %d < 0", c->shared_intermediate_size);
-  if (c->activation != LMOE_ACT_RELU2 && c->activation != LMOE_ACT_SWIGLU)
+  if (c->activation != LMOE_ACT_RELU2 && c->activation != LMOE_ACT_SWIGLU && c->activation != LMOE_ACT_SILU)
     return set_error(LMOE_ERR_INVALID_ARGUMENT, "activation %d unknown", c->activation);
   if (c->scoring != LMOE_SCORING_SIGMOID && c->scoring != LMOE_SCORING_SOFTMAX)
     return set_error(LMOE_ERR_INVALID_ARGUMENT, "scoring %d unknown", c->scoring);
@@ -29,6 +29,70 @@ lmoe_status validate_cfg(const lmoe_config* c) {
     return set_error(LMOE_ERR_INVALID_ARGUMENT, "norm_topk_prob %d not 0/1", c->norm_topk_prob);
   if (!isfinite(c->routed_scaling_factor))
     return set_error(LMOE_ERR_INVALID_ARGUMENT, "routed_scaling_factor not finite");
+  // the GPU runs bf16 activations for both (W8A8 is chosen per matrix: lmoe_cuda_matrix)
+  if (c->precision != LMOE_PRECISION_EXACT && c->precision != LMOE_PRECISION_BF16)
+    return set_error(LMOE_ERR_INVALID_ARGUMENT, "precision %d unknown", c->precision);
+  return LMOE_OK;
+}
+
+const char* format_name(int f) {
+  switch (f) {
+    case LMOE_WFMT_F32: return "F32";
+    case LMOE_WFMT_BF16: return "BF16";
+    case LMOE_WFMT_FP8_E4M3: return "FP8_E4M3";
+    case LMOE_WFMT_NVFP4: return "NVFP4";
+    default: return "?";
+  }
+}
+
+bool aligned(const void* p, uintptr_t a) { return (reinterpret_cast<uintptr_t>(p) & (a - 1)) == 0; }
+
+// One matrix the step reads: present, a format this matrix may have, its scale pointers exactly
+// where the format wants them. Shapes of quantized layers: check_quantized_shapes.
+lmoe_status check_matrix(const char* name, const lmoe_cuda_matrix& m, bool router) {
+  if (!m.data) return set_error(LMOE_ERR_INVALID_ARGUMENT, "%s is NULL", name);
+  if (m.reserved != 0)
+    return set_error(LMOE_ERR_INVALID_ARGUMENT, "%s.reserved must be 0, got %d", name, m.reserved);
+  const int f = m.format;
+  if (f < LMOE_WFMT_F32 || f > LMOE_WFMT_NVFP4)
+    return set_error(LMOE_ERR_INVALID_ARGUMENT, "%s.format %d unknown", name, f);
+  if (router && f != LMOE_WFMT_BF16 && f != LMOE_WFMT_F32)
+    return set_error(LMOE_ERR_INVALID_ARGUMENT, "%s must be BF16 or F32, got %s", name, format_name(f));
+  if (!router && f == LMOE_WFMT_F32)
+    return set_error(LMOE_ERR_UNSUPPORTED, "%s is F32: the CUDA backend takes BF16, FP8_E4M3 or NVFP4 weights",
+                     name);
+  const bool quant = f == LMOE_WFMT_FP8_E4M3 || f == LMOE_WFMT_NVFP4;
+  if (quant != (m.scales != nullptr))
+    return set_error(LMOE_ERR_INVALID_ARGUMENT, quant ? "%s is %s but scales is NULL" : "%s is %s: scales must be NULL",
+                     name, format_name(f));
+  if ((f == LMOE_WFMT_NVFP4) != (m.block_scales != nullptr))
+    return set_error(LMOE_ERR_INVALID_ARGUMENT,
+                     f == LMOE_WFMT_NVFP4 ? "%s is %s but block_scales is NULL" : "%s is %s: block_scales must be NULL",
+                     name, format_name(f));
+  if (m.input_scales && f == LMOE_WFMT_NVFP4)
+    return set_error(LMOE_ERR_UNSUPPORTED, "%s is NVFP4 with input_scales: NVFP4 is weight-only on sm_90 "
+                     "(no FP4 tensor cores); pass input_scales NULL", name);
+  if (m.input_scales && !quant)
+    return set_error(LMOE_ERR_INVALID_ARGUMENT, "%s is %s: input_scales must be NULL", name, format_name(f));
+  if (quant) {
+    if (!aligned(m.data, 16) || (m.block_scales && !aligned(m.block_scales, 16)))
+      return set_error(LMOE_ERR_UNSUPPORTED, "%s is %s: data and block_scales must be 16-byte aligned", name,
+                       format_name(f));
+    if (!aligned(m.scales, 4) || (m.input_scales && !aligned(m.input_scales, 4)))
+      return set_error(LMOE_ERR_INVALID_ARGUMENT, "%s: scales / input_scales must be 4-byte aligned", name);
+  }
+  return LMOE_OK;
+}
+
+// A layer with quantized matrices: every dimension a multiple of 32 (the dequantizing kernels
+// read whole 16-byte rows and 16-row tiles; NVFP4 blocks of 16 never straddle a lane's chunk).
+lmoe_status check_quantized_shapes(const lmoe_config* c, const char* name) {
+  const int dims[4] = {c->hidden_size, expert_width(c), c->expert_intermediate_size, c->shared_intermediate_size};
+  const char* names[4] = {"hidden_size", "expert width", "expert_intermediate_size", "shared_intermediate_size"};
+  for (int i = 0; i < 4; ++i)
+    if (dims[i] % 32)
+      return set_error(LMOE_ERR_UNSUPPORTED, "%s is quantized: %s %d must be a multiple of 32", name, names[i],
+                       dims[i]);
   return LMOE_OK;
 }
 
@@ -37,32 +101,42 @@ enum Need { NEED_ROUTER = 1, NEED_DISPATCH = 2, NEED_EXPERTS = 4, NEED_COMBINE =
 lmoe_status validate(const lmoe_config* c, const lmoe_cuda_weights* w, int need) {
   LMOE_TRY(validate_cfg(c));
   if (!w) return set_error(LMOE_ERR_INVALID_ARGUMENT, "weights is NULL");
-  if (w->weight_dtype != LMOE_DTYPE_BF16)
-    return set_error(w->weight_dtype == LMOE_DTYPE_F32 ? LMOE_ERR_UNSUPPORTED : LMOE_ERR_INVALID_ARGUMENT,
-                     "weight_dtype %d: the CUDA backend takes bf16 weights only", w->weight_dtype);
   const bool latent = c->latent_size > 0, swiglu = c->activation == LMOE_ACT_SWIGLU;
   const bool shared = c->shared_intermediate_size > 0;
-  if (need & NEED_ROUTER) {
-    if (w->gate_dtype != LMOE_DTYPE_BF16 && w->gate_dtype != LMOE_DTYPE_F32)
-      return set_error(LMOE_ERR_INVALID_ARGUMENT, "gate_dtype %d not BF16/F32", w->gate_dtype);
-    if (!w->gate) return set_error(LMOE_ERR_INVALID_ARGUMENT, "gate is NULL");
-  }
-  if ((need & NEED_DISPATCH) && latent && !w->latent_down)
-    return set_error(LMOE_ERR_INVALID_ARGUMENT, "latent_down is NULL with latent_size > 0");
+  struct Used { const char* name; const lmoe_cuda_matrix* m; };
+  Used used[10];
+  int n = 0;
+  if (need & NEED_ROUTER) LMOE_TRY(check_matrix("gate", w->gate, true));
+  if ((need & NEED_DISPATCH) && latent) used[n++] = {"latent_down", &w->latent_down};
   if (need & NEED_EXPERTS) {
-    if (!w->expert_up || !w->expert_down)
-      return set_error(LMOE_ERR_INVALID_ARGUMENT, "expert_up/expert_down is NULL");
-    if (swiglu && !w->expert_gate)
-      return set_error(LMOE_ERR_INVALID_ARGUMENT, "expert_gate is NULL with SwiGLU");
+    used[n++] = {"expert_up", &w->expert_up};
+    used[n++] = {"expert_down", &w->expert_down};
+    if (swiglu) used[n++] = {"expert_gate", &w->expert_gate};
   }
   if (need & NEED_COMBINE) {
-    if (latent && !w->latent_up)
-      return set_error(LMOE_ERR_INVALID_ARGUMENT, "latent_up is NULL with latent_size > 0");
-    if (shared && (!w->shared_up || !w->shared_down))
-      return set_error(LMOE_ERR_INVALID_ARGUMENT, "shared_up/shared_down is NULL with a shared expert");
-    if (shared && swiglu && !w->shared_gate)
-      return set_error(LMOE_ERR_INVALID_ARGUMENT, "shared_gate is NULL with SwiGLU");
+    if (latent) used[n++] = {"latent_up", &w->latent_up};
+    if (shared) {
+      used[n++] = {"shared_up", &w->shared_up};
+      used[n++] = {"shared_down", &w->shared_down};
+      if (swiglu) used[n++] = {"shared_gate", &w->shared_gate};
+    }
   }
+  for (int i = 0; i < n; ++i) LMOE_TRY(check_matrix(used[i].name, *used[i].m, false));
+  for (int i = 0; i < n; ++i)
+    if (is_quantized(*used[i].m)) LMOE_TRY(check_quantized_shapes(c, used[i].name));
+  return LMOE_OK;
+}
+
+// FP8 / NVFP4 layers: the dequantizing kernels read the activations as 16-byte vectors.
+struct NamedPtr {
+  const void* p;
+  const char* name;
+};
+lmoe_status check_quant_ptrs(const lmoe_cuda_weights* w, std::initializer_list<NamedPtr> ptrs) {
+  if (all_bf16(w)) return LMOE_OK;
+  for (const NamedPtr& q : ptrs)
+    if (!aligned16(q.p))
+      return set_error(LMOE_ERR_UNSUPPORTED, "%s must be 16-byte aligned with FP8 / NVFP4 weights", q.name);
   return LMOE_OK;
 }
 
@@ -163,6 +237,7 @@ LMOE_CUDA_API lmoe_status lmoe_cuda_dispatch(const lmoe_config* cfg, const lmoe_
     LMOE_TRY(need_ptr(topk_ids, "topk_ids"));
     LMOE_TRY(need_ptr(sorted_row_of_slot, "sorted_row_of_slot"));
     LMOE_TRY(need_ptr(latent_sorted, "latent_sorted"));
+    LMOE_TRY(check_quant_ptrs(w, {{x, "x"}, {latent_sorted, "latent_sorted"}}));
   }
   LMOE_TRY(check_ws(ws, ws_bytes, dispatch_ws(cfg, T), "dispatch"));
   return dispatch_step(tuning(), cfg, w, static_cast<const bf16*>(x), T, topk_ids, expert_offsets,
@@ -180,6 +255,7 @@ LMOE_CUDA_API lmoe_status lmoe_cuda_experts(const lmoe_config* cfg, const lmoe_c
   LMOE_TRY(need_ptr(expert_offsets, "expert_offsets"));
   LMOE_TRY(need_ptr(latent_sorted, "latent_sorted"));
   LMOE_TRY(need_ptr(expert_out_sorted, "expert_out_sorted"));
+  LMOE_TRY(check_quant_ptrs(w, {{latent_sorted, "latent_sorted"}, {expert_out_sorted, "expert_out_sorted"}}));
   LMOE_TRY(check_ws(ws, ws_bytes, experts_ws(cfg, T), "experts"));
   return experts_step(tuning(), cfg, w, T, expert_offsets, static_cast<const bf16*>(latent_sorted),
                       static_cast<bf16*>(expert_out_sorted), ws, ws_bytes, STREAM(stream));
@@ -199,6 +275,7 @@ LMOE_CUDA_API lmoe_status lmoe_cuda_combine(const lmoe_config* cfg, const lmoe_c
   LMOE_TRY(need_ptr(sorted_row_of_slot, "sorted_row_of_slot"));
   LMOE_TRY(need_ptr(expert_out_sorted, "expert_out_sorted"));
   LMOE_TRY(need_ptr(out, "out"));
+  LMOE_TRY(check_quant_ptrs(w, {{x, "x"}, {out, "out"}, {expert_out_sorted, "expert_out_sorted"}}));
   LMOE_TRY(check_ws(ws, ws_bytes, combine_ws(cfg, T), "combine"));
   return combine_step(tuning(), cfg, w, static_cast<const bf16*>(x), T, topk_weights, sorted_row_of_slot,
                       static_cast<const bf16*>(expert_out_sorted), ws, static_cast<bf16*>(out),
@@ -217,6 +294,7 @@ LMOE_CUDA_API lmoe_status lmoe_cuda_forward(const lmoe_config* cfg, const lmoe_c
   LMOE_TRY(need_ptr(topk_ids, "topk_ids"));
   LMOE_TRY(need_ptr(topk_weights, "topk_weights"));
   LMOE_TRY(need_ptr(out, "out"));
+  LMOE_TRY(check_quant_ptrs(w, {{x, "x"}, {out, "out"}}));
   const Tuning tn = tuning();
   LMOE_TRY(check_ws(ws, ws_bytes, forward_ws(tn, cfg, T), "forward"));
   return forward_step(tn, cfg, w, static_cast<const bf16*>(x), T, topk_ids, topk_weights, ws,

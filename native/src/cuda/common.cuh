@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <initializer_list>
+
 #include "latentmoe_cuda.h"
 
 #define LMOE_CUDA_API extern "C" __attribute__((visibility("default")))
@@ -52,6 +54,35 @@ inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 
 // The expert width w: latent_size for a LatentMoE, hidden_size for a standard MoE.
 inline int expert_width(const lmoe_config* c) {
   return c->latent_size > 0 ? c->latent_size : c->hidden_size;
+}
+
+// Epilogue activations of the GEMMs: none, relu2, non-gated SiLU (SwiGLU: two ACT_NONE GEMMs and
+// the swiglu kernel).
+enum Act { ACT_NONE = 0, ACT_RELU2 = 1, ACT_SILU = 2 };
+
+// ---- weight matrices (lmoe_cuda_matrix)
+inline bool present(const lmoe_cuda_matrix& m) { return m.data != nullptr; }
+inline bool is_bf16(const lmoe_cuda_matrix& m) { return m.format == LMOE_WFMT_BF16; }
+inline bool is_quantized(const lmoe_cuda_matrix& m) {
+  return m.format == LMOE_WFMT_FP8_E4M3 || m.format == LMOE_WFMT_NVFP4;
+}
+// FP8 with input scales: the caller chose W8A8 for this matrix.
+inline bool is_w8a8(const lmoe_cuda_matrix& m) {
+  return m.format == LMOE_WFMT_FP8_E4M3 && m.input_scales != nullptr;
+}
+inline const bf16* bf16_data(const lmoe_cuda_matrix& m) { return static_cast<const bf16*>(m.data); }
+// Every present non-gate matrix BF16: the layer the kernels ran before ABI v3.
+inline bool all_bf16(const lmoe_cuda_weights* w) {
+  for (const lmoe_cuda_matrix* m : {&w->latent_down, &w->latent_up, &w->expert_up, &w->expert_gate,
+                                    &w->expert_down, &w->shared_up, &w->shared_gate, &w->shared_down})
+    if (present(*m) && !is_bf16(*m)) return false;
+  return true;
+}
+inline bool any_w8a8(const lmoe_cuda_weights* w) {
+  for (const lmoe_cuda_matrix* m : {&w->latent_down, &w->latent_up, &w->expert_up, &w->expert_gate,
+                                    &w->expert_down, &w->shared_up, &w->shared_gate, &w->shared_down})
+    if (present(*m) && is_w8a8(*m)) return true;
+  return false;
 }
 
 }  // namespace lmoe_cuda

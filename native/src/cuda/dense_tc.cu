@@ -1,9 +1,11 @@
 // dense_tc.cu - the dense projections as one-group CUTLASS GEMMs on the tensor cores (layer.cuh),
-// and the tile choice per token bucket shared with the experts.
+// the tile choice per token bucket shared with the experts, and dense_proj (any weight format).
+#include <algorithm>
 #include <climits>
 #include <mutex>
 
 #include "layer.cuh"
+#include "simt.cuh"
 
 namespace lmoe_cuda {
 
@@ -81,6 +83,62 @@ lmoe_status dense_tc_gemm(const DenseTc& d, bool relu2_act, const bf16* A, const
   a.stream = s;
   a.tile = d.tile;
   return relu2_act ? grouped_gemm_relu2(a) : grouped_gemm_identity(a);
+}
+
+// ---------------------------------------------------------------- dense projections
+int64_t dense_proj_ws(const lmoe_config* c, int64_t T) {
+  const int64_t kmax = std::max<int64_t>({c->hidden_size, expert_width(c), c->shared_intermediate_size});
+  const int64_t q = mat_gemm_ws(1, T, kmax);
+  const int64_t t = T >= kDenseTcMinT ? dense_tc_ws() - aup(2 * 4) : 0;
+  return aup(2 * 4) + std::max(q, t);
+}
+
+__global__ void offsets2_kernel(int32_t* o, int rows) {
+  o[0] = 0;
+  o[1] = rows;
+}
+
+lmoe_status dense_proj_setup(const Tuning& tn, DenseProj& p, void* region, const lmoe_config* c,
+                             int64_t T, bool tc_ok, cudaStream_t s) {
+  p.T = T;
+  p.tc_ok = tc_ok && T >= kDenseTcMinT;
+  p.offs = static_cast<int32_t*>(region);
+  if (p.tc_ok) {
+    LMOE_TRY(dense_tc_setup(tn, p.tc, region, T, s));  // the same {0, T} at the region's start
+  } else {
+    offsets2_kernel<<<1, 1, 0, s>>>(p.offs, int(T));
+    LMOE_CU_LAUNCH("offsets2");
+  }
+  p.qws = static_cast<char*>(region) + aup(2 * 4);
+  p.qws_bytes = dense_proj_ws(c, T) - aup(2 * 4);
+  return LMOE_OK;
+}
+
+lmoe_status dense_proj(const Tuning& tn, const DenseProj& p, const lmoe_cuda_matrix& B, const bf16* A,
+                       int k, bf16* D, int n, int act, cudaStream_t s) {
+  if (is_quantized(B)) {
+    MatGemm g{};
+    g.B = &B;
+    g.G = 1;
+    g.offsets = p.offs;
+    g.rows = p.T;
+    g.A = A;
+    g.k = k;
+    g.D = D;
+    g.n = n;
+    g.act = act;
+    return mat_gemm(tn, g, p.qws, p.qws_bytes, s);
+  }
+  if (p.tc_ok) {
+    LMOE_TRY(dense_tc_gemm(p.tc, act == ACT_RELU2, A, bf16_data(B), D, n, k, s));
+    return act == ACT_SILU ? silu_inplace(D, p.T * n, s) : LMOE_OK;
+  }
+  const int T = int(p.T);
+  switch (act) {
+    case ACT_RELU2: return gemm_nt(A, k, bf16_data(B), k, T, n, k, EpiStore<bf16, ACT_RELU2>{D, n}, s);
+    case ACT_SILU: return gemm_nt(A, k, bf16_data(B), k, T, n, k, EpiStore<bf16, ACT_SILU>{D, n}, s);
+    default: return gemm_nt(A, k, bf16_data(B), k, T, n, k, EpiStore<bf16, ACT_NONE>{D, n}, s);
+  }
 }
 
 }  // namespace lmoe_cuda

@@ -1,5 +1,7 @@
 // dispatch.cu - down-projection + dispatch: a stable counting sort of the T*K slots by expert on
 // the device, then z = x W_down^T (tensor cores or SIMT) or x itself written to the sorted rows.
+#include <algorithm>
+
 #include "layer.cuh"
 #include "simt.cuh"
 
@@ -108,8 +110,10 @@ __global__ void scatter_rows_kernel(const bf16* __restrict__ z, int64_t slots, i
 int64_t dispatch_ws(const lmoe_config* c, int64_t T) {
   int64_t nch = nchunks(T * c->top_k);
   int64_t b = 2 * aup(nch * c->num_experts * 4);
-  if (c->latent_size > 0 && T >= kDenseTcMinT)  // z [T, w] + tensor-core GEMM
-    b += aup(T * expert_width(c) * 2) + dense_tc_ws();
+  if (c->latent_size > 0) {  // z [T, w] + tensor-core GEMM (T >= kDenseTcMinT) or dense_proj
+    const int64_t tc = T >= kDenseTcMinT ? dense_tc_ws() : 0;
+    b += aup(T * expert_width(c) * 2) + std::max(tc, dense_proj_ws(c, T));
+  }
   return b;
 }
 
@@ -133,19 +137,27 @@ lmoe_status dispatch_step(const Tuning& tn, const lmoe_config* c, const lmoe_cud
   LMOE_CU_LAUNCH("dispatch_scan");
   dispatch_place_kernel<<<unsigned(nch), 256, 0, s>>>(ids, slots, N, base, sorted_row_of_slot);
   LMOE_CU_LAUNCH("dispatch_place");
-  if (c->latent_size > 0 &&
-      dense_tc_ok(tn, T, {x, w->latent_down, latent_sorted}, {int64_t(d), int64_t(W)})) {
+  if (c->latent_size > 0 && is_quantized(w->latent_down)) {
+    // FP8 / NVFP4 W_down: z = x W_down^T on the dequantizing kernels (qgemm.cu), then scattered.
+    bf16* z = cv.take<bf16>(T * W);
+    DenseProj dp;
+    LMOE_TRY(dense_proj_setup(tn, dp, cv.take<char>(dense_proj_ws(c, T)), c, T, false, s));
+    LMOE_TRY(dense_proj(tn, dp, w->latent_down, x, d, z, W, ACT_NONE, s));
+    scatter_rows_kernel<<<unsigned(slots), 128, 0, s>>>(z, slots, K, W, sorted_row_of_slot, latent_sorted);
+    LMOE_CU_LAUNCH("scatter_rows");
+  } else if (c->latent_size > 0 &&
+      dense_tc_ok(tn, T, {x, w->latent_down.data, latent_sorted}, {int64_t(d), int64_t(W)})) {
     // z = x W_down^T on the tensor cores, then each row copied to its K sorted rows.
     bf16* z = cv.take<bf16>(T * W);
     DenseTc tc;
     LMOE_TRY(dense_tc_setup(tn, tc, cv.take<char>(dense_tc_ws()), T, s));
-    LMOE_TRY(dense_tc_gemm(tc, false, x, static_cast<const bf16*>(w->latent_down), z, W, d, s));
+    LMOE_TRY(dense_tc_gemm(tc, false, x, bf16_data(w->latent_down), z, W, d, s));
     scatter_rows_kernel<<<unsigned(slots), 128, 0, s>>>(z, slots, K, W, sorted_row_of_slot, latent_sorted);
     LMOE_CU_LAUNCH("scatter_rows");
   } else if (c->latent_size > 0) {
     // z = x W_down^T once per token, each row written to its K sorted rows.
     EpiScatter epi{latent_sorted, W, sorted_row_of_slot, K};
-    LMOE_TRY(gemm_nt(x, d, static_cast<const bf16*>(w->latent_down), d, int(T), W, d, epi, s));
+    LMOE_TRY(gemm_nt(x, d, bf16_data(w->latent_down), d, int(T), W, d, epi, s));
   } else {
     gather_rows_kernel<<<unsigned(slots), 256, 0, s>>>(x, slots, K, d, sorted_row_of_slot, latent_sorted);
     LMOE_CU_LAUNCH("gather_rows");

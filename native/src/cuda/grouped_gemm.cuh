@@ -28,12 +28,12 @@ namespace gg {
 
 using namespace cute;
 
-// relu(v)^2 as an epilogue activation (NaN -> 0, like max(v, 0)).
+// relu(v)^2 as an epilogue activation; NaN propagates as in torch (v < 0 ? 0 : v keeps it).
 template <class T>
 struct ReluSquared {
   static const bool kIsHeavy = false;
   CUTLASS_HOST_DEVICE T operator()(T const& v) const {
-    T r = v > T(0) ? v : T(0);
+    T r = v < T(0) ? T(0) : v;
     return r * r;
   }
 };
@@ -58,6 +58,8 @@ using LayoutA = cutlass::layout::RowMajor;
 using LayoutB = cutlass::layout::ColumnMajor;
 using LayoutD = cutlass::layout::RowMajor;
 constexpr int kAlign = 8;  // 16 bytes of bf16
+// FP8 W8A8 (grouped_gemm_fp8_*.cu): e4m3 operands, 16 of them per 16 bytes.
+using ElementFp8 = cutlass::float_e4m3_t;
 
 
 // Tile configurations, chosen per token bucket (experts.cu, dense_tc.cu): a 128x128 tile for few rows per
@@ -85,9 +87,20 @@ struct TileN192 {
 };
 // (A 64x256 ping-pong tile for FC1 ran at 387 TFLOP/s against 521 for TileWide at T = 8192 on
 // an H200: bench/results/gpu/2026-11-26-bundle-h200-run4/tune.txt.)
+// FP8 (W8A8): 128x128 with a K tile of 128 bytes, cooperative; the FP8 mainloop of the non-fast-
+// accumulation schedule promotes the tensor-core partial sums into f32 registers periodically.
+struct TileFp8 {
+  using TileShape = Shape<_128, _128, _128>;
+  using ClusterShape = Shape<_1, _1, _1>;
+  using KernelSchedule = cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative;
+  using EpilogueSchedule = cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative;
+};
 
-template <class FusionOp, class Tile>
+// EA / EB: the operand types (bf16, or e4m3 for W8A8); D is bf16 either way.
+template <class FusionOp, class Tile, class EA = ElementA, class EB = ElementB>
 struct GemmFor {
+  static constexpr int kAlignA = 128 / cutlass::sizeof_bits<EA>::value;
+  static constexpr int kAlignB = 128 / cutlass::sizeof_bits<EB>::value;
   using TileShape = typename Tile::TileShape;
   using ClusterShape = typename Tile::ClusterShape;
   using KernelSchedule = typename Tile::KernelSchedule;
@@ -101,7 +114,7 @@ struct GemmFor {
 
   using CollectiveMainloop = typename cutlass::gemm::collective::CollectiveBuilder<
       cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp,
-      ElementA, LayoutA*, kAlign, ElementB, LayoutB*, kAlign, ElementAcc,
+      EA, LayoutA*, kAlignA, EB, LayoutB*, kAlignB, ElementAcc,
       TileShape, ClusterShape,
       cutlass::gemm::collective::StageCountAutoCarveout<
           static_cast<int>(sizeof(typename CollectiveEpilogue::SharedStorage))>,
@@ -115,6 +128,8 @@ struct GemmFor {
 // Device-side per-group arrays, carved from the workspace front.
 template <class Gemm>
 struct GroupArrays {
+  using ElementA = typename Gemm::ElementA;
+  using ElementB = typename Gemm::ElementB;
   using StrideA = typename Gemm::GemmKernel::InternalStrideA;
   using StrideB = typename Gemm::GemmKernel::InternalStrideB;
   using StrideD = typename Gemm::GemmKernel::InternalStrideD;
@@ -154,7 +169,8 @@ struct GroupArrays {
 
 template <class Gemm>
 __global__ void setup_kernel(GroupArrays<Gemm> arr, int g, const int32_t* __restrict__ offsets,
-                             const ElementA* A, const ElementB* B, ElementD* D, int n, int k) {
+                             const typename Gemm::ElementA* A, const typename Gemm::ElementB* B,
+                             ElementD* D, int n, int k) {
   using GA = GroupArrays<Gemm>;
   int e = blockIdx.x * blockDim.x + threadIdx.x;
   if (e >= g) return;
@@ -169,9 +185,11 @@ __global__ void setup_kernel(GroupArrays<Gemm> arr, int g, const int32_t* __rest
   arr.stride_d[e] = cutlass::make_cute_packed_stride(typename GA::StrideD{}, make_shape(rows, n, 1));
 }
 
+// alpha: NULL (1), or a device array [g] of per-group factors (W8A8: input x weight scale), read
+// by the epilogue as alpha_ptr[group * dAlpha_L].
 template <class Gemm>
 typename Gemm::Arguments make_arguments(const GroupArrays<Gemm>& arr, int g, int device,
-                                        int sm_count) {
+                                        int sm_count, const float* alpha = nullptr) {
   cutlass::KernelHardwareInfo hw;
   hw.device_id = device;
   hw.sm_count = sm_count;
@@ -179,11 +197,11 @@ typename Gemm::Arguments make_arguments(const GroupArrays<Gemm>& arr, int g, int
   decltype(args.epilogue.thread) fusion{};
   fusion.alpha = 1.0f;
   fusion.beta = 0.0f;
-  fusion.alpha_ptr = nullptr;
+  fusion.alpha_ptr = alpha;
   fusion.beta_ptr = nullptr;
   fusion.alpha_ptr_array = nullptr;
   fusion.beta_ptr_array = nullptr;
-  fusion.dAlpha = {_0{}, _0{}, 0};
+  fusion.dAlpha = {_0{}, _0{}, alpha ? 1 : 0};
   fusion.dBeta = {_0{}, _0{}, 0};
   args = typename Gemm::Arguments{
       cutlass::gemm::GemmUniversalMode::kGrouped,
@@ -212,11 +230,11 @@ lmoe_status run(const GroupedGemmArgs& a, const char* name) {
   GroupArrays<Gemm> arr = GroupArrays<Gemm>::carve(a.workspace, a.num_groups);
   const int threads = 128;
   setup_kernel<Gemm><<<(a.num_groups + threads - 1) / threads, threads, 0, a.stream>>>(
-      arr, a.num_groups, a.offsets, reinterpret_cast<const ElementA*>(a.A),
-      reinterpret_cast<const ElementB*>(a.B), reinterpret_cast<ElementD*>(a.D), a.n, a.k);
+      arr, a.num_groups, a.offsets, reinterpret_cast<const typename Gemm::ElementA*>(a.A),
+      reinterpret_cast<const typename Gemm::ElementB*>(a.B), reinterpret_cast<ElementD*>(a.D), a.n, a.k);
   LMOE_CU_LAUNCH("grouped gemm setup");
 
-  typename Gemm::Arguments args = make_arguments<Gemm>(arr, a.num_groups, a.device, a.sm_count);
+  typename Gemm::Arguments args = make_arguments<Gemm>(arr, a.num_groups, a.device, a.sm_count, a.alpha);
   Gemm gemm;
   cutlass::Status st = gemm.can_implement(args);
   if (st != cutlass::Status::kSuccess)

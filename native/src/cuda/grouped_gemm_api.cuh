@@ -9,13 +9,14 @@
 namespace lmoe_cuda {
 
 // Per expert e (group), rows r in [offsets[e], offsets[e+1]):
-//   D[r, :n] = epilogue( A[r, :k] . B_e^T ),  B_e = B + e*n*k, a row-major [n, k] matrix.
-// A row-major [rows, k], D row-major [rows, n]. Everything bf16, f32 accumulation.
+//   D[r, :n] = epilogue( alpha[e] * A[r, :k] . B_e^T ),  B_e = B + e*n*k, a row-major [n, k] matrix.
+// A row-major [rows, k], D row-major [rows, n]. A and B bf16 (e4m3 for the FP8 kernels), D bf16,
+// f32 accumulation.
 struct GroupedGemmArgs {
   int num_groups;
   const int32_t* offsets;  // device [num_groups + 1]
-  const bf16* A;
-  const bf16* B;
+  const void* A;
+  const void* B;
   bf16* D;
   int n;
   int k;
@@ -24,7 +25,8 @@ struct GroupedGemmArgs {
   void* workspace;  // device, grouped_gemm_workspace_bytes(...) bytes, 256-aligned
   size_t workspace_bytes;
   cudaStream_t stream;
-  int tile;  // GgTile
+  int tile;            // GgTile (the FP8 kernels have one tile)
+  const float* alpha;  // device [num_groups], or NULL (1); the FP8 kernels only
 };
 // CUTLASS tile of a grouped GEMM (grouped_gemm.cuh).
 enum GgTile {
@@ -43,6 +45,15 @@ lmoe_status gg_relu2_wide(const GroupedGemmArgs& a);
 lmoe_status gg_relu2_n192(const GroupedGemmArgs& a);
 lmoe_status gg_identity_narrow(const GroupedGemmArgs& a);
 lmoe_status gg_identity_wide(const GroupedGemmArgs& a);
+// W8A8: e4m3 A and B, D = relu2(alpha * acc) (FC1) or alpha * acc; grouped_gemm_fp8_*.cu
+size_t gg_fp8_relu2_ws(int num_groups, int sm_count);
+size_t gg_fp8_identity_ws(int num_groups, int sm_count);
+lmoe_status gg_fp8_relu2(const GroupedGemmArgs& a);
+lmoe_status gg_fp8_identity(const GroupedGemmArgs& a);
+inline size_t grouped_gemm_fp8_workspace_bytes(int num_groups, int sm_count) {
+  const size_t a = gg_fp8_relu2_ws(num_groups, sm_count), b = gg_fp8_identity_ws(num_groups, sm_count);
+  return a > b ? a : b;
+}
 
 // Workspace for either tile.
 inline size_t grouped_gemm_relu2_workspace_bytes(int num_groups, int sm_count) {

@@ -88,6 +88,51 @@ lmoe_status dense_tc_setup(const Tuning& tn, DenseTc& d, void* region, int64_t T
 lmoe_status dense_tc_gemm(const DenseTc& d, bool relu2_act, const bf16* A, const bf16* B,
                           bf16* D, int n, int k, cudaStream_t s);
 
+// ---------------------------------------------------------------- qgemm.cu
+// The sorted path's products with FP8 / NVFP4 weights, group g (an expert, or the one group
+// {0, T} of a dense projection) covering rows [offsets[g], offsets[g+1]) of A [rows, k] bf16:
+//   D[r, :n] = act(A[r, :k] . B_g^T) in bf16, B_g dequantized with its scale (lmoe_cuda_matrix).
+// Weight-only: a tensor-core kernel that dequantizes the weights in registers (decode/quant.cuh:
+// 16 weight rows x 32 rows of A per block, the k range split over the warps, summed in warp order).
+// W8A8 (B has input scales): A quantized to e4m3 with the group's input scale into a scratch of at
+// most kW8A8ChunkRows rows at a time, then CUTLASS's FP8 grouped GEMM (alpha = input x weight
+// scale) where shapes, pointers and the knobs allow it, else the dequantizing kernel on the e4m3
+// rows. act: ACT_NONE, ACT_RELU2, ACT_SILU (simt.cuh's Act). A, D 16-byte aligned, k, n
+// multiples of 32 (abi.cu checks).
+constexpr int64_t kW8A8ChunkRows = 16384;
+struct MatGemm {
+  const lmoe_cuda_matrix* B;
+  int G;                   // groups: B holds G matrices [n, k]
+  const int32_t* offsets;  // device [G + 1]
+  int64_t rows;            // host: offsets[G] (T*K for the experts, T for a dense projection)
+  const bf16* A;
+  int k;
+  bf16* D;
+  int n;
+  int act;
+};
+// Scratch bytes of mat_gemm for G groups, up to `rows` rows and k <= k_max.
+int64_t mat_gemm_ws(int G, int64_t rows, int64_t k_max);
+lmoe_status mat_gemm(const Tuning& tn, const MatGemm& g, void* ws, int64_t ws_bytes, cudaStream_t s);
+
+// Dense projections of the flows that are not all-BF16 relu2 (FP8 / NVFP4 matrices, SiLU):
+// D[T, n] = act(A[T, k] . B^T) bf16 for a matrix of any format: mat_gemm for FP8 / NVFP4, the
+// CUTLASS kernels (dense_tc) for BF16 where they apply, else the SIMT GEMM.
+struct DenseProj {
+  DenseTc tc;
+  bool tc_ok;
+  int32_t* offs;  // {0, T}
+  void* qws;      // mat_gemm scratch (shares its bytes with the CUTLASS workspace: stream order)
+  int64_t qws_bytes;
+  int64_t T;
+};
+// Region bytes for dense_proj_setup (256-aligned).
+int64_t dense_proj_ws(const lmoe_config* c, int64_t T);
+lmoe_status dense_proj_setup(const Tuning& tn, DenseProj& p, void* region, const lmoe_config* c,
+                             int64_t T, bool tc_ok, cudaStream_t s);
+lmoe_status dense_proj(const Tuning& tn, const DenseProj& p, const lmoe_cuda_matrix& B, const bf16* A,
+                       int k, bf16* D, int n, int act, cudaStream_t s);
+
 // ---------------------------------------------------------------- the steps
 // Each: its workspace bytes, and the step on validated arguments with a workspace of that size.
 int64_t router_ws(const lmoe_config* c, int64_t T);

@@ -28,9 +28,9 @@ lmoe_status router_logits_stage(const lmoe_config* c, const lmoe_cuda_weights* w
   const int N = c->num_experts, d = c->hidden_size;
   if (gemv_router_ok(c, w, x, T)) return gemv_router_logits(c, w, x, T, logits, s);
   EpiStore<float, ACT_NONE> epi{logits, N};
-  if (w->gate_dtype == LMOE_DTYPE_F32)
-    return gemm_nt(x, d, static_cast<const float*>(w->gate), d, int(T), N, d, epi, s);
-  return gemm_nt(x, d, static_cast<const bf16*>(w->gate), d, int(T), N, d, epi, s);
+  if (w->gate.format == LMOE_WFMT_F32)
+    return gemm_nt(x, d, static_cast<const float*>(w->gate.data), d, int(T), N, d, epi, s);
+  return gemm_nt(x, d, bf16_data(w->gate), d, int(T), N, d, epi, s);
 }
 
 // Router logits into the workspace [T, N] f32, then top-K.

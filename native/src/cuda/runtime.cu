@@ -5,6 +5,8 @@
 
 #include <mutex>
 
+#include <cuda_fp8.h>
+
 #include "common.cuh"
 
 namespace lmoe_cuda {
@@ -64,6 +66,21 @@ __device__ __forceinline__ uint64_t mix64(uint64_t z) {
   return z ^ (z >> 31);
 }
 
+// T(v); U8: floor(v) clamped to 0..255; F8_E4M3: rounded to nearest, saturated to +-448.
+template <class T>
+__device__ __forceinline__ T fill_value(float v) { return T(v); }
+template <>
+__device__ __forceinline__ uint8_t fill_value<uint8_t>(float v) {
+  const float f = floorf(v);
+  return uint8_t(f < 0.f ? 0.f : f > 255.f ? 255.f : f);
+}
+template <>
+__device__ __forceinline__ __nv_fp8_e4m3 fill_value<__nv_fp8_e4m3>(float v) {
+  __nv_fp8_e4m3 r;
+  r.__x = __nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3);
+  return r;
+}
+
 template <class T>
 __global__ void fill_kernel(T* dst, int64_t count, uint64_t seed, float lo, float hi) {
   int64_t stride = int64_t(gridDim.x) * blockDim.x;
@@ -72,7 +89,7 @@ __global__ void fill_kernel(T* dst, int64_t count, uint64_t seed, float lo, floa
     float u = float(h >> 40) * (1.0f / 16777216.0f);  // [0,1)
     float v = lo + (hi - lo) * u;
     if (v >= hi) v = lo;
-    dst[i] = T(v);
+    dst[i] = fill_value<T>(v);
   }
 }
 
@@ -274,6 +291,10 @@ LMOE_CUDA_API lmoe_status lmoe_cuda_fill_uniform(void* dst, int32_t dtype, int64
     case LMOE_DTYPE_F32: fill_kernel<float><<<blocks, 256, 0, s>>>((float*)dst, count, seed, lo, hi); break;
     case LMOE_DTYPE_BF16: fill_kernel<__nv_bfloat16><<<blocks, 256, 0, s>>>((__nv_bfloat16*)dst, count, seed, lo, hi); break;
     case LMOE_DTYPE_F16: fill_kernel<__half><<<blocks, 256, 0, s>>>((__half*)dst, count, seed, lo, hi); break;
+    case LMOE_DTYPE_F8_E4M3:
+      fill_kernel<__nv_fp8_e4m3><<<blocks, 256, 0, s>>>((__nv_fp8_e4m3*)dst, count, seed, lo, hi);
+      break;
+    case LMOE_DTYPE_U8: fill_kernel<uint8_t><<<blocks, 256, 0, s>>>((uint8_t*)dst, count, seed, lo, hi); break;
     default: return set_error(LMOE_ERR_UNSUPPORTED, "fill_uniform: dtype %d", dtype);
   }
   LMOE_CU_LAUNCH("fill_uniform");

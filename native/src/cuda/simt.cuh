@@ -15,13 +15,17 @@ template <class T> __device__ __forceinline__ T from_f(float v);
 template <> __device__ __forceinline__ float from_f<float>(float v) { return v; }
 template <> __device__ __forceinline__ bf16 from_f<bf16>(float v) { return __float2bfloat16_rn(v); }
 
+// relu(v)^2; NaN propagates as in torch (v < 0 ? 0 : v keeps it, v > 0 ? v : 0 would not).
 __device__ __forceinline__ float relu2(float v) {
-  float r = v > 0.f ? v : 0.f;
+  float r = v < 0.f ? 0.f : v;
   return r * r;
 }
 __device__ __forceinline__ float silu(float v) { return v / (1.0f + expf(-v)); }
 
-enum Act { ACT_NONE = 0, ACT_RELU2 = 1 };
+template <int ACT>  // Act (common.cuh)
+__device__ __forceinline__ float apply_act(float v) {
+  return ACT == ACT_RELU2 ? relu2(v) : ACT == ACT_SILU ? silu(v) : v;
+}
 
 // out[row*ldo + col] = act(v)
 template <class OutT, int ACT>
@@ -29,7 +33,7 @@ struct EpiStore {
   OutT* out;
   int64_t ldo;
   __device__ __forceinline__ void operator()(int row, int col, float v) const {
-    if (ACT == ACT_RELU2) v = relu2(v);
+    v = apply_act<ACT>(v);
     out[int64_t(row) * ldo + col] = from_f<OutT>(v);
   }
 };
@@ -163,6 +167,22 @@ lmoe_status swiglu(T* g, const T* u, int64_t count, cudaStream_t s) {
   int64_t b = (count + 255) / 256;
   swiglu_kernel<T><<<unsigned(b < 65536 ? b : 65536), 256, 0, s>>>(g, u, count);
   LMOE_CU_LAUNCH("swiglu");
+  return LMOE_OK;
+}
+
+// h = silu(h) in place (the non-gated SiLU after an identity GEMM). count elements.
+template <class T>
+__global__ void silu_kernel(T* __restrict__ h, int64_t count) {
+  int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride)
+    h[i] = from_f<T>(silu(to_f(h[i])));
+}
+template <class T>
+lmoe_status silu_inplace(T* h, int64_t count, cudaStream_t s) {
+  if (count == 0) return LMOE_OK;
+  int64_t b = (count + 255) / 256;
+  silu_kernel<T><<<unsigned(b < 65536 ? b : 65536), 256, 0, s>>>(h, count);
+  LMOE_CU_LAUNCH("silu");
   return LMOE_OK;
 }
 

@@ -146,12 +146,15 @@ DecLayout dec_layout(const Tuning& tn, const lmoe_config* c, int64_t T, int sm) 
 }
 
 // tok_chunk: 16 (NT = 2) or 32 (NT = 4) tokens per task
-DenseSeg make_seg(int& tasks, const void* w, bool w_f32, int rows, int K, const bf16* x,
+DenseSeg make_seg(int& tasks, const lmoe_cuda_matrix& w, int rows, int K, const bf16* x,
                   int64_t ldx, int epi, void* out, int64_t ldo, const float* add, int64_t ld_add,
                   int64_t T, int tok_chunk) {
   DenseSeg s{};
-  s.w = w;
-  s.w_f32 = w_f32 ? 1 : 0;
+  s.w = w.data;
+  s.w_f32 = w.format == LMOE_WFMT_F32 ? 1 : 0;
+  s.fmt = w.format;
+  s.bscale = w.block_scales;
+  s.scale = w.scales;
   s.rows = rows;
   s.K = K;
   s.x = x;
@@ -166,10 +169,27 @@ DenseSeg make_seg(int& tasks, const void* w, bool w_f32, int rows, int K, const 
   tasks += s.nrb * int((T + tok_chunk - 1) / tok_chunk);
   return s;
 }
-void add_seg(DenseParams& p, int& tasks, const void* w, bool w_f32, int rows, int K,
+void add_seg(DenseParams& p, int& tasks, const lmoe_cuda_matrix& w, int rows, int K,
              const bf16* x, int64_t ldx, int epi, void* out, int64_t ldo, const float* add,
              int64_t ld_add, int64_t T, int tok_chunk = 16) {
-  p.seg[p.nseg++] = make_seg(tasks, w, w_f32, rows, K, x, ldx, epi, out, ldo, add, ld_add, T, tok_chunk);
+  p.seg[p.nseg++] = make_seg(tasks, w, rows, K, x, ldx, epi, out, ldo, add, ld_add, T, tok_chunk);
+}
+// Does a launch of these segments need the quantized dense kernel (dense_task_q)?
+bool any_quantized(const DenseParams& p) {
+  for (int i = 0; i < p.nseg; ++i)
+    if (is_qfmt(p.seg[i].fmt)) return true;
+  return false;
+}
+// A quantized matrix as the kernels' QMat: group stride for `rows` x `cols` per expert.
+QMat qmat(const lmoe_cuda_matrix& m, int64_t rows, int64_t cols) {
+  QMat q{};
+  q.data = static_cast<const uint8_t*>(m.data);
+  q.bscale = m.block_scales;
+  q.scale = m.scales;
+  q.fmt = m.format;
+  q.stride = rows * q_row_bytes(m.format, cols);
+  q.bs_stride = rows * q_bs_row_bytes(m.format, cols);
+  return q;
 }
 
 // One decode forward: its inputs, the buffers carved from the workspace, and the shapes.
@@ -187,6 +207,7 @@ struct DecCtx {
   int32_t* counters;
   int d, W, m, ms, K, N, nrb_w, topk_blocks;
   bool latent, shared;
+  bool silu;   // the experts' and shared expert's activation: SiLU, else relu2
 };
 
 // The top-K fields (same names in TopkSdownParams and FusedParams).
@@ -205,7 +226,8 @@ void set_topk(P& p, const DecCtx& q) {
 }
 Fc1Params fc1_params(const DecCtx& q) {
   Fc1Params p{};
-  p.up = static_cast<const bf16*>(q.w->expert_up);
+  p.up = bf16_data(q.w->expert_up);
+  if (is_quantized(q.w->expert_up)) p.upq = qmat(q.w->expert_up, q.m, q.W);
   p.m = q.m;
   p.W = q.W;
   p.K = q.K;
@@ -220,7 +242,8 @@ Fc1Params fc1_params(const DecCtx& q) {
 // KG k groups (m chunks MC each), tickets [T, W/16] zeroed before the launch.
 Fc2Params fc2_params(const DecCtx& q, int KG, int MC, int32_t* tickets) {
   Fc2Params p{};
-  p.down = static_cast<const bf16*>(q.w->expert_down);
+  p.down = bf16_data(q.w->expert_down);
+  if (is_quantized(q.w->expert_down)) p.downq = qmat(q.w->expert_down, q.W, q.m);
   p.m = q.m;
   p.W = q.W;
   p.K = q.K;
@@ -239,6 +262,26 @@ Fc2Params fc2_params(const DecCtx& q, int KG, int MC, int32_t* tickets) {
   return p;
 }
 
+// The FC1 / FC2 kernel for the tuning's registers (min_blocks), the weights' format and (FC1)
+// the activation.
+using Fc1Fn = void (*)(const Fc1Params);
+using Fc2Fn = void (*)(const Fc2Params);
+template <int MINB, int ACT>
+Fc1Fn fc1_for(int fmt) {
+  return fmt == WF_FP8     ? fc1_kernel<MINB, WF_FP8, ACT>
+         : fmt == WF_NVFP4 ? fc1_kernel<MINB, WF_NVFP4, ACT>
+                           : fc1_kernel<MINB, WF_BF16, ACT>;
+}
+Fc1Fn fc1_pick(int min_blocks, int fmt, bool silu) {
+  if (min_blocks == 2) return silu ? fc1_for<2, LMOE_ACT_SILU>(fmt) : fc1_for<2, LMOE_ACT_RELU2>(fmt);
+  return silu ? fc1_for<3, LMOE_ACT_SILU>(fmt) : fc1_for<3, LMOE_ACT_RELU2>(fmt);
+}
+template <int MINB>
+Fc2Fn fc2_for(int fmt) {
+  return fmt == WF_FP8 ? fc2_kernel<MINB, WF_FP8> : fmt == WF_NVFP4 ? fc2_kernel<MINB, WF_NVFP4> : fc2_kernel<MINB>;
+}
+Fc2Fn fc2_pick(int min_blocks, int fmt) { return min_blocks == 2 ? fc2_for<2>(fmt) : fc2_for<3>(fmt); }
+
 // ---- one fused kernel (see fused_decode_kernel)
 lmoe_status decode_fused(const DecCtx& q, cudaStream_t s) {
   const lmoe_cuda_weights* w = q.w;
@@ -246,19 +289,19 @@ lmoe_status decode_fused(const DecCtx& q, cudaStream_t s) {
   LMOE_CU(cudaMemsetAsync(q.counters, 0, size_t(C_SLOTS + T * q.K + T * q.nrb_w) * 4, s));
   FusedParams p{};
   const int nt = T <= 8 ? 1 : 2, chunk = 8 * nt;
-  p.router = make_seg(p.n_router, w->gate, w->gate_dtype == LMOE_DTYPE_F32, q.N, q.d, q.x, q.d,
-                      EPI_F32, q.logits, q.N, nullptr, 0, T, chunk);
+  p.router = make_seg(p.n_router, w->gate, q.N, q.d, q.x, q.d, EPI_F32, q.logits, q.N, nullptr, 0,
+                      T, chunk);
   if (q.latent)
-    p.wdown = make_seg(p.n_wdown, w->latent_down, false, q.W, q.d, q.x, q.d, EPI_BF16, q.z, q.W,
+    p.wdown = make_seg(p.n_wdown, w->latent_down, q.W, q.d, q.x, q.d, EPI_BF16, q.z, q.W,
                        nullptr, 0, T, chunk);
   if (q.shared) {
-    p.sup = make_seg(p.n_sup, w->shared_up, false, q.ms, q.d, q.x, q.d, EPI_RELU2_BF16, q.hs, q.ms,
+    p.sup = make_seg(p.n_sup, w->shared_up, q.ms, q.d, q.x, q.d, EPI_RELU2_BF16, q.hs, q.ms,
                      nullptr, 0, T, chunk);
-    p.sdown = make_seg(p.n_sdown, w->shared_down, false, q.d, q.ms, q.hs, q.ms, EPI_F32, q.so, q.d,
+    p.sdown = make_seg(p.n_sdown, w->shared_down, q.d, q.ms, q.hs, q.ms, EPI_F32, q.so, q.d,
                        nullptr, 0, T, chunk);
   }
   if (q.latent) {
-    p.wup = make_seg(p.n_wup, w->latent_up, false, q.d, q.W, q.accb, q.W, EPI_ADD_BF16, q.out, q.d,
+    p.wup = make_seg(p.n_wup, w->latent_up, q.d, q.W, q.accb, q.W, EPI_ADD_BF16, q.out, q.d,
                      q.so, q.d, T, chunk);
     p.wup_prefetch = 32 * 1024;  // HBM is idle while the last FC2 tasks finish
   }
@@ -305,8 +348,8 @@ LMOE_CUDA_API lmoe_status lmoe_cuda_debug_trace_count(int64_t* count) {
 // ================================================================ internal API
 bool gemv_router_ok(const lmoe_config* c, const lmoe_cuda_weights* w, const void* x, int64_t T) {
   const int64_t tasks = ((c->num_experts + 15) / 16) * ((T + 15) / 16);
-  return T >= 1 && tasks < INT_MAX && c->hidden_size % 8 == 0 && aligned16(x) && w->gate &&
-         aligned16(w->gate);
+  return T >= 1 && tasks < INT_MAX && c->hidden_size % 8 == 0 && aligned16(x) && w->gate.data &&
+         aligned16(w->gate.data);
 }
 
 // Beyond 16 tokens the tasks take 32 tokens each: half the re-reads of the (L2-resident) gate.
@@ -316,8 +359,7 @@ lmoe_status gemv_router_logits(const lmoe_config* c, const lmoe_cuda_weights* w,
   int tasks = 0;
   const int d = c->hidden_size, N = c->num_experts;
   const bool wide = T > kRouterNarrowMaxT;
-  add_seg(p, tasks, w->gate, w->gate_dtype == LMOE_DTYPE_F32, N, d, x, d, EPI_F32, logits, N,
-          nullptr, 0, T, wide ? 32 : 16);
+  add_seg(p, tasks, w->gate, N, d, x, d, EPI_F32, logits, N, nullptr, 0, T, wide ? 32 : 16);
   p.ntok = int(T);
   if (wide) return launch(dense_kernel<4>, tasks, false, p, s, "router logits");
   return launch(dense_kernel<2>, tasks, false, p, s, "router logits");
@@ -325,13 +367,17 @@ lmoe_status gemv_router_logits(const lmoe_config* c, const lmoe_cuda_weights* w,
 
 bool decode_supported(const Tuning& tn, const lmoe_config* c, const lmoe_cuda_weights* w,
                       const void* x, int64_t T) {
-  if (c->activation != LMOE_ACT_RELU2) return false;  // SwiGLU: grouped path
+  // relu2 and SiLU; SwiGLU and W8A8 matrices: the sorted path
+  if (c->activation != LMOE_ACT_RELU2 && c->activation != LMOE_ACT_SILU) return false;
+  if (any_w8a8(w)) return false;
   const int64_t d = c->hidden_size, W = expert_width(c), m = c->expert_intermediate_size;
   const int64_t ms = c->shared_intermediate_size;
   if (d % 8 || W % 8 || m % 8 || ms % 8) return false;
-  if (!aligned16(x) || !aligned16(w->gate) || !aligned16(w->expert_up) || !aligned16(w->expert_down)) return false;
-  if (c->latent_size > 0 && (!aligned16(w->latent_down) || !aligned16(w->latent_up))) return false;
-  if (ms > 0 && (!aligned16(w->shared_up) || !aligned16(w->shared_down))) return false;
+  if (!aligned16(x) || !aligned16(w->gate.data) || !aligned16(w->expert_up.data) ||
+      !aligned16(w->expert_down.data))
+    return false;
+  if (c->latent_size > 0 && (!aligned16(w->latent_down.data) || !aligned16(w->latent_up.data))) return false;
+  if (ms > 0 && (!aligned16(w->shared_up.data) || !aligned16(w->shared_down.data))) return false;
   // grid sizes (int32 block indices)
   const int64_t fc1 = T * c->top_k * ((m + 15) / 16);
   const int64_t fc2 = T * c->top_k * (tn.stream ? kStreamMChunks : 1) * ((W + 15) / 16);
@@ -353,6 +399,11 @@ lmoe_status decode_forward(const Tuning& tn, const lmoe_config* c, const lmoe_cu
                            const bf16* x, int64_t T, int32_t* ids, float* wts, void* ws,
                            int64_t ws_bytes, bf16* out, cudaStream_t s) {
   if (T == 0) return LMOE_OK;
+  // BF16 relu2 layers may take the fused kernel and the streamed GEMVs (opt-in knobs); FP8 /
+  // NVFP4 weights and SiLU run on the five one-shot kernels (tn_run), which have their variants.
+  const bool plain = all_bf16(w) && c->activation == LMOE_ACT_RELU2;
+  Tuning tn_run = tn;
+  if (!plain) tn_run.stream = tn_run.stream_dense = tn_run.decode_fused = 0;
   const DecLayout L = dec_layout(tn, c, T, sm_count_or_default());
   if (ws_bytes < L.total)
     return set_error(LMOE_ERR_INVALID_ARGUMENT, "decode forward: workspace_bytes %lld < %lld",
@@ -384,8 +435,9 @@ lmoe_status decode_forward(const Tuning& tn, const lmoe_config* c, const lmoe_cu
   q.part = (q.K > 1 || tn.stream) ? reinterpret_cast<float*>(b + L.part) : nullptr;
   q.counters = reinterpret_cast<int32_t*>(b + L.tickets);
   q.accb = q.latent ? reinterpret_cast<bf16*>(b + L.accb) : nullptr;
+  q.silu = c->activation == LMOE_ACT_SILU;
 
-  if (tn.decode_fused && gemv_router_ok(c, w, x, T)) return decode_fused(q, s);
+  if (tn_run.decode_fused && gemv_router_ok(c, w, x, T)) return decode_fused(q, s);
 
   const int d = q.d, W = q.W, m = q.m, ms = q.ms, K = q.K, N = q.N, nrb_w = q.nrb_w;
   const bool latent = q.latent, shared = q.shared;
@@ -399,7 +451,7 @@ lmoe_status decode_forward(const Tuning& tn, const lmoe_config* c, const lmoe_cu
   const bool router_fused = gemv_router_ok(c, w, x, T) && T <= kRouterNarrowMaxT;
   if (!router_fused) LMOE_TRY(router_logits_stage(c, w, x, T, logits, s));
   // streamed dense launches take 8-token chunks up to T = 8 (one mma token tile), else 16
-  const bool dstream = tn.stream_dense > 0;
+  const bool dstream = tn_run.stream_dense > 0;
   const bool pdl = tn.pdl != 0;  // B..E wait for their predecessor with griddepcontrol
   const int prefetch = tn.prefetch_kb * 1024;
   const int chunk = dstream && T <= 8 ? 8 : 16;
@@ -407,21 +459,22 @@ lmoe_status decode_forward(const Tuning& tn, const lmoe_config* c, const lmoe_cu
     DenseParams p{};
     int tasks = 0;
     if (router_fused)
-      add_seg(p, tasks, w->gate, w->gate_dtype == LMOE_DTYPE_F32, N, d, x, d, EPI_F32, logits, N,
-              nullptr, 0, T, chunk);
+      add_seg(p, tasks, w->gate, N, d, x, d, EPI_F32, logits, N, nullptr, 0, T, chunk);
     if (latent)
-      add_seg(p, tasks, w->latent_down, false, W, d, x, d, EPI_BF16, z, W, nullptr, 0, T, chunk);
+      add_seg(p, tasks, w->latent_down, W, d, x, d, EPI_BF16, z, W, nullptr, 0, T, chunk);
     if (shared)
-      add_seg(p, tasks, w->shared_up, false, ms, d, x, d, EPI_RELU2_BF16, hs, ms, nullptr, 0, T, chunk);
+      add_seg(p, tasks, w->shared_up, ms, d, x, d, q.silu ? EPI_SILU_BF16 : EPI_RELU2_BF16, hs, ms,
+              nullptr, 0, T, chunk);
     p.ntok = int(T);
     p.zero = counters;
     p.nzero = 1 + int(T) * nrb_w;
     p.trace_tag = TRACE_DENSE_A;
     if (dstream && tasks > 0)
-      LMOE_TRY(launch_dense_stream(tn.stream_dense, p, tasks, TopkSdownParams{}, chunk, false, s,
+      LMOE_TRY(launch_dense_stream(tn_run.stream_dense, p, tasks, TopkSdownParams{}, chunk, false, s,
                                    "decode dense A (stream)"));
     else
-      LMOE_TRY(launch(dense_kernel<2>, tasks > 0 ? tasks : 1, false, p, s, "decode dense A"));
+      LMOE_TRY(launch(any_quantized(p) ? dense_kernel<2, true> : dense_kernel<2>, tasks > 0 ? tasks : 1,
+                      false, p, s, "decode dense A"));
   }
   // B: top-K || shared down
   {
@@ -429,7 +482,7 @@ lmoe_status decode_forward(const Tuning& tn, const lmoe_config* c, const lmoe_cu
     DenseParams dp{};
     int tasks = 0;
     if (shared) {
-      add_seg(dp, tasks, w->shared_down, false, d, ms, hs, ms, EPI_F32, so, d, nullptr, 0, T, chunk);
+      add_seg(dp, tasks, w->shared_down, d, ms, hs, ms, EPI_F32, so, d, nullptr, 0, T, chunk);
       p.seg = dp.seg[0];
       p.has_seg = 1;
     }
@@ -440,9 +493,10 @@ lmoe_status decode_forward(const Tuning& tn, const lmoe_config* c, const lmoe_cu
     p.done = topk_done;
     p.prefetch = prefetch;
     if (dstream)
-      LMOE_TRY(launch_dense_stream(tn.stream_dense, dp, tasks, p, chunk, pdl, s, "decode topk+sdown (stream)"));
+      LMOE_TRY(launch_dense_stream(tn_run.stream_dense, dp, tasks, p, chunk, pdl, s, "decode topk+sdown (stream)"));
     else
-      LMOE_TRY(launch(topk_sdown_kernel, int64_t(q.topk_blocks) + tasks, pdl, p, s, "decode topk+sdown"));
+      LMOE_TRY(launch(any_quantized(dp) ? topk_sdown_kernel<true> : topk_sdown_kernel<false>,
+                      int64_t(q.topk_blocks) + tasks, pdl, p, s, "decode topk+sdown"));
   }
   // C: expert FC1
   {
@@ -450,31 +504,31 @@ lmoe_status decode_forward(const Tuning& tn, const lmoe_config* c, const lmoe_cu
     p.topk_done = topk_done;
     p.topk_blocks = q.topk_blocks;
     const int64_t grid = int64_t(p.slots) * ((m + 15) / 16);
-    if (tn.stream == 8)
+    if (tn_run.stream == 8)
       LMOE_TRY(launch_stream<fc1_stream_kernel<8>>(stream_smem_bytes<8, 1, 1>(), 0, grid, pdl, s,
                                                    "decode fc1 (stream)", p));
-    else if (tn.stream == 4)
+    else if (tn_run.stream == 4)
       LMOE_TRY(launch_stream<fc1_stream_kernel<4>>(stream_smem_bytes<4, 1, 1>(), 0, grid, pdl, s,
                                                    "decode fc1 (stream)", p));
     else
-      LMOE_TRY(launch(tn.min_blocks == 2 ? fc1_kernel<2> : fc1_kernel<3>, grid, pdl, p, s, "decode fc1"));
+      LMOE_TRY(launch(fc1_pick(tn.min_blocks, w->expert_up.format, q.silu), grid, pdl, p, s, "decode fc1"));
   }
   // D: expert FC2 + weighted combine
   {
     // streamed: one task per (t, expert, m chunk, column block)
-    Fc2Params p = tn.stream ? fc2_params(q, K * kStreamMChunks, kStreamMChunks, tickets)
-                                  : fc2_params(q, L.KG, 1, tickets);
+    Fc2Params p = tn_run.stream ? fc2_params(q, K * kStreamMChunks, kStreamMChunks, tickets)
+                                : fc2_params(q, L.KG, 1, tickets);
     p.prefetch = prefetch;
-    if (tn.stream) {
+    if (tn_run.stream) {
       const int64_t tasks = T * int64_t(p.KG) * nrb_w;
-      if (tn.stream == 8)
+      if (tn_run.stream == 8)
         LMOE_TRY(launch_stream<fc2_stream_kernel<8>>(stream_smem_bytes<8, 1, 1>(), 0, tasks, pdl, s,
                                                      "decode fc2 (stream)", p));
       else
         LMOE_TRY(launch_stream<fc2_stream_kernel<4>>(stream_smem_bytes<4, 1, 1>(), 0, tasks, pdl, s,
                                                      "decode fc2 (stream)", p));
     } else {
-      LMOE_TRY(launch(tn.min_blocks == 2 ? fc2_kernel<2> : fc2_kernel<3>, T * int64_t(L.KG) * nrb_w,
+      LMOE_TRY(launch(fc2_pick(tn.min_blocks, w->expert_down.format), T * int64_t(L.KG) * nrb_w,
                       pdl, p, s, "decode fc2"));
     }
   }
@@ -482,14 +536,15 @@ lmoe_status decode_forward(const Tuning& tn, const lmoe_config* c, const lmoe_cu
   if (latent) {
     DenseParams p{};
     int tasks = 0;
-    add_seg(p, tasks, w->latent_up, false, d, W, accb, W, EPI_ADD_BF16, out, d, so, d, T, chunk);
+    add_seg(p, tasks, w->latent_up, d, W, accb, W, EPI_ADD_BF16, out, d, so, d, T, chunk);
     p.ntok = int(T);
     p.prefetch = prefetch;
     p.trace_tag = TRACE_DENSE_E;
     if (dstream)
-      LMOE_TRY(launch_dense_stream(tn.stream_dense, p, tasks, TopkSdownParams{}, chunk, pdl, s, "decode dense E (stream)"));
+      LMOE_TRY(launch_dense_stream(tn_run.stream_dense, p, tasks, TopkSdownParams{}, chunk, pdl, s, "decode dense E (stream)"));
     else
-      LMOE_TRY(launch(dense_kernel<2>, tasks, pdl, p, s, "decode dense E"));
+      LMOE_TRY(launch(any_quantized(p) ? dense_kernel<2, true> : dense_kernel<2>, tasks, pdl, p, s,
+                      "decode dense E"));
   }
   return LMOE_OK;
 }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "decode/primitives.cuh"
+#include "decode/quant.cuh"
 #include "decode/trace.cuh"
 #include "topk.cuh"
 
@@ -14,13 +15,16 @@ namespace {
 
 constexpr int kMaxSegs = 3;
 
-enum DenseEpi { EPI_F32 = 0, EPI_BF16 = 1, EPI_RELU2_BF16 = 2, EPI_ADD_BF16 = 3 };
+enum DenseEpi { EPI_F32 = 0, EPI_BF16 = 1, EPI_RELU2_BF16 = 2, EPI_ADD_BF16 = 3, EPI_SILU_BF16 = 4 };
 
 // out[tok, row] = epi( sum_k W[row, k] x[tok, k] ), rows x ntok, tasks = 16-row blocks x
 // token chunks of 8*NT (row block fastest: concurrent blocks share a token chunk).
 struct DenseSeg {
-  const void* w;  // [rows, K], bf16 or f32 (w_f32)
+  const void* w;  // [rows, K], bf16 or f32 (w_f32), or FP8 / NVFP4 (fmt)
   int w_f32;
+  int fmt;                // lmoe_weight_format: FP8 / NVFP4 run in dense_task_q only
+  const uint8_t* bscale;  // NVFP4 block scales [rows, K/16]
+  const float* scale;     // FP8 / NVFP4: the per-tensor scale (device, one float)
   int rows;
   int K;
   const bf16* x;  // [ntok, ldx]
@@ -49,6 +53,7 @@ __device__ __forceinline__ void dense_store(const DenseSeg& s, int row, int tok,
     case EPI_F32: static_cast<float*>(s.out)[o] = v; break;
     case EPI_BF16: static_cast<bf16*>(s.out)[o] = __float2bfloat16_rn(v); break;
     case EPI_RELU2_BF16: static_cast<bf16*>(s.out)[o] = __float2bfloat16_rn(relu2f(v)); break;
+    case EPI_SILU_BF16: static_cast<bf16*>(s.out)[o] = __float2bfloat16_rn(siluf(v)); break;
     default: {
       const float a = s.add ? __ldcg(s.add + int64_t(tok) * s.ld_add + row) : 0.f;
       static_cast<bf16*>(s.out)[o] = __float2bfloat16_rn(v + a);
@@ -60,9 +65,8 @@ __device__ __forceinline__ void dense_store(const DenseSeg& s, int row, int tok,
 // bytes (enough to cover the wait; more only competes with the demand loads for L2).
 __device__ __forceinline__ void dense_prefetch(const DenseSeg& s, int local, int budget) {
   const int row0 = (local % s.nrb) * 16, rows = min(16, s.rows - row0);
-  const int64_t esz = s.w_f32 ? 4 : 2;
-  prefetch_l2(static_cast<const char*>(s.w) + int64_t(row0) * s.K * esz,
-              min(int64_t(budget), int64_t(rows) * s.K * esz));
+  const int64_t rb = is_qfmt(s.fmt) ? q_row_bytes(s.fmt, s.K) : int64_t(s.K) * (s.w_f32 ? 4 : 2);
+  prefetch_l2(static_cast<const char*>(s.w) + int64_t(row0) * rb, min(int64_t(budget), int64_t(rows) * rb));
 }
 
 template <int NT>
@@ -89,7 +93,36 @@ __device__ __forceinline__ void dense_task(const DenseSeg& s, int local, int nto
   });
 }
 
+// dense_task for a segment of any format: FP8 / NVFP4 weights dequantized in registers
+// (quant.cuh), the per-tensor scale applied to the dot product before the epilogue; BF16 / F32
+// segments as dense_task.
 template <int NT>
+__device__ __forceinline__ void dense_task_q(const DenseSeg& s, int local, int ntok_total,
+                                             RedBuf<NT>& red) {
+  if (!is_qfmt(s.fmt)) {
+    dense_task<NT>(s, local, ntok_total, red);
+    return;
+  }
+  constexpr int kChunkT = NT * 8;
+  const int rb = local % s.nrb, tc = local / s.nrb;
+  const int row0 = rb * 16, tok0 = tc * kChunkT;
+  const int rows_valid = min(16, s.rows - row0), ntok = min(kChunkT, ntok_total - tok0);
+  int kb0, kb1;
+  warp_kblocks(s.K, kb0, kb1);
+  float acc[NT][4] = {};
+  const int64_t ldw = q_row_bytes(s.fmt, s.K);
+  warp_rows16_qany<NT, (NT > 1 ? 4 : 8)>(
+      s.fmt, static_cast<const uint8_t*>(s.w) + int64_t(row0) * ldw, ldw,
+      s.bscale + int64_t(row0) * q_bs_row_bytes(s.fmt, s.K), rows_valid, s.x + int64_t(tok0) * s.ldx,
+      s.ldx, ntok, s.K, kb0, kb1, acc);
+  const float sc = __ldg(s.scale);
+  block_reduce<NT>(acc, red, [&](int row, int tok, float v) {
+    if (row < rows_valid && tok < ntok) dense_store(s, row0 + row, tok0 + tok, v * sc);
+  });
+}
+
+// Q: some segment is FP8 / NVFP4 (dense_task_q); else the BF16 / F32 kernel as it was.
+template <int NT, bool Q = false>
 __global__ void __launch_bounds__(kThreads, 2)
 dense_kernel(const __grid_constant__ DenseParams p) {
   __shared__ RedBuf<NT> red;
@@ -104,7 +137,8 @@ dense_kernel(const __grid_constant__ DenseParams p) {
   if (b == 0)
     for (int i = threadIdx.x; i < p.nzero; i += kThreads) p.zero[i] = 0;
   if (p.nseg == 0) return;
-  dense_task<NT>(p.seg[s], b - p.seg[s].task0, p.ntok, red);
+  if constexpr (Q) dense_task_q<NT>(p.seg[s], b - p.seg[s].task0, p.ntok, red);
+  else dense_task<NT>(p.seg[s], b - p.seg[s].task0, p.ntok, red);
 }
 
 // ---------------------------------------------------------------- top-K + shared down
@@ -127,6 +161,7 @@ struct TopkSdownParams {
   int prefetch;   // bytes of S_down rows prefetched per block before the PDL wait
 };
 
+template <bool Q = false>  // Q: the shared down projection is FP8 / NVFP4
 __global__ void __launch_bounds__(kThreads, 2)
 topk_sdown_kernel(const __grid_constant__ TopkSdownParams p) {
   __shared__ RedBuf<2> red;
@@ -148,7 +183,8 @@ topk_sdown_kernel(const __grid_constant__ TopkSdownParams p) {
     if (threadIdx.x == 0) atomicAdd(p.done, 1);
     return;
   }
-  dense_task<2>(p.seg, b - p.topk_blocks, p.ntok, red);
+  if constexpr (Q) dense_task_q<2>(p.seg, b - p.topk_blocks, p.ntok, red);
+  else dense_task<2>(p.seg, b - p.topk_blocks, p.ntok, red);
 }
 
 }  // namespace

@@ -5,13 +5,20 @@
 #pragma once
 
 #include "decode/primitives.cuh"
+#include "decode/quant.cuh"
 #include "decode/trace.cuh"
 
 namespace lmoe_cuda {
 namespace {
 
+// Quantized k blocks in flight per warp: 8 (as many bytes as the bf16 path's 4) where the
+// registers allow two blocks per SM, 4 for three (8 spills there).
+template <int MINB>
+constexpr int kQuantUnroll = MINB >= 3 ? 4 : 8;
+
 struct Fc1Params {
-  const bf16* up;  // [N, m, W]
+  const bf16* up;  // [N, m, W] bf16
+  QMat upq;        // FP8 / NVFP4 up (fc1_kernel<.., FMT != WF_BF16, ..>)
   int m, W, K, N, slots;
   const bf16* z;  // [T, ldz]
   int64_t ldz;
@@ -38,7 +45,10 @@ __device__ __forceinline__ void signal_done(int32_t* c) {
   if (threadIdx.x == 0) atomicAdd(c, 1);
 }
 
-// FC1 task b: (slot, row block), slot fastest.
+// FC1 task b: (slot, row block), slot fastest. FMT: the up weights' format (FP8 / NVFP4
+// dequantized in registers, the expert's scale applied to the dot product; QU k blocks of them in
+// flight per warp); ACT: relu2 or SiLU.
+template <int FMT = WF_BF16, int ACT = LMOE_ACT_RELU2, int QU = 8>
 __device__ __forceinline__ void fc1_body(const Fc1Params& p, int b, RedBuf<1>& red) {
   const int slot = b % p.slots, rb = b / p.slots;
   const int t = slot / p.K;
@@ -47,10 +57,20 @@ __device__ __forceinline__ void fc1_body(const Fc1Params& p, int b, RedBuf<1>& r
   int kb0, kb1;
   warp_kblocks(p.W, kb0, kb1);
   float acc[1][4] = {};
-  warp_rows16<1, bf16>(p.up + (int64_t(e) * p.m + row0) * p.W, p.W, rows_valid,
-                       p.z + int64_t(t) * p.ldz, p.ldz, 1, p.W, kb0, kb1, acc);
+  float sc = 1.f;
+  if constexpr (FMT == WF_BF16) {
+    warp_rows16<1, bf16>(p.up + (int64_t(e) * p.m + row0) * p.W, p.W, rows_valid,
+                         p.z + int64_t(t) * p.ldz, p.ldz, 1, p.W, kb0, kb1, acc);
+  } else {
+    const int64_t ldw = q_row_bytes(FMT, p.W);
+    warp_rows16_q<1, FMT, QU>(p.upq.data + e * p.upq.stride + row0 * ldw, ldw,
+                             p.upq.bscale + e * p.upq.bs_stride + row0 * q_bs_row_bytes(FMT, p.W),
+                             rows_valid, p.z + int64_t(t) * p.ldz, p.ldz, 1, p.W, kb0, kb1, acc);
+    sc = __ldg(p.upq.scale + e);
+  }
   block_reduce<1>(acc, red, [&](int row, int tok, float v) {
-    if (tok == 0 && row < rows_valid) p.h[int64_t(slot) * p.m + row0 + row] = __float2bfloat16_rn(relu2f(v));
+    if constexpr (FMT != WF_BF16) v *= sc;
+    if (tok == 0 && row < rows_valid) p.h[int64_t(slot) * p.m + row0 + row] = __float2bfloat16_rn(act_f<ACT>(v));
   });
 }
 
@@ -77,7 +97,7 @@ __device__ __forceinline__ void fc1_rows_body(const Fc1Params& p, int b) {
   }
 }
 
-template <int MINB>
+template <int MINB, int FMT = WF_BF16, int ACT = LMOE_ACT_RELU2>
 __global__ void __launch_bounds__(kThreads, MINB)
 fc1_kernel(const __grid_constant__ Fc1Params p) {
   __shared__ RedBuf<1> red;
@@ -85,14 +105,15 @@ fc1_kernel(const __grid_constant__ Fc1Params p) {
   wait_ge(p.topk_done, p.topk_blocks);
   trace.ready();
   pdl_trigger();
-  fc1_body(p, blockIdx.x, red);
+  fc1_body<FMT, ACT, kQuantUnroll<MINB>>(p, blockIdx.x, red);
   trace.done();
   pdl_wait();
 }
 
 // ---------------------------------------------------------------- expert FC2 + combine
 struct Fc2Params {
-  const bf16* down;  // [N, W, m]
+  const bf16* down;  // [N, W, m] bf16
+  QMat downq;        // FP8 / NVFP4 down (fc2_kernel<.., FMT != WF_BF16>)
   int m, W, K, N, T, KG, nrb;
   const bf16* h;        // [T*K, m]
   const int32_t* ids;   // [T*K]
@@ -150,7 +171,8 @@ __device__ __forceinline__ void fc2_finish(const Fc2Params& p, int t, int kg, in
 // experts' rows into L2 while FC1 drains.
 // FC2 task b: (t, kg, cb), t fastest. before_final() runs (all threads) before the last k group
 // of a (t, cb) writes the output; after_final() (all threads) after that write.
-template <class BeforeFinal, class AfterFinal>
+// FMT: the down weights' format (the expert's scale folds into its routing weight), QU as fc1_body.
+template <int FMT = WF_BF16, int QU = 8, class BeforeFinal, class AfterFinal>
 __device__ __forceinline__ void fc2_body(const Fc2Params& p, int b, RedBuf<1>& red, int& s_last,
                                          BeforeFinal&& before_final, AfterFinal&& after_final) {
   const int t = b % p.T, rest = b / p.T;
@@ -163,17 +185,25 @@ __device__ __forceinline__ void fc2_body(const Fc2Params& p, int b, RedBuf<1>& r
   for (int k = k0; k < k1; ++k) {
     const int slot = t * p.K + k;
     const int e = clamp_expert(__ldcg(p.ids + slot), p.N);
-    const float wk = __ldcg(p.wts + slot);
+    float wk = __ldcg(p.wts + slot);
     float acc[1][4] = {};
-    warp_rows16<1, bf16>(p.down + (int64_t(e) * p.W + row0) * p.m, p.m, rows_valid,
-                         p.h + int64_t(slot) * p.m, p.m, 1, p.m, kb0, kb1, acc);
+    if constexpr (FMT == WF_BF16) {
+      warp_rows16<1, bf16>(p.down + (int64_t(e) * p.W + row0) * p.m, p.m, rows_valid,
+                           p.h + int64_t(slot) * p.m, p.m, 1, p.m, kb0, kb1, acc);
+    } else {
+      const int64_t ldw = q_row_bytes(FMT, p.m);
+      warp_rows16_q<1, FMT, QU>(p.downq.data + e * p.downq.stride + row0 * ldw, ldw,
+                               p.downq.bscale + e * p.downq.bs_stride + row0 * q_bs_row_bytes(FMT, p.m),
+                               rows_valid, p.h + int64_t(slot) * p.m, p.m, 1, p.m, kb0, kb1, acc);
+      wk *= __ldg(p.downq.scale + e);
+    }
 #pragma unroll
     for (int i = 0; i < 4; ++i) tot[0][i] = fmaf(wk, acc[0][i], tot[0][i]);
   }
   fc2_finish(p, t, kg, cb, tot, red, s_last, before_final, after_final);
 }
 
-template <int MINB>
+template <int MINB, int FMT = WF_BF16>
 __global__ void __launch_bounds__(kThreads, MINB)
 fc2_kernel(const __grid_constant__ Fc2Params p) {
   __shared__ RedBuf<1> red;
@@ -185,13 +215,19 @@ fc2_kernel(const __grid_constant__ Fc2Params p) {
     const int kg = rest % p.KG, cb = rest / p.KG;
     const int k0 = kg * p.K / p.KG, row0 = cb * 16, rows_valid = min(16, p.W - row0);
     const int e = clamp_expert(__ldcg(p.ids + t * p.K + k0), p.N);
-    prefetch_l2(p.down + (int64_t(e) * p.W + row0) * p.m,
-                min(int64_t(p.prefetch), int64_t(rows_valid) * p.m * 2));
+    if constexpr (FMT == WF_BF16) {
+      prefetch_l2(p.down + (int64_t(e) * p.W + row0) * p.m,
+                  min(int64_t(p.prefetch), int64_t(rows_valid) * p.m * 2));
+    } else {
+      const int64_t ldw = q_row_bytes(FMT, p.m);
+      prefetch_l2(p.downq.data + e * p.downq.stride + row0 * ldw,
+                  min(int64_t(p.prefetch), int64_t(rows_valid) * ldw));
+    }
   }
   pdl_wait();
   trace.ready();
   pdl_trigger();
-  fc2_body(p, b, red, s_last, [] {}, [] {});
+  fc2_body<FMT, kQuantUnroll<MINB>>(p, b, red, s_last, [] {}, [] {});
 }
 
 }  // namespace

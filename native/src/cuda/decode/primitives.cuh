@@ -11,8 +11,8 @@
 // atomics, the result depends only on the shapes (deterministic, graph-capturable).
 // f32 weights (the router gate) are split on the fly into three bf16 terms (hi + mid + lo, exact
 // to ~2^-24 relative), so the f32 router keeps f32 accuracy on the tensor cores.
-// Part of the decode translation unit: included by decode/decode.cu only (its kernels share the
-// trace symbols of decode/trace.cuh, which need one translation unit without relocatable code).
+// Part of the decode translation unit (decode/decode.cu); qgemm.cu includes it too for the
+// sorted path's dequantizing GEMM (everything here is in an anonymous namespace: no shared symbols).
 #pragma once
 
 #include <stdint.h>
@@ -25,9 +25,18 @@ namespace {
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
 
+// relu(v)^2 with NaN propagated like torch (v < 0 ? 0 : v keeps a NaN; v > 0 ? v : 0 would not).
 __device__ __forceinline__ float relu2f(float v) {
-  float r = v > 0.f ? v : 0.f;
+  float r = v < 0.f ? 0.f : v;
   return r * r;
+}
+// silu(v) = v * sigmoid(v), as simt.cuh's silu (NaN stays NaN).
+__device__ __forceinline__ float siluf(float v) { return v / (1.0f + expf(-v)); }
+// The experts' activation of the decode path (lmoe_activation: relu2 or non-gated SiLU).
+template <int ACT>
+__device__ __forceinline__ float act_f(float v) {
+  static_assert(ACT == LMOE_ACT_RELU2 || ACT == LMOE_ACT_SILU, "relu2 or silu");
+  return ACT == LMOE_ACT_RELU2 ? relu2f(v) : siluf(v);
 }
 __device__ __forceinline__ int clamp_expert(int e, int N) { return (e >= 0 && e < N) ? e : 0; }
 

@@ -4,13 +4,14 @@ import dev.latentmoe.kernels.Activation;
 import dev.latentmoe.kernels.MoeConfig;
 import dev.latentmoe.kernels.MoeWeights;
 import dev.latentmoe.kernels.Routing;
+import dev.latentmoe.kernels.WeightMatrix;
 
 import java.util.BitSet;
 
 /**
  * The fewest bytes one forward call must move and the FLOPs it must do: the weights of the
  * distinct experts actually routed, the router, the latent projections and the shared expert,
- * each read once, plus x read and y written (f32).
+ * each read once (at their stored size), plus x read and y written (f32).
  */
 public record LayerTraffic(long bytes, double flops, int distinctExperts) {
 
@@ -21,10 +22,25 @@ public record LayerTraffic(long bytes, double flops, int distinctExperts) {
         return used.cardinality();
     }
 
+    /**
+     * The traffic of {@code w} for {@code routing}: each matrix counted at its stored size
+     * ({@link WeightMatrix#byteSize()}: FP8 one byte per weight, NVFP4 half a byte plus its block
+     * scales), the routed experts' once each; FLOPs as {@link #of(MoeConfig, int, int, int, long)}.
+     */
     public static LayerTraffic of(MoeWeights w, Routing routing) {
         MoeConfig c = w.config();
-        return of(c, w.expertUp(0).data().dtype().byteSize(), w.gate().data().dtype().byteSize(), distinctExperts(c.numExperts(), routing),
-                routing.tokens());
+        BitSet used = new BitSet(c.numExperts());
+        for (long i = 0; i < routing.tokens(); i++) for (int k = 0; k < routing.topK(); k++) used.set(routing.expertId(i, k));
+        long weights = w.gate().byteSize() + c.numExperts() * 4L;
+        for (WeightMatrix m : new WeightMatrix[] {w.latentDown(), w.latentUp(), w.sharedUp(), w.sharedGate(), w.sharedDown()}) {
+            if (m != null) weights += m.byteSize();
+        }
+        for (int e = used.nextSetBit(0); e >= 0; e = used.nextSetBit(e + 1)) {
+            weights += w.expertUp(e).byteSize() + w.expertDown(e).byteSize();
+            if (w.expertGate(e) != null) weights += w.expertGate(e).byteSize();
+        }
+        LayerTraffic flopsOnly = of(c, 0, 0, used.cardinality(), routing.tokens());
+        return new LayerTraffic(weights + 2 * routing.tokens() * c.hiddenSize() * 4L, flopsOnly.flops(), used.cardinality());
     }
 
     public static LayerTraffic of(MoeConfig c, int weightBytes, int gateBytes, int distinct, long tokens) {

@@ -69,7 +69,7 @@ public final class Main {
                     "bench --backend cuda --graph-overhead [--tokens 1,4,16,64] [--json FILE]",
                     "on a GPU: CUDA graph replay cost per call, bytes allocated, GPU time saved"),
             java("bench", List.of("--backend cuda"), CudaBenchCommand::run,
-                    "bench --backend cuda [--preset P] [--tokens 1,...,8192] [--json FILE]",
+                    "bench --backend cuda [--preset P] [--tokens 1,...,8192] [--dtype bf16|fp8|nvfp4] [--w8a8] [--json FILE]",
                     "the layer on the GPU vs measured copy bandwidth and cuBLASLt GEMM rate"),
             java("bench", List.of("--iso", "--backend cuda"), CudaIsoCommand::run,
                     "bench --iso --backend cuda [--preset P] [--tokens 1,...,4096] [--json FILE]",

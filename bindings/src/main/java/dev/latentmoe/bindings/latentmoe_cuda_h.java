@@ -23,7 +23,7 @@ import java.util.Optional;
  * {@code public static final MethodHandle <name>$MH} per C function, a static wrapper with the C
  * name, one constant per integer macro. Status codes, dtypes and {@code lmoe_config} are shared
  * with latentmoe.h ({@link latentmoe_h}, {@link lmoe_config}); the weight struct is
- * {@link lmoe_cuda_weights}, the knobs {@link lmoe_cuda_tuning}. {@code LatentmoeHeaderDriftTest}
+ * {@link lmoe_cuda_weights} (its matrices {@link lmoe_cuda_matrix}), the knobs {@link lmoe_cuda_tuning}. {@code LatentmoeHeaderDriftTest}
  * checks it against the header.
  *
  * <p>The library is loaded through {@link NativeLibraries#load(String)} ({@code
@@ -37,7 +37,7 @@ public final class latentmoe_cuda_h {
   private latentmoe_cuda_h() {}
 
   // ---- macros ----
-  public static final int LMOE_CUDA_ABI_VERSION = 2;
+  public static final int LMOE_CUDA_ABI_VERSION = 3;
   public static final int LMOE_CUDA_WORKSPACE_ALIGN = 256;
   public static final int LMOE_CUDA_EXPERTS_AUTO = 0;
   public static final int LMOE_CUDA_EXPERTS_SIMT = 1;

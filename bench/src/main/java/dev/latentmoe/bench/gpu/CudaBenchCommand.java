@@ -11,6 +11,8 @@ import dev.latentmoe.kernels.Backend;
 import dev.latentmoe.kernels.Backends;
 import dev.latentmoe.kernels.MoeConfig;
 import dev.latentmoe.kernels.MoeLayer;
+import dev.latentmoe.kernels.MoeWeights;
+import dev.latentmoe.kernels.WeightFormat;
 import dev.latentmoe.kernels.Routing;
 import dev.latentmoe.kernels.cuda.CudaBackend;
 import dev.latentmoe.kernels.cuda.CudaLayerKernels;
@@ -33,7 +35,8 @@ import java.util.Set;
 /**
  * {@code bench --backend cuda}: the layer on the GPU ({@link CudaLayerKernels#forwardAsync},
  * event-timed, {@link GpuTiming}) against the {@link GpuCeilings} of the same run; seeded random
- * bf16 weights, or a checkpoint's layer with given inputs compared to reference outputs (how
+ * bf16, FP8 or NVFP4 weights ({@code --dtype}, {@code --w8a8}), or a checkpoint's layer with given
+ * inputs compared to reference outputs (how
  * bench/peers/peers_gpu.py runs our layer on the peers' weights). Options: bench/README.md.
  * Without a usable GPU it fails before building any weights, with one line naming what is missing.
  */
@@ -55,10 +58,11 @@ public final class CudaBenchCommand {
     record Options(String preset, MoeConfig config, List<Integer> tokens, String json, long seed, int reps,
                    int warmup, int inputs, boolean ceilings, long copyBytes, int gemmSize,
                    Path checkpoint, int layer, List<Path> inputFiles, List<Path> compareFiles, double tolerance,
-                   List<Integer> gemmShapeTokens) {
+                   List<Integer> gemmShapeTokens, String dtype, boolean w8a8) {
         /** What the weights are, for the report and the JSON. */
         String weightsNote() {
-            return checkpoint == null ? "seeded random bf16 (seed " + seed + ")" : "checkpoint " + checkpoint + " layer " + layer;
+            return checkpoint == null ? "seeded random " + dtype + (w8a8 ? " (W8A8)" : "") + " (seed " + seed + ")"
+                    : "checkpoint " + checkpoint + " layer " + layer;
         }
     }
 
@@ -81,7 +85,7 @@ public final class CudaBenchCommand {
     }
 
     static Options parse(String[] argv) {
-        Args a = new Args(argv, 1, Set.of("no-ceilings"));
+        Args a = new Args(argv, 1, Set.of("no-ceilings", "w8a8"));
         String backend = a.get("backend", "cuda");
         if (!"cuda".equals(backend)) throw new Args.UsageException("--backend must be cuda here, got '" + backend + "'");
         String ckpt = a.get("checkpoint", null);
@@ -130,7 +134,14 @@ public final class CudaBenchCommand {
         List<Integer> tokens = inputFiles.isEmpty() ? a.intList("tokens", DEFAULT_TOKENS) : List.of();
         String json = a.get("json", null);
         String dtype = a.get("dtype", "bf16").toLowerCase(Locale.ROOT);
-        if (!"bf16".equals(dtype)) throw new Args.UsageException("--dtype: the CUDA backend runs bf16 weights only, got '" + dtype + "'");
+        if (!List.of("bf16", "fp8", "nvfp4").contains(dtype)) {
+            throw new Args.UsageException("--dtype must be bf16, fp8 or nvfp4, got '" + dtype + "'");
+        }
+        if (ckpt != null && !"bf16".equals(dtype)) {
+            throw new Args.UsageException("--dtype is for random weights; a checkpoint's tensors give its formats");
+        }
+        boolean w8a8 = a.flag("w8a8");
+        if (w8a8 && !"fp8".equals(dtype)) throw new Args.UsageException("--w8a8 needs --dtype fp8 (NVFP4 is weight-only on sm_90)");
         GpuRunOptions run = GpuRunOptions.read(a);
         String shapeArg = a.get("gemm-shape-tokens", null);
         List<Integer> shapeTokens = shapeArg == null ? defaultGemmShapeTokens(tokens)
@@ -139,7 +150,7 @@ public final class CudaBenchCommand {
         run.validate();
         return new Options(preset, cfg, tokens, json, run.seed(), run.reps(), run.warmup(), run.inputs(), run.ceilings(),
                 run.copyBytes(), run.gemmSize(), ckpt == null ? null : Path.of(ckpt), layer, inputFiles, compareFiles,
-                tolerance, shapeTokens);
+                tolerance, shapeTokens, dtype, w8a8);
     }
 
     /** A comma-separated list of files (null: none). */
@@ -159,11 +170,12 @@ public final class CudaBenchCommand {
         if (!backend.isAvailable()) {
             throw new IllegalStateException("CUDA backend unavailable: " + backend.unavailableReason());
         }
+        if (o.w8a8()) backend = CudaBackend.w8a8();
         CudaBackend cuda = (CudaBackend) backend;
         String device = Cuda.deviceInfo(0).summary();
         if (o.checkpoint() == null) {
-            System.out.printf("LatentMoE CUDA bench: preset %s (%s), bf16 weights, device %s%n",
-                    o.preset(), Shapes.describe(o.config()), device);
+            System.out.printf("LatentMoE CUDA bench: preset %s (%s), %s weights%s, device %s%n",
+                    o.preset(), Shapes.describe(o.config()), o.dtype(), o.w8a8() ? " (W8A8)" : "", device);
         } else {
             System.out.printf("LatentMoE CUDA bench: %s, device %s%n", o.weightsNote(), device);
         }
@@ -176,7 +188,21 @@ public final class CudaBenchCommand {
         long t0 = System.nanoTime();
         List<Row> rows = new ArrayList<>();
         MoeLayer built;
-        if (o.checkpoint() == null) {
+        HostArena quantized = null;  // the host FP8 / NVFP4 weights: closed after the layer
+        if (o.checkpoint() == null && !"bf16".equals(o.dtype())) {
+            Progress progress = new Progress("building seeded random " + o.dtype() + " weights", o.config().numExperts());
+            quantized = HostArena.shared("bench-quantized-weights");
+            WeightFormat f = "fp8".equals(o.dtype()) ? WeightFormat.FP8_E4M3 : WeightFormat.NVFP4;
+            try {
+                MoeWeights w = QuantizedRandomWeights.random(o.config(), f, o.w8a8() ? 1f / 256 : 0f, o.seed(), quantized,
+                        e -> progress.step(e + 1));
+                built = MoeLayer.of(w, backend);
+            } catch (RuntimeException | Error e) {
+                quantized.close();
+                throw e;
+            }
+            progress.done(String.format("%.1f s incl. upload", (System.nanoTime() - t0) / 1e9));
+        } else if (o.checkpoint() == null) {
             Progress progress = new Progress("building seeded random weights", o.config().numExperts());
             built = MoeLayer.random(o.config(), DType.BF16, o.seed(), backend, e -> progress.step(e + 1));
             progress.done(String.format("%.1f s incl. upload", (System.nanoTime() - t0) / 1e9));
@@ -185,7 +211,7 @@ public final class CudaBenchCommand {
             System.out.printf(Locale.ROOT, "loaded %s (%s) in %.1f s incl. upload%n", o.weightsNote(),
                     Shapes.describe(built.config()), (System.nanoTime() - t0) / 1e9);
         }
-        try (MoeLayer layer = built) {
+        try (HostArena ignored = quantized; MoeLayer layer = built) {
             CudaLayerKernels k = (CudaLayerKernels) layer.kernels();
             System.out.printf("weights on the GPU: %.2f GB%n", k.weightBytes() / 1e9);
             if (o.inputFiles().isEmpty()) {
@@ -356,7 +382,7 @@ public final class CudaBenchCommand {
                     .with("calls", r.calls()).with("bytes", r.bytes()).num("achieved_gbps", r.achievedGbps(), 4)
                     .num("roofline_gbps", r.rooflineGbps(), 4).num("ratio", r.ratio(), 5).num("tflops", r.tflops(), 6)
                     .with("distinct_experts", r.distinctExperts()).with("preset", o.preset()).with("backend", "cuda")
-                    .with("dtype", "bf16").with("device", c.device()).num("d2d_copy_gbps", c.d2dGbps(), 4)
+                    .with("dtype", o.dtype()).with("w8a8", o.w8a8()).with("device", c.device()).num("d2d_copy_gbps", c.d2dGbps(), 4)
                     .with("d2d_copy_bytes", c.d2dBytes()).num("gemm_tflops", c.gemmTflops(), 4)
                     .num("tflops_ratio", r.tflops() / c.gemmTflops(), 5).with("gemm_note", c.gemmNote())
                     .with("gemm_expert_shapes", expertShapesJson(c.expertShapes())).sci("rel_err", r.relErr(), 4)

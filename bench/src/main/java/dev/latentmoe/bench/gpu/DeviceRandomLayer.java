@@ -3,6 +3,7 @@ package dev.latentmoe.bench.gpu;
 import dev.latentmoe.bindings.latentmoe_cuda_h;
 import dev.latentmoe.bindings.latentmoe_h;
 import dev.latentmoe.bindings.lmoe_config;
+import dev.latentmoe.bindings.lmoe_cuda_matrix;
 import dev.latentmoe.bindings.lmoe_cuda_weights;
 import dev.latentmoe.kernels.Activation;
 import dev.latentmoe.kernels.MoeConfig;
@@ -58,19 +59,21 @@ final class DeviceRandomLayer implements AutoCloseable {
             int w = c.expertWidth(), ms = c.sharedIntermediateSize();
             boolean swiglu = c.activation() == Activation.SWIGLU;
             Filler f = new Filler(dev, s, seed);
-            MemorySegment wts = structs.allocate(lmoe_cuda_weights.sizeof());
-            lmoe_cuda_weights.weight_dtype(wts, latentmoe_h.LMOE_DTYPE_BF16);
-            lmoe_cuda_weights.gate_dtype(wts, latentmoe_h.LMOE_DTYPE_BF16);
-            lmoe_cuda_weights.gate(wts, f.fill(DType.BF16, d, n, d));
+            MemorySegment wts = structs.allocate(lmoe_cuda_weights.sizeof()); // zeroed: absent matrices
+            bf16(lmoe_cuda_weights.gate(wts), f.fill(DType.BF16, d, n, d));
             lmoe_cuda_weights.gate_bias(wts, f.fill(DType.F32, 0, n));
-            lmoe_cuda_weights.latent_down(wts, c.isLatent() ? f.fill(DType.BF16, d, l, d) : MemorySegment.NULL);
-            lmoe_cuda_weights.latent_up(wts, c.isLatent() ? f.fill(DType.BF16, l, d, l) : MemorySegment.NULL);
-            lmoe_cuda_weights.expert_up(wts, f.fill(DType.BF16, w, n, m, w));
-            lmoe_cuda_weights.expert_gate(wts, swiglu ? f.fill(DType.BF16, w, n, m, w) : MemorySegment.NULL);
-            lmoe_cuda_weights.expert_down(wts, f.fill(DType.BF16, m, n, w, m));
-            lmoe_cuda_weights.shared_up(wts, ms > 0 ? f.fill(DType.BF16, d, ms, d) : MemorySegment.NULL);
-            lmoe_cuda_weights.shared_gate(wts, ms > 0 && swiglu ? f.fill(DType.BF16, d, ms, d) : MemorySegment.NULL);
-            lmoe_cuda_weights.shared_down(wts, ms > 0 ? f.fill(DType.BF16, ms, d, ms) : MemorySegment.NULL);
+            if (c.isLatent()) {
+                bf16(lmoe_cuda_weights.latent_down(wts), f.fill(DType.BF16, d, l, d));
+                bf16(lmoe_cuda_weights.latent_up(wts), f.fill(DType.BF16, l, d, l));
+            }
+            bf16(lmoe_cuda_weights.expert_up(wts), f.fill(DType.BF16, w, n, m, w));
+            if (swiglu) bf16(lmoe_cuda_weights.expert_gate(wts), f.fill(DType.BF16, w, n, m, w));
+            bf16(lmoe_cuda_weights.expert_down(wts), f.fill(DType.BF16, m, n, w, m));
+            if (ms > 0) {
+                bf16(lmoe_cuda_weights.shared_up(wts), f.fill(DType.BF16, d, ms, d));
+                if (swiglu) bf16(lmoe_cuda_weights.shared_gate(wts), f.fill(DType.BF16, d, ms, d));
+                bf16(lmoe_cuda_weights.shared_down(wts), f.fill(DType.BF16, ms, d, ms));
+            }
             MemorySegment cfg = NativeConfig.write(c, structs.allocate(lmoe_config.sizeof()));
             Cuda.check(latentmoe_cuda_h.lmoe_cuda_validate(cfg, wts), "lmoe_cuda_validate");
             s.synchronize(); // every fill done (and any launch error raised) before the first timing
@@ -83,6 +86,12 @@ final class DeviceRandomLayer implements AutoCloseable {
             }
             throw e;
         }
+    }
+
+    /** Writes a BF16 matrix descriptor (a slice of the weights struct). */
+    private static void bf16(MemorySegment matrix, MemorySegment data) {
+        lmoe_cuda_matrix.format(matrix, latentmoe_h.LMOE_WFMT_BF16);
+        lmoe_cuda_matrix.data(matrix, data);
     }
 
     /** Allocates and fills device tensors; each gets its own seed derived from the layer's. */

@@ -175,12 +175,23 @@ class CudaBenchCommandTest {
         assertFalse(o.ceilings());
         assertEquals(64L << 20, o.copyBytes());
         assertEquals(1024, o.gemmSize());
+        assertEquals("bf16", o.dtype());
+        assertFalse(o.w8a8());
+        CudaBenchCommand.Options q = CudaBenchCommand.parse(new String[] {"bench", "--backend", "cuda", "--dtype", "FP8", "--w8a8"});
+        assertEquals("fp8", q.dtype());
+        assertTrue(q.w8a8());
+        assertTrue(q.weightsNote().contains("fp8") && q.weightsNote().contains("W8A8"), q.weightsNote());
+        assertEquals("nvfp4", CudaBenchCommand.parse(new String[] {"bench", "--backend", "cuda", "--dtype", "nvfp4"}).dtype());
     }
 
     @Test
     void badUsageIsOneClearLine() {
         String[][] bad = {
                 {"bench", "--backend", "cuda", "--dtype", "f32"},
+                {"bench", "--backend", "cuda", "--dtype", "int4"},
+                {"bench", "--backend", "cuda", "--dtype", "nvfp4", "--w8a8"},  // NVFP4 is weight-only on sm_90
+                {"bench", "--backend", "cuda", "--w8a8"},
+                {"bench", "--backend", "cuda", "--checkpoint", "ckpt", "--dtype", "fp8"},
                 {"bench", "--backend", "cuda", "--tokens", "0"},
                 {"bench", "--backend", "cuda", "--tokens", "a,b"},
                 {"bench", "--backend", "cuda", "--reps", "0"},
@@ -216,6 +227,11 @@ class CudaBenchCommandTest {
         }
         assertEquals("cuda", r0.get("backend"));
         assertEquals("bf16", r0.get("dtype"));
+        assertEquals(Boolean.FALSE, r0.get("w8a8"));
+        CudaBenchCommand.Options fp8 = CudaBenchCommand.parse(new String[] {"bench", "--backend", "cuda", "--dtype", "fp8", "--w8a8"});
+        Map<?, ?> f0 = assertInstanceOf(Map.class, ((List<?>) Json.parse(Json.writeReport(CudaBenchCommand.json(rows, fp8, withGemm)))).get(0));
+        assertEquals("fp8", f0.get("dtype"));
+        assertEquals(Boolean.TRUE, f0.get("w8a8"));
         assertEquals("nemotron3-super", r0.get("preset"));
         assertEquals("cuBLASLt \"x\" GEMM", r0.get("gemm_note"));
         assertEquals(1, ((Number) r0.get("tokens")).intValue());

@@ -86,7 +86,7 @@ public final class CudaLayerKernels extends CheckedLayerKernels {
             MoeConfig c = w.config();
             cfg = NativeConfig.allocate(c, structs);
 
-            wts = CudaWeightUpload.upload(w, dev, stream, structs);
+            wts = CudaWeightUpload.upload(w, dev, stream, structs, backend.isW8a8());
             Cuda.check(latentmoe_cuda_h.lmoe_cuda_validate(cfg, wts), "lmoe_cuda_validate");
         } catch (RuntimeException | Error e) {
             try {

@@ -10,8 +10,12 @@
  * Work runs on one stream per backend ({@code stream()}, created on first use, lives as long as the
  * JVM); activations live in {@code DeviceArena}s on that stream ({@code newActivationArena}), so
  * uploads, kernels and downloads through them are ordered without extra syncs. Data types: x, out,
- * latentSorted, expertOutSorted bf16; topkIds i32; topkWeights f32; weights are copied to the GPU as
- * bf16 (F32 host weights rounded on the way; an F32 gate stays F32).
+ * latentSorted, expertOutSorted bf16; topkIds i32; topkWeights f32. Weights: F32 / BF16 matrices are
+ * copied to the GPU as bf16 (F32 host weights rounded on the way; an F32 gate stays F32); FP8 and
+ * NVFP4 matrices are copied as they are stored (data, block scales) with their per-tensor scales, and
+ * the kernels dequantize them in registers (weight-only, bf16 activations). Each expert matrix kind
+ * must have one format. {@code CudaBackend.w8a8()} runs the FP8 matrices that carry a checkpoint
+ * input scale W8A8 (activations quantized to e4m3 with it, FP8 tensor-core GEMMs on the sorted path).
  *
  * <h2>Layer kernels</h2>
  * <p><b>Synchronous API.</b> The {@code LayerKernels} methods enqueue their native call(s) on the
