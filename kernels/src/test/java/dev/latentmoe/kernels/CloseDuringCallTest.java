@@ -7,7 +7,6 @@ import dev.latentmoe.memory.DeviceArena;
 import dev.latentmoe.memory.HostArena;
 import dev.latentmoe.memory.Tensor;
 import dev.latentmoe.memory.cuda.CudaCopies;
-import dev.latentmoe.memory.io.Checkpoint;
 import dev.latentmoe.memory.io.SafeTensorsWriter;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -67,10 +66,10 @@ class CloseDuringCallTest {
     static void writeCheckpoint(Path dir, MoeConfig cfg, long seed) throws IOException {
         try (HostArena a = HostArena.shared("close-ckpt-writer")) {
             MoeWeights w = MoeWeights.random(cfg, DType.BF16, seed, a);
-            SafeTensorsWriter.write(dir.resolve(Checkpoint.SINGLE_FILE), CheckpointWeights.tensors(w, 0), Map.of("format", "pt"));
+            SafeTensorsWriter.write(dir.resolve("model.safetensors"), CheckpointWeights.tensors(w, 0), Map.of("format", "pt"));
         }
         CheckpointLayerTest.writeConfig(dir, cfg, "relu2");
-        assertTrue(Files.isRegularFile(dir.resolve(Checkpoint.SINGLE_FILE)));
+        assertTrue(Files.isRegularFile(dir.resolve("model.safetensors")));
     }
 
     @Test
@@ -92,27 +91,26 @@ class CloseDuringCallTest {
     }
 
     /**
-     * The caller owns the checkpoint ({@link MoeLayer#of}) and closes it while calls run: the
-     * layer holds the mapping until it is closed itself, and refuses new calls meanwhile.
+     * The caller owns the weights ({@link MoeLayer#of}, the same values as the checkpoint's) and
+     * closes their arena while calls run: the layer holds the memory until it is closed itself, and
+     * refuses new calls meanwhile.
      */
     @Test
     void closingCallerOwnedWeightsWhileThreadsCall() throws Exception {
         int rounds = Math.max(50, (int) Knob.CLOSE_STRESS_ROUNDS.longValue() / 4);
-        record Owned(MoeLayer layer, Checkpoint ckpt, HostArena conversions) {}
+        record Owned(MoeLayer layer, HostArena weights) {}
         Map<MoeLayer, Owned> owners = new java.util.concurrent.ConcurrentHashMap<>();
         Stats s = stress(smallDir, SMALL, rounds, 150, () -> {
-            Checkpoint ckpt = Checkpoint.open(smallDir);
-            HostArena conv = HostArena.shared("close-conversions");
-            MoeLayer l = MoeLayer.of(CheckpointWeights.read(ckpt, 0, SMALL, conv), Backends.cpu());
-            owners.put(l, new Owned(l, ckpt, conv));
+            HostArena weights = HostArena.shared("close-caller-weights");
+            MoeLayer l = MoeLayer.of(MoeWeights.random(SMALL, DType.BF16, 41, weights), Backends.cpu());
+            owners.put(l, new Owned(l, weights));
             return l;
         }, l -> {
             Owned o = owners.remove(l);
-            o.ckpt().close();          // the weights go first, calls still running
-            o.conversions().close();
+            o.weights().close();       // the weights go first, calls still running
             l.close();
         });
-        s.print("small layer, closing the caller's checkpoint, then the layer");
+        s.print("small layer, closing the caller's weights, then the layer");
         s.assertExercised();
     }
 

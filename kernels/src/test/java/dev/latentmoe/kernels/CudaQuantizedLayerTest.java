@@ -53,7 +53,7 @@ class CudaQuantizedLayerTest {
             MoeWeights w = weights(cfg, experts, dense, 0f, seed, host);
             try (MoeLayer layer = MoeLayer.of(w, backend)) {
                 Result r = run(layer, tokens, seed, host);
-                LayerForwardTest.assertMatches(layer, r.x, r.y, r.routing, TestBackend.tolerance(true), TestBackend.routeTolerance());
+                LayerForwardTest.assertMatches(layer, r.x, r.y, r.routing, TestBackend.tolerance(), TestBackend.routeTolerance());
             }
         }
     }
@@ -75,7 +75,7 @@ class CudaQuantizedLayerTest {
             try (MoeLayer layer = MoeLayer.of(w, Backends.get("cuda"))) {
                 r = run(layer, tokens, seed, host);
                 weightOnly = r.y.toFloatArray();
-                LayerForwardTest.assertMatches(layer, r.x, r.y, r.routing, TestBackend.tolerance(true), TestBackend.routeTolerance());
+                LayerForwardTest.assertMatches(layer, r.x, r.y, r.routing, TestBackend.tolerance(), TestBackend.routeTolerance());
             }
             assertEquals(CudaBackend.NAME_W8A8, CudaBackend.w8a8().name());
             try (MoeLayer layer = MoeLayer.of(w, CudaBackend.w8a8())) {
