@@ -45,10 +45,6 @@ lmoe_status check_cfg(const char* fn, const lmoe_config* c) {
             fn);
   CHECK_ARG(c->precision == LMOE_PRECISION_EXACT || c->precision == LMOE_PRECISION_BF16,
             "%s: unknown precision %d", fn, c->precision);
-  if (c->precision != LMOE_PRECISION_EXACT) {
-    set_error("%s: precision BF16 has no CPU kernel in this build", fn);
-    return LMOE_ERR_UNSUPPORTED;
-  }
   return LMOE_OK;
 }
 
@@ -206,6 +202,32 @@ LMOE_API lmoe_status lmoe_cpu_set_num_threads(int32_t n) {
   });
 }
 
+LMOE_API int64_t lmoe_cpu_chunk_tokens(void) { return chunk_tokens(); }
+
+LMOE_API lmoe_status lmoe_cpu_set_chunk_tokens(int64_t tokens) {
+  return guarded([&]() -> lmoe_status {
+    CHECK_ARG(tokens >= 1 && tokens <= kMaxDim,
+              "lmoe_cpu_set_chunk_tokens: tokens must be in 1..%lld, got %lld",
+              (long long)kMaxDim, (long long)tokens);
+    set_chunk_tokens(tokens);
+    return LMOE_OK;
+  });
+}
+
+LMOE_API lmoe_status lmoe_cpu_gemm_kernel(int32_t precision, const char** name,
+                                          int32_t* peak_probe, int32_t* terms) {
+  return guarded([&]() -> lmoe_status {
+    const char* fn = "lmoe_cpu_gemm_kernel";
+    CHECK_ARG(precision == LMOE_PRECISION_EXACT || precision == LMOE_PRECISION_BF16,
+              "%s: unknown precision %d", fn, (int)precision);
+    const GemmKernel& k = gemm_kernel(precision);
+    if (name) *name = k.name;
+    if (peak_probe) *peak_probe = isa_kernels().peak_probe;
+    if (terms) *terms = k.terms;
+    return LMOE_OK;
+  });
+}
+
 // ------------------------------------------------------------------ the layer
 
 LMOE_API lmoe_status lmoe_validate(const lmoe_config* cfg, const lmoe_weights* w) {
@@ -297,7 +319,7 @@ LMOE_API lmoe_status lmoe_cpu_combine(const lmoe_config* cfg, const lmoe_weights
 
 LMOE_API int64_t lmoe_cpu_forward_workspace_bytes(const lmoe_config* cfg, int64_t T) {
   if (!size_query_ok("lmoe_cpu_forward_workspace_bytes", cfg, T)) return -1;
-  return forward_workspace_bytes(cfg, T);
+  return forward_workspace_bytes(cfg, T, chunk_tokens());
 }
 
 LMOE_API lmoe_status lmoe_cpu_forward(const lmoe_config* cfg, const lmoe_weights* w,
@@ -315,10 +337,11 @@ LMOE_API lmoe_status lmoe_cpu_forward(const lmoe_config* cfg, const lmoe_weights
     CHECK_ARG(out != nullptr, "%s: out is NULL", fn);
     CHECK_ARG(workspace != nullptr, "%s: workspace is NULL", fn);
     CHECK_ARG(((uintptr_t)workspace & 63) == 0, "%s: workspace must be 64-byte aligned", fn);
-    const int64_t need = forward_workspace_bytes(cfg, T);
+    const int64_t chunk = chunk_tokens();  // once: the workspace check and the run agree
+    const int64_t need = forward_workspace_bytes(cfg, T, chunk);
     CHECK_ARG(ws_bytes >= need, "%s: workspace_bytes = %lld, need %lld", fn, (long long)ws_bytes,
               (long long)need);
-    return forward_step(cfg, w, x, T, ids, wts, workspace, out);
+    return forward_step(cfg, w, x, T, ids, wts, workspace, out, chunk);
   });
 }
 
@@ -335,6 +358,20 @@ LMOE_API lmoe_status lmoe_cpu_membw_probe(int32_t probe, int64_t array_bytes, in
               "%s: array_bytes must be in [4096, 2^40], got %lld", fn, (long long)array_bytes);
     CHECK_ARG(reps >= 1 && reps <= 1000, "%s: reps must be in 1..1000, got %d", fn, (int)reps);
     return membw_probe(probe, array_bytes, reps, best_gbps);
+  });
+}
+
+LMOE_API lmoe_status lmoe_cpu_peak_probe(int32_t probe, double seconds, int32_t reps,
+                                         double* best_gflops) {
+  return guarded([&]() -> lmoe_status {
+    const char* fn = "lmoe_cpu_peak_probe";
+    CHECK_ARG(best_gflops != nullptr, "%s: best_gflops is NULL", fn);
+    CHECK_ARG(probe >= LMOE_PEAK_SSE2 && probe <= LMOE_PEAK_AMX_BF16, "%s: unknown probe %d", fn,
+              (int)probe);
+    CHECK_ARG(std::isfinite(seconds) && seconds >= 1e-3 && seconds <= 60,
+              "%s: seconds must be in [0.001, 60], got %g", fn, seconds);
+    CHECK_ARG(reps >= 1 && reps <= 1000, "%s: reps must be in 1..1000, got %d", fn, (int)reps);
+    return peak_probe(probe, seconds, reps, best_gflops);
   });
 }
 

@@ -76,9 +76,16 @@ lmoe_status combine_step(const lmoe_config* c, const lmoe_weights* w, const floa
                          float* scratch, float* out);
 
 // ---- forward.cpp
-int64_t forward_workspace_bytes(const lmoe_config* c, int64_t T);
-// workspace: forward_workspace_bytes(c, T) bytes, 64-byte aligned.
+// Tokens per chunk of forward_step (lmoe_cpu_set_chunk_tokens): the workspace covers one chunk.
+// 1024 keeps the workspace of a Super layer under ~0.5 GB while the routed experts still see
+// ~44 tokens each per pass over their weights (every chunk streams them again).
+constexpr int64_t kDefaultChunkTokens = 1024;
+int64_t chunk_tokens();
+void set_chunk_tokens(int64_t tokens);
+int64_t forward_workspace_bytes(const lmoe_config* c, int64_t T, int64_t chunk);
+// workspace: forward_workspace_bytes(c, T, chunk) bytes, 64-byte aligned.
+// Runs T tokens in chunks of `chunk` (read once by the caller: the workspace was sized with it).
 lmoe_status forward_step(const lmoe_config* c, const lmoe_weights* w, const float* x, int64_t T,
-                         int32_t* ids, float* wts, void* workspace, float* out);
+                         int32_t* ids, float* wts, void* workspace, float* out, int64_t chunk);
 
 }  // namespace lmoe
