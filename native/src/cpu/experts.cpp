@@ -43,7 +43,8 @@ lmoe_status experts_step(const lmoe_config* c, const lmoe_weights* w, int64_t T,
   if (T == 0) return LMOE_OK;
   std::vector<GemmJob> fc1, fc2;
   expert_jobs(c, w, offsets, latent_sorted, hidden, out, fc1, fc2);
-  fuse_relu2(fc1, fc2);  // where offered, FC1 writes FC2's prepared activations (hidden unused)
+  // where offered, FC1 writes FC2's prepared activations, in the hidden scratch when they fit
+  fuse_relu2(fc1, fc2, hidden, (size_t)S * c->expert_intermediate_size * sizeof(float));
   TRY(run_gemm_phase(fc1));
   return run_gemm_phase(fc2);
 }

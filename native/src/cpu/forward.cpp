@@ -84,7 +84,8 @@ lmoe_status forward_chunk(const lmoe_config* c, const lmoe_weights* w, const flo
   // Phase B, C
   std::vector<GemmJob> fc1, fc2;
   expert_jobs(c, w, offsets, lat, hidden, eout, fc1, fc2);
-  fuse_relu2(fc1, fc2);  // FC1 writes FC2's prepared activations where the kernel offers it
+  // FC1 writes FC2's prepared activations where the kernel offers it (in the hidden buffer)
+  fuse_relu2(fc1, fc2, hidden, (size_t)(L.off_eout - L.off_hidden));
   if (ms > 0)
     fc1.push_back(dense_job(sh, ms, T, &w->shared_down, ms, d, EPI_STORE, out, d, c->precision));
   pt.mark("route", 0);

@@ -124,13 +124,13 @@ lmoe_status prepare_inputs(std::vector<GemmJob>& jobs) {
     off[q] = total;
     total += align64(j.kernel->xprep_bytes(j.ntok, j.n, j.W->format));
   }
-  // The fused FC1 jobs' outputs: the next phase's prepared activations.
+  // The fused FC1 jobs' outputs, the next phase's prepared activations, unless placed already.
   size_t handoff = 0;
   for (GemmJob& j : jobs)
-    if (j.next) handoff += align64(j.kernel->xprep_bytes(j.ntok, j.nrows, LMOE_WFMT_BF16));
+    if (j.next && !j.next->xp) handoff += align64(j.kernel->xprep_bytes(j.ntok, j.nrows, LMOE_WFMT_BF16));
   char* hb = handoff ? t_handoff.get(handoff) : nullptr;
   for (GemmJob& j : jobs)
-    if (j.next) {
+    if (j.next && !j.next->xp) {
       j.next->xp = hb;
       hb += align64(j.kernel->xprep_bytes(j.ntok, j.nrows, LMOE_WFMT_BF16));
     }
@@ -182,7 +182,10 @@ const GemmKernel& gemm_kernel(int precision) {
   return precision == LMOE_PRECISION_BF16 ? *k.bf16 : *k.exact;
 }
 
-void fuse_relu2(std::vector<GemmJob>& fc1, std::vector<GemmJob>& fc2) {
+void fuse_relu2(std::vector<GemmJob>& fc1, std::vector<GemmJob>& fc2, void* space,
+                size_t space_bytes) {
+  size_t used = 0;
+  std::vector<GemmJob*> linked;
   for (size_t e = 0; e < fc1.size() && e < fc2.size(); ++e) {
     GemmJob &a = fc1[e], &b = fc2[e];
     const GemmKernel& k = gemm_kernel(a.precision);
@@ -191,6 +194,19 @@ void fuse_relu2(std::vector<GemmJob>& fc1, std::vector<GemmJob>& fc2) {
         b.n != a.nrows || b.ntok != a.ntok)
       continue;
     a.next = &b;
+    used += align64(k.xprep_bytes(b.ntok, b.n, LMOE_WFMT_BF16));
+    linked.push_back(&b);
+  }
+  // The panels go into `space` (the f32 hidden buffer they replace) when they all fit, else into
+  // the calling thread's hand-off scratch (run_gemm_phase).
+  // (aligned to 64 bytes: the kernels store whole cache lines)
+  const size_t skip = space ? (64 - (uintptr_t)space % 64) % 64 : 0;
+  if (space && used + skip <= space_bytes) {
+    char* p = static_cast<char*>(space) + skip;
+    for (GemmJob* b : linked) {
+      b->xp = p;
+      p += align64(gemm_kernel(b->precision).xprep_bytes(b->ntok, b->n, LMOE_WFMT_BF16));
+    }
   }
 }
 

@@ -66,8 +66,10 @@ const GemmKernel& gemm_kernel(int precision);
 
 // Links fc1[i] -> fc2[i] for every expert whose kernel offers the relu^2 fusion (BF16 up and down
 // weights, relu^2, same kernel for both): FC1 then writes FC2's prepared activations directly
-// (no f32 hidden, no FC2 xprep). Both vectors must outlive the two phases.
-void fuse_relu2(std::vector<GemmJob>& fc1, std::vector<GemmJob>& fc2);
+// (no f32 hidden, no FC2 xprep), into `space` (space_bytes; the f32 hidden buffer) when they all
+// fit there, else into the calling thread's scratch. Both vectors must outlive the two phases.
+void fuse_relu2(std::vector<GemmJob>& fc1, std::vector<GemmJob>& fc2, void* space,
+                size_t space_bytes);
 
 // Runs all jobs of one phase on the pool and returns when all are done. The prepared
 // activations live in the calling thread's grow-only scratch until the next phase of the same
