@@ -159,7 +159,7 @@ lmoe_status lmoe_cpu_set_isa(int32_t isa);    /* force a code path (tests); fail
 int32_t lmoe_cpu_num_threads(void);
 lmoe_status lmoe_cpu_set_num_threads(int32_t num_threads); /* 1..1024; results never depend on it */
 
-/* Tokens per chunk of lmoe_cpu_forward (process-wide, default 1024): a call over T tokens runs
+/* Tokens per chunk of lmoe_cpu_forward (process-wide, default 2048): a call over T tokens runs
  * ceil(T / chunk) chunks one after another over one workspace, whose size
  * lmoe_cpu_forward_workspace_bytes gives for min(T, chunk) tokens (query it again after a change).
  * Results never depend on it. Larger chunks stream the routed experts' weights fewer times. */

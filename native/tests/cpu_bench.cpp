@@ -150,6 +150,10 @@ int main(int argc, char** argv) {
       for (size_t vi = 0; vi < variants.size(); ++vi) {
         const size_t v = rd % 2 ? variants.size() - 1 - vi : vi;  // alternate the order
         for (auto& kv : variants[v]) setenv(kv.first.c_str(), kv.second.c_str(), 1);
+        // variants may switch the ISA or the precision (LMOE_BENCH_ISA=2, LMOE_BENCH_PRECISION=bf16)
+        if (const char* isa = std::getenv("LMOE_BENCH_ISA")) CK(lmoe_cpu_set_isa(std::atoi(isa)));
+        if (const char* pr = std::getenv("LMOE_BENCH_PRECISION"))
+          c.precision = std::string(pr) == "bf16" ? LMOE_PRECISION_BF16 : LMOE_PRECISION_EXACT;
         std::vector<double> times;
         for (int r = 0; r < reps + 1; ++r) {
           auto t0 = std::chrono::steady_clock::now();
@@ -158,6 +162,7 @@ int main(int argc, char** argv) {
           if (r >= 1) times.push_back(std::chrono::duration<double>(t1 - t0).count());
         }
         for (auto& kv : variants[v]) unsetenv(kv.first.c_str());
+        if (prec) c.precision = std::string(prec) == "bf16" ? LMOE_PRECISION_BF16 : LMOE_PRECISION_EXACT;
         const double med = median(times);
         const double gbps = bytes / med / 1e9;
         lay[v].push_back(gbps);

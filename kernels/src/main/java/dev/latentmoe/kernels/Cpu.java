@@ -50,7 +50,7 @@ public final class Cpu {
     }
 
     /**
-     * Tokens per chunk of a CPU forward (process-wide, default 1024): a forward over T tokens runs
+     * Tokens per chunk of a CPU forward (process-wide, default 2048): a forward over T tokens runs
      * ceil(T / chunk) chunks in turn over a workspace sized for one chunk, so prefill of any length
      * needs bounded memory; each chunk streams the routed experts' weights again. Results never
      * depend on it.
