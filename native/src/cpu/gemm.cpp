@@ -194,6 +194,7 @@ void fuse_relu2(std::vector<GemmJob>& fc1, std::vector<GemmJob>& fc2, void* spac
         b.n != a.nrows || b.ntok != a.ntok)
       continue;
     a.next = &b;
+    a.kernel = b.kernel = &k;  // both phases run this kernel (the panel is in its layout)
     used += align64(k.xprep_bytes(b.ntok, b.n, LMOE_WFMT_BF16));
     linked.push_back(&b);
   }
@@ -205,15 +206,17 @@ void fuse_relu2(std::vector<GemmJob>& fc1, std::vector<GemmJob>& fc2, void* spac
     char* p = static_cast<char*>(space) + skip;
     for (GemmJob* b : linked) {
       b->xp = p;
-      p += align64(gemm_kernel(b->precision).xprep_bytes(b->ntok, b->n, LMOE_WFMT_BF16));
+      p += align64(b->kernel->xprep_bytes(b->ntok, b->n, LMOE_WFMT_BF16));
     }
   }
 }
 
 lmoe_status run_gemm_phase(std::vector<GemmJob>& jobs) {
   for (GemmJob& j : jobs) {
-    j.kernel = &gemm_kernel(j.precision);
-    if (j.ntok > 0 && j.next && j.next->kernel == nullptr) j.next->kernel = j.kernel;
+    // A job whose activations a fused FC1 prepared keeps that FC1's kernel (the layout is its),
+    // even if lmoe_cpu_set_isa ran in between.
+    if (!j.kernel) j.kernel = &gemm_kernel(j.precision);
+    if (j.ntok > 0 && j.next) j.next->kernel = j.kernel;
   }
   lmoe_status st = prepare_inputs(jobs);
   if (st != LMOE_OK) return st;
