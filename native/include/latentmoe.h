@@ -71,9 +71,18 @@ typedef enum lmoe_weight_format {
                               value = e2m1 * block_scale * scale (ModelOpt NVFP4) */
 } lmoe_weight_format;
 
+/* How the CPU multiplies activations by weights (lmoe_config.precision). The router is f32 in
+ * both (selection as in HF's fp32 router). Each (kernel, weight format, width) computes every
+ * output element as a fixed function of its own token and weight row: the results are the same
+ * bits for any T, token chunking, row partition and thread count; lmoe_cpu_gemm_kernel names the
+ * kernel of the ISA in use. */
 typedef enum lmoe_precision {
-  LMOE_PRECISION_EXACT = 0, /* f32 activations against the stored weight values, f32 accumulation */
-  LMOE_PRECISION_BF16 = 1   /* activations rounded to bf16 (AMX / AVX-512-BF16 kernels), f32 accumulation */
+  LMOE_PRECISION_EXACT = 0, /* f32 activations against the stored weight values, f32 accumulation
+                               (rel. error ~1e-7; on AMX: each activation as 3 bf16 terms, exact
+                               products) */
+  LMOE_PRECISION_BF16 = 1   /* every GEMM's activations rounded to bf16 (RNE) once, bf16 x bf16
+                               products, f32 accumulation (rel. error ~3e-3, as HF's bf16 model and
+                               the GPU path): AMX, AVX512-BF16, else f32 FMA on the rounded values */
 } lmoe_precision;
 
 typedef enum lmoe_activation {
@@ -89,9 +98,20 @@ typedef enum lmoe_scoring {
 
 typedef enum lmoe_isa {
   LMOE_ISA_SCALAR = 0,
-  LMOE_ISA_AVX2 = 1,   /* AVX2 + FMA */
-  LMOE_ISA_AVX512 = 2  /* AVX-512F/BW/VL */
+  LMOE_ISA_AVX2 = 1,        /* AVX2 + FMA */
+  LMOE_ISA_AVX512 = 2,      /* AVX-512F/BW/VL */
+  LMOE_ISA_AVX512_BF16 = 3, /* + AVX512-BF16 (vdpbf16ps): the bf16 mode's kernel */
+  LMOE_ISA_AMX = 4          /* + AMX-BF16 tiles: both precisions (exact as 3 bf16 terms) */
 } lmoe_isa;
+
+/* Register-only compute probes (lmoe_cpu_peak_probe): the loop each kernel family is bound by. */
+typedef enum lmoe_peak_probe {
+  LMOE_PEAK_SSE2 = 0,        /* f32 mulps + addps (the scalar kernels' baseline) */
+  LMOE_PEAK_FMA_AVX2 = 1,    /* f32 FMA, 256-bit */
+  LMOE_PEAK_FMA_AVX512 = 2,  /* f32 FMA, 512-bit */
+  LMOE_PEAK_DPBF16 = 3,      /* vdpbf16ps, 512-bit */
+  LMOE_PEAK_AMX_BF16 = 4     /* tdpbf16ps */
+} lmoe_peak_probe;
 
 typedef enum lmoe_probe {
   LMOE_PROBE_COPY = 0,   /* a[i] = b[i];           counts read + write bytes */
@@ -151,6 +171,21 @@ lmoe_status lmoe_cpu_set_isa(int32_t isa);    /* force a code path (tests); fail
 int32_t lmoe_cpu_num_threads(void);
 lmoe_status lmoe_cpu_set_num_threads(int32_t num_threads); /* 1..1024; results never depend on it */
 
+/* Tokens per chunk of lmoe_cpu_forward (process-wide, default 2048): a call over T tokens runs
+ * ceil(T / chunk) chunks one after another over one workspace, whose size
+ * lmoe_cpu_forward_workspace_bytes gives for min(T, chunk) tokens (query it again after a change).
+ * Results never depend on it. Larger chunks stream the routed experts' weights fewer times. */
+int64_t lmoe_cpu_chunk_tokens(void);
+lmoe_status lmoe_cpu_set_chunk_tokens(int64_t tokens);  /* 1..2^24 */
+
+/* The GEMM kernel the CPU backend runs for a precision (lmoe_precision) on the ISA in use: its
+ * name (a static string, e.g. "amx-bf16"), the lmoe_peak_probe whose rate bounds its
+ * multiply-adds, and the bf16 terms it multiplies per activation (3 for the AMX exact kernel,
+ * which splits each f32 activation into three bf16 numbers, so its useful rate is at most the
+ * probe's / 3; 1 otherwise). Any output pointer may be NULL. */
+lmoe_status lmoe_cpu_gemm_kernel(int32_t precision, const char** name, int32_t* peak_probe,
+                                 int32_t* terms);
+
 /* Validates cfg and weights: non-NULL where required, formats (known, allowed for the matrix,
  * reserved 0, scale finite and > 0 (1 for F32/BF16), NVFP4: cols % 16 == 0 and block scales
  * present), sizes. A valid format or precision without a kernel on this CPU path is
@@ -196,6 +231,13 @@ lmoe_status lmoe_cpu_forward(const lmoe_config* cfg, const lmoe_weights* weights
                              const float* x, int64_t num_tokens,
                              int32_t* topk_ids, float* topk_weights,
                              void* workspace, int64_t workspace_bytes, float* out);
+
+/* Register-only compute probe: the inner loop of `probe` (lmoe_peak_probe: independent chains of
+ * FMA / vdpbf16ps on registers, or AMX tile products without loads, random operands) on every
+ * pool thread for about `seconds` (0.001..60) per repetition; best of reps, in GFLOP/s (a
+ * multiply-add = 2 flops) over all threads. The machine's compute ceiling for the kernels that
+ * lmoe_cpu_gemm_kernel names; LMOE_ERR_UNSUPPORTED when this CPU (or OS, for AMX) lacks it. */
+lmoe_status lmoe_cpu_peak_probe(int32_t probe, double seconds, int32_t reps, double* best_gflops);
 
 /* STREAM-style memory bandwidth probe on arrays of array_bytes each, with the current thread
  * count; best of reps, in GB/s (1e9 bytes/s). */

@@ -46,11 +46,19 @@ int main(int argc, char** argv) {
   c.expert_intermediate_size = 2688; c.shared_intermediate_size = 5376;
   c.activation = LMOE_ACT_RELU2; c.scoring = LMOE_SCORING_SIGMOID; c.norm_topk_prob = 1;
   c.routed_scaling_factor = 5.0f;
+  // LMOE_BENCH_PRECISION=bf16: the bf16-activation kernels (default exact)
+  const char* prec = std::getenv("LMOE_BENCH_PRECISION");
+  c.precision = prec && std::string(prec) == "bf16" ? LMOE_PRECISION_BF16 : LMOE_PRECISION_EXACT;
+  if (const char* ch = std::getenv("LMOE_BENCH_CHUNK")) CK(lmoe_cpu_set_chunk_tokens(std::atoll(ch)));
   const int d = c.hidden_size, l = c.latent_size, N = c.num_experts, m = c.expert_intermediate_size,
             ms = c.shared_intermediate_size;
   const int BF = LMOE_DTYPE_BF16;
-  std::printf("lmoe_cpu_bench: d=%d l=%d N=%d K=%d m=%d ms=%d bf16 relu2, threads=%d isa=%d\n", d, l,
-              N, c.top_k, m, ms, lmoe_cpu_num_threads(), lmoe_cpu_isa());
+  const char* kname = "?";
+  CK(lmoe_cpu_gemm_kernel(c.precision, &kname, nullptr, nullptr));
+  std::printf("lmoe_cpu_bench: d=%d l=%d N=%d K=%d m=%d ms=%d bf16 relu2, threads=%d isa=%d, "
+              "precision %s (kernel %s), chunk %lld tokens\n",
+              d, l, N, c.top_k, m, ms, lmoe_cpu_num_threads(), lmoe_cpu_isa(),
+              c.precision ? "bf16" : "exact", kname, (long long)lmoe_cpu_chunk_tokens());
   lmoe_weights w{};
   auto mat = [](const void* p) {  // a plain BF16 descriptor
     lmoe_matrix m{};
@@ -128,6 +136,8 @@ int main(int argc, char** argv) {
     std::set<int> uniq(ids.begin(), ids.end());
     const double bytes = 2.0 * ((double)N * d + 2.0 * l * d + 2.0 * ms * d +
                                 (double)uniq.size() * 2.0 * m * l);
+    const double flops = 2.0 * T * ((double)N * d + 2.0 * l * d + 2.0 * ms * d +
+                                    (double)c.top_k * 2.0 * m * l);
     std::vector<double> pr[3];
     std::vector<std::vector<double>> lay(variants.size()), ratio(variants.size());
     for (int rd = 0; rd < rounds; ++rd) {
@@ -140,6 +150,10 @@ int main(int argc, char** argv) {
       for (size_t vi = 0; vi < variants.size(); ++vi) {
         const size_t v = rd % 2 ? variants.size() - 1 - vi : vi;  // alternate the order
         for (auto& kv : variants[v]) setenv(kv.first.c_str(), kv.second.c_str(), 1);
+        // variants may switch the ISA or the precision (LMOE_BENCH_ISA=2, LMOE_BENCH_PRECISION=bf16)
+        if (const char* isa = std::getenv("LMOE_BENCH_ISA")) CK(lmoe_cpu_set_isa(std::atoi(isa)));
+        if (const char* pr = std::getenv("LMOE_BENCH_PRECISION"))
+          c.precision = std::string(pr) == "bf16" ? LMOE_PRECISION_BF16 : LMOE_PRECISION_EXACT;
         std::vector<double> times;
         for (int r = 0; r < reps + 1; ++r) {
           auto t0 = std::chrono::steady_clock::now();
@@ -148,15 +162,17 @@ int main(int argc, char** argv) {
           if (r >= 1) times.push_back(std::chrono::duration<double>(t1 - t0).count());
         }
         for (auto& kv : variants[v]) unsetenv(kv.first.c_str());
+        if (prec) c.precision = std::string(prec) == "bf16" ? LMOE_PRECISION_BF16 : LMOE_PRECISION_EXACT;
         const double med = median(times);
         const double gbps = bytes / med / 1e9;
         lay[v].push_back(gbps);
         ratio[v].push_back(gbps / probe_max);
         std::printf("T=%-3d round %d: probe copy %5.1f triad %5.1f read %5.1f GB/s | layer%s%s median %8.3f ms "
-                    "(best %8.3f) %5.1f GB/s = %5.1f%% of probe max\n",
+                    "(best %8.3f) %5.1f GB/s = %5.1f%% of probe max, %7.1f GFLOP/s\n",
                     T, rd, probe[0], probe[1], probe[2], vnames[v].empty() ? "" : " ",
                     vnames[v].c_str(), med * 1e3,
-                    *std::min_element(times.begin(), times.end()) * 1e3, gbps, 100.0 * gbps / probe_max);
+                    *std::min_element(times.begin(), times.end()) * 1e3, gbps, 100.0 * gbps / probe_max,
+                    flops / med / 1e9);
         std::fflush(stdout);
       }
     }

@@ -99,7 +99,7 @@ void test_dispatch(const Layer& L, const std::vector<float>& x, int T, uint64_t 
   for (int t = 0; t < T; ++t) {
     std::vector<double> z;
     const float* xt = x.data() + (size_t)t * L.sp.d;
-    if (L.sp.l > 0) z = matvec(L.ld, xt);
+    if (L.sp.l > 0) z = matvec_act(L.ld, xt);
     else z.assign(xt, xt + L.sp.d);
     for (int k = 0; k < K; ++k) {
       const int64_t r = eperm[(size_t)t * K + k];
@@ -109,7 +109,7 @@ void test_dispatch(const Layer& L, const std::vector<float>& x, int T, uint64_t 
                "%s: copies of token %d differ", L.sp.name, t);
     }
   }
-  check_close("latent_sorted", L, lat.data(), ref);
+  check_close("latent_sorted", L, lat.data(), ref, /*exact_input=*/true);
 }
 
 void test_experts(const Layer& L, const std::vector<float>& x, int T) {
@@ -139,7 +139,7 @@ void test_combine(const Layer& L, const std::vector<float>& x, int T) {
       const float* y = &r.eout[(int64_t)r.perm[(size_t)t * K + k] * w];
       for (int i = 0; i < w; ++i) acc[i] += wk * y[i];
     }
-    std::vector<double> o = L.sp.l > 0 ? matvec(L.lu, acc.data()) : acc;
+    std::vector<double> o = L.sp.l > 0 ? matvec_act(L.lu, acc.data()) : acc;
     if (L.sp.ms > 0) {
       std::vector<double> sh = shared_ref(L, x.data() + (size_t)t * d);
       for (int i = 0; i < d; ++i) o[i] += sh[i];
@@ -164,6 +164,31 @@ void forward_once(const Layer& L, const std::vector<float>& x, int T, std::vecto
   *ok = true;
 }
 
+// The float64 reference of the whole layer on the routing ids (activations as g_precision has them).
+std::vector<double> forward_ref(const Layer& L, const std::vector<float>& x, int T,
+                                const std::vector<int32_t>& ids) {
+  const int d = L.sp.d, K = L.sp.K, w = L.width();
+  std::vector<double> ref((size_t)T * d);
+  for (int t = 0; t < T; ++t) {
+    const float* xt = x.data() + (size_t)t * d;
+    std::vector<double> s = scores_ref(L, xt);
+    std::vector<double> rw = route_weights_ref(L, s, &ids[(size_t)t * K]);
+    std::vector<double> z = L.sp.l > 0 ? matvec_act(L.ld, xt) : std::vector<double>(xt, xt + d);
+    std::vector<double> acc(w, 0.0);
+    for (int k = 0; k < K; ++k) {
+      std::vector<double> y = expert_ref(L, ids[(size_t)t * K + k], z);
+      for (int i = 0; i < w; ++i) acc[i] += rw[k] * y[i];
+    }
+    std::vector<double> o = L.sp.l > 0 ? matvec_act(L.lu, acc.data()) : acc;
+    if (L.sp.ms > 0) {
+      std::vector<double> sh = shared_ref(L, xt);
+      for (int i = 0; i < d; ++i) o[i] += sh[i];
+    }
+    std::copy(o.begin(), o.end(), ref.begin() + (size_t)t * d);
+  }
+  return ref;
+}
+
 void test_forward(const Layer& L, const std::vector<float>& x, int T) {
   std::vector<int32_t> ids;
   std::vector<float> wts, out;
@@ -171,26 +196,17 @@ void test_forward(const Layer& L, const std::vector<float>& x, int T) {
   forward_once(L, x, T, ids, wts, out, &ok);
   if (!ok) return;
   check_routing(L, x.data(), T, ids.data(), wts.data());
-  const int d = L.sp.d, K = L.sp.K, w = L.width();
-  std::vector<double> ref((size_t)T * d);
-  for (int t = 0; t < T; ++t) {
-    const float* xt = x.data() + (size_t)t * d;
-    std::vector<double> s = scores_ref(L, xt);
-    std::vector<double> rw = route_weights_ref(L, s, &ids[(size_t)t * K]);
-    std::vector<double> z = L.sp.l > 0 ? matvec(L.ld, xt) : std::vector<double>(xt, xt + d);
-    std::vector<double> acc(w, 0.0);
-    for (int k = 0; k < K; ++k) {
-      std::vector<double> y = expert_ref(L, ids[(size_t)t * K + k], z);
-      for (int i = 0; i < w; ++i) acc[i] += rw[k] * y[i];
-    }
-    std::vector<double> o = L.sp.l > 0 ? matvec(L.lu, acc.data()) : acc;
-    if (L.sp.ms > 0) {
-      std::vector<double> sh = shared_ref(L, xt);
-      for (int i = 0; i < d; ++i) o[i] += sh[i];
-    }
-    std::copy(o.begin(), o.end(), ref.begin() + (size_t)t * d);
-  }
+  std::vector<double> ref = forward_ref(L, x, T, ids);
   check_close("forward out", L, out.data(), ref);
+  if (g_precision == LMOE_PRECISION_BF16) {
+    // the bf16 mode against the layer itself (f32 activations): bf16's own error
+    g_precision = LMOE_PRECISION_EXACT;
+    std::vector<double> exact = forward_ref(L, x, T, ids);
+    g_precision = LMOE_PRECISION_BF16;
+    const double e = rel_err(out.data(), exact);
+    std::printf("    %-28s rel err %.3e (tol 1e-02)\n", "forward out vs f32 activations", e);
+    EXPECT(e <= 1e-2, "%s: bf16 forward vs the f32-activation layer: rel err %g", L.sp.name, e);
+  }
   // The fused forward must equal the four kernels run one after another, bit for bit.
   Run r;
   if (!run_chain(L, x, T, r)) return;
@@ -224,6 +240,48 @@ void test_determinism(const Layer& L, const std::vector<float>& x, int T) {
     std::printf("    %d threads: bit-identical\n", n);
   }
   OK(lmoe_cpu_set_num_threads(2));
+}
+
+// The invariant of every kernel (arch.h): a token's output is a fixed function of its own data.
+// The same token computed alone, in a batch of 7 and in a batch of 300 at several positions, and
+// the batch of 300 under several forward chunk sizes: identical bits (routing included).
+void test_invariant(const Layer& L, uint64_t seed) {
+  const int T = 300, d = L.sp.d, K = L.sp.K;
+  std::vector<float> x = make_x(T, d, seed);
+  std::vector<int32_t> ids0, ids;
+  std::vector<float> wts0, out0, wts, out;
+  bool ok;
+  forward_once(L, x, T, ids0, wts0, out0, &ok);
+  if (!ok) return;
+  int bad = 0;
+  auto same_row = [&](int t, int row) {
+    return std::memcmp(&out[(size_t)row * d], &out0[(size_t)t * d], d * 4) == 0 &&
+           std::memcmp(&ids[(size_t)row * K], &ids0[(size_t)t * K], K * 4) == 0 &&
+           std::memcmp(&wts[(size_t)row * K], &wts0[(size_t)t * K], K * 4) == 0;
+  };
+  for (int t : {0, 1, 6, 150, 298, 299}) {
+    std::vector<float> xt(x.begin() + (size_t)t * d, x.begin() + (size_t)(t + 1) * d);
+    forward_once(L, xt, 1, ids, wts, out, &ok);
+    if (!ok) return;
+    bad += !same_row(t, 0);
+    const int q = std::max(0, std::min(T - 7, t - 3));  // t at offset t - q of a batch of 7
+    std::vector<float> x7(x.begin() + (size_t)q * d, x.begin() + (size_t)(q + 7) * d);
+    forward_once(L, x7, 7, ids, wts, out, &ok);
+    if (!ok) return;
+    bad += !same_row(t, t - q);
+  }
+  EXPECT(bad == 0, "%s: %d tokens differ alone / in a batch of 7 from the batch of 300", L.sp.name, bad);
+  const int64_t chunk0 = lmoe_cpu_chunk_tokens();
+  for (int64_t chunk : {1, 7, 64, 299, 4096}) {
+    OK(lmoe_cpu_set_chunk_tokens(chunk));
+    forward_once(L, x, T, ids, wts, out, &ok);
+    if (!ok) break;
+    EXPECT(ids == ids0 && std::memcmp(out.data(), out0.data(), out.size() * 4) == 0 &&
+               std::memcmp(wts.data(), wts0.data(), wts.size() * 4) == 0,
+           "%s: chunks of %lld tokens change the results", L.sp.name, (long long)chunk);
+  }
+  OK(lmoe_cpu_set_chunk_tokens(chunk0));
+  std::printf("    alone, in 7, in 300, chunks 1/7/64/299/4096: bit-identical\n");
 }
 
 // ------------------------------------------------------------------ validation tests
@@ -418,7 +476,13 @@ void test_errors() {
   expect_err("set_num_threads(0)", lmoe_cpu_set_num_threads(0), LMOE_ERR_INVALID_ARGUMENT, "num_threads");
   expect_err("set_num_threads(1025)", lmoe_cpu_set_num_threads(1025), LMOE_ERR_INVALID_ARGUMENT, "num_threads");
   expect_err("set_isa(9)", lmoe_cpu_set_isa(9), LMOE_ERR_INVALID_ARGUMENT, "unknown isa");
+  expect_err("set_chunk_tokens(0)", lmoe_cpu_set_chunk_tokens(0), LMOE_ERR_INVALID_ARGUMENT, "tokens");
+  expect_err("gemm_kernel bad precision", lmoe_cpu_gemm_kernel(2, nullptr, nullptr, nullptr),
+             LMOE_ERR_INVALID_ARGUMENT, "precision");
   double g;
+  expect_err("peak probe bad kind", lmoe_cpu_peak_probe(5, 0.01, 1, &g), LMOE_ERR_INVALID_ARGUMENT, "probe");
+  expect_err("peak probe NULL", lmoe_cpu_peak_probe(0, 0.01, 1, nullptr), LMOE_ERR_INVALID_ARGUMENT, "NULL");
+  expect_err("peak probe seconds", lmoe_cpu_peak_probe(0, 0, 1, &g), LMOE_ERR_INVALID_ARGUMENT, "seconds");
   expect_err("probe bad kind", lmoe_cpu_membw_probe(3, 1 << 20, 1, &g), LMOE_ERR_INVALID_ARGUMENT, "probe");
   expect_err("probe NULL result", lmoe_cpu_membw_probe(0, 1 << 20, 1, nullptr), LMOE_ERR_INVALID_ARGUMENT, "NULL");
   expect_err("fill bad dtype", lmoe_fill_uniform(x.data(), LMOE_DTYPE_I32, 4, 1, 0, 1), LMOE_ERR_INVALID_ARGUMENT, "dtype");
@@ -477,9 +541,32 @@ void test_misc() {
     OK(lmoe_cpu_set_isa(i));
     EXPECT(lmoe_cpu_isa() == i, "set_isa");
   }
-  if (best < LMOE_ISA_AVX512)
-    EXPECT(lmoe_cpu_set_isa(LMOE_ISA_AVX512) == LMOE_ERR_UNSUPPORTED, "unsupported isa accepted");
+  if (best < LMOE_ISA_AMX)
+    EXPECT(lmoe_cpu_set_isa(LMOE_ISA_AMX) == LMOE_ERR_UNSUPPORTED, "unsupported isa accepted");
   OK(lmoe_cpu_set_isa(best));
+  // What this CPU runs: one line per ISA (the CI log says which kernels were tested), and the
+  // compute probes it supports.
+  const char* names[] = {"scalar", "avx2", "avx512", "avx512bf16", "amx"};
+  for (int i = 0; i <= LMOE_ISA_AMX; ++i) {
+    if (lmoe_cpu_set_isa(i) != LMOE_OK) {
+      std::printf("    isa %-10s NOT AVAILABLE on this CPU/OS: its kernels are not tested here\n", names[i]);
+      continue;
+    }
+    const char *ke = nullptr, *kb = nullptr;
+    int32_t probe = -1, terms = 0;
+    OK(lmoe_cpu_gemm_kernel(LMOE_PRECISION_EXACT, &ke, &probe, &terms));
+    OK(lmoe_cpu_gemm_kernel(LMOE_PRECISION_BF16, &kb, nullptr, nullptr));
+    std::printf("    isa %-10s available: exact -> %s (%d terms), bf16 -> %s, peak probe %d\n", names[i],
+                ke, (int)terms, kb, (int)probe);
+  }
+  OK(lmoe_cpu_set_isa(best));
+  for (int p = LMOE_PEAK_SSE2; p <= LMOE_PEAK_AMX_BF16; ++p) {
+    double g = 0;
+    const lmoe_status st = lmoe_cpu_peak_probe(p, 0.02, 1, &g);
+    EXPECT(st == LMOE_OK || st == LMOE_ERR_UNSUPPORTED, "peak probe %d: %s", p, lmoe_last_error());
+    if (st == LMOE_OK) EXPECT(g > 0 && std::isfinite(g), "peak probe %d result %g", p, g);
+    std::printf("    peak probe %d: %s %.1f GFLOP/s\n", p, st == LMOE_OK ? "" : "unsupported", g);
+  }
   for (int p = 0; p < 3; ++p) {
     double g = 0;
     OK(lmoe_cpu_membw_probe(p, 16 << 20, 2, &g));
@@ -492,27 +579,40 @@ void test_misc() {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s <test> <scalar|avx2|avx512|best>\n", argv[0]);
+    std::fprintf(stderr,
+                 "usage: %s <test> <scalar|avx2|avx512|avx512bf16|amx|best> [exact|bf16]\n",
+                 argv[0]);
     return 2;
   }
-  const std::string test = argv[1], isa_name = argv[2];
-  int isa = isa_name == "scalar" ? 0 : isa_name == "avx2" ? 1 : isa_name == "avx512" ? 2 : -1;
-  if (isa_name != "best" && isa < 0) {
-    std::fprintf(stderr, "unknown isa %s\n", isa_name.c_str());
+  const std::string test = argv[1], isa_name = argv[2], prec = argc > 3 ? argv[3] : "exact";
+  const char* isa_names[] = {"scalar", "avx2", "avx512", "avx512bf16", "amx"};
+  int isa = -1;
+  for (int i = 0; i < 5; ++i)
+    if (isa_name == isa_names[i]) isa = i;
+  if ((isa_name != "best" && isa < 0) || (prec != "exact" && prec != "bf16")) {
+    std::fprintf(stderr, "unknown isa %s or precision %s\n", isa_name.c_str(), prec.c_str());
     return 2;
   }
-  if (isa > lmoe_cpu_best_isa()) {
-    std::printf("SKIP: this CPU does not support %s\n", isa_name.c_str());
-    return 77;
-  }
-  if (isa >= 0 && lmoe_cpu_set_isa(isa) != LMOE_OK) {
+  g_precision = prec == "bf16" ? LMOE_PRECISION_BF16 : LMOE_PRECISION_EXACT;
+  const lmoe_status set = isa >= 0 ? lmoe_cpu_set_isa(isa) : LMOE_OK;
+  if (set != LMOE_OK) {
+    if (set == LMOE_ERR_UNSUPPORTED) {
+      // ctest reports it as skipped (SKIP_RETURN_CODE 77), with this line in the test log
+      std::printf("SKIPPED: this CPU/OS lacks the %s kernels (%s); they are not tested here\n",
+                  isa_name.c_str(), lmoe_last_error());
+      return 77;
+    }
     std::printf("FAILED: set_isa(%d): %s\n", isa, lmoe_last_error());
     return 1;
   }
   lmoe_cpu_set_num_threads(2);
   const uint64_t seed = fresh_seed();
-  std::printf("test %s, isa %s (%d), seed 0x%llx (rerun with LMOE_TEST_SEED=0x%llx)\n", test.c_str(),
-              isa_name.c_str(), lmoe_cpu_isa(), (unsigned long long)seed, (unsigned long long)seed);
+  const char* kname = "?";
+  lmoe_cpu_gemm_kernel(g_precision, &kname, nullptr, nullptr);
+  std::printf("test %s, isa %s (%d), precision %s (kernel %s), seed 0x%llx (rerun with "
+              "LMOE_TEST_SEED=0x%llx)\n",
+              test.c_str(), isa_name.c_str(), lmoe_cpu_isa(), prec.c_str(), kname,
+              (unsigned long long)seed, (unsigned long long)seed);
   if (test == "errors") test_errors();
   else if (test == "fill") test_fill();
   else if (test == "misc") test_misc();
@@ -522,6 +622,7 @@ int main(int argc, char** argv) {
     for (const Spec& s : kSpecs) {
       const uint64_t sd = seed + 1000003ull * (uint64_t)idx++;
       if (test == "determinism" && s.T == 3) continue;
+      if (test == "invariant" && s.N > 64) continue;  // the N = 512 specs: slow reference-free runs
       Layer L;
       build(L, s, sd);
       std::vector<float> x = make_x(s.T, s.d, sd ^ 0xabcdef);
@@ -532,6 +633,7 @@ int main(int argc, char** argv) {
       else if (test == "combine") test_combine(L, x, s.T);
       else if (test == "forward") test_forward(L, x, s.T);
       else if (test == "determinism") test_determinism(L, x, s.T);
+      else if (test == "invariant") test_invariant(L, sd ^ 0x1234);
       else {
         std::fprintf(stderr, "unknown test %s\n", test.c_str());
         return 2;

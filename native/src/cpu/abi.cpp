@@ -7,6 +7,7 @@
 
 #include "errors.h"
 #include "fill.h"
+#include "gemm.h"
 #include "isa.h"
 #include "layer.h"
 #include "probe.h"
@@ -45,10 +46,6 @@ lmoe_status check_cfg(const char* fn, const lmoe_config* c) {
             fn);
   CHECK_ARG(c->precision == LMOE_PRECISION_EXACT || c->precision == LMOE_PRECISION_BF16,
             "%s: unknown precision %d", fn, c->precision);
-  if (c->precision != LMOE_PRECISION_EXACT) {
-    set_error("%s: precision BF16 has no CPU kernel in this build", fn);
-    return LMOE_ERR_UNSUPPORTED;
-  }
   return LMOE_OK;
 }
 
@@ -138,7 +135,12 @@ lmoe_status check_w_experts(const char* fn, const lmoe_config* c, const lmoe_wei
   for (int e = 0; e < c->num_experts; ++e) {
     TRY(check_matrix(fn, "expert_up", e, w->expert_up[e], width(c), false));
     TRY(check_matrix(fn, "expert_down", e, w->expert_down[e], c->expert_intermediate_size, false));
-    if (swiglu) TRY(check_matrix(fn, "expert_gate", e, w->expert_gate[e], width(c), false));
+    if (swiglu) {
+      TRY(check_matrix(fn, "expert_gate", e, w->expert_gate[e], width(c), false));
+      CHECK_ARG(kernel_format(w->expert_gate[e].format) == kernel_format(w->expert_up[e].format),
+                "%s: weights->expert_gate[%d] is %s but expert_up[%d] is %s (F32 gate rows need F32 up rows)",
+                fn, e, format_name(w->expert_gate[e].format), e, format_name(w->expert_up[e].format));
+    }
   }
   return LMOE_OK;
 }
@@ -160,6 +162,9 @@ lmoe_status check_w_combine(const char* fn, const lmoe_config* c, const lmoe_wei
       CHECK_ARG(!absent(w->shared_gate),
                 "%s: weights->shared_gate is NULL (activation is SWIGLU)", fn);
       TRY(check_matrix(fn, "shared_gate", -1, w->shared_gate, c->hidden_size, false));
+      CHECK_ARG(kernel_format(w->shared_gate.format) == kernel_format(w->shared_up.format),
+                "%s: weights->shared_gate is %s but shared_up is %s (F32 gate rows need F32 up rows)", fn,
+                format_name(w->shared_gate.format), format_name(w->shared_up.format));
     }
   }
   return LMOE_OK;
@@ -206,6 +211,32 @@ LMOE_API lmoe_status lmoe_cpu_set_num_threads(int32_t n) {
     CHECK_ARG(n >= 1 && n <= 1024,
               "lmoe_cpu_set_num_threads: num_threads must be in 1..1024, got %d", (int)n);
     pool_set_num_threads(n);
+    return LMOE_OK;
+  });
+}
+
+LMOE_API int64_t lmoe_cpu_chunk_tokens(void) { return chunk_tokens(); }
+
+LMOE_API lmoe_status lmoe_cpu_set_chunk_tokens(int64_t tokens) {
+  return guarded([&]() -> lmoe_status {
+    CHECK_ARG(tokens >= 1 && tokens <= kMaxDim,
+              "lmoe_cpu_set_chunk_tokens: tokens must be in 1..%lld, got %lld",
+              (long long)kMaxDim, (long long)tokens);
+    set_chunk_tokens(tokens);
+    return LMOE_OK;
+  });
+}
+
+LMOE_API lmoe_status lmoe_cpu_gemm_kernel(int32_t precision, const char** name,
+                                          int32_t* peak_probe, int32_t* terms) {
+  return guarded([&]() -> lmoe_status {
+    const char* fn = "lmoe_cpu_gemm_kernel";
+    CHECK_ARG(precision == LMOE_PRECISION_EXACT || precision == LMOE_PRECISION_BF16,
+              "%s: unknown precision %d", fn, (int)precision);
+    const GemmKernel& k = gemm_kernel(precision);
+    if (name) *name = k.name;
+    if (peak_probe) *peak_probe = isa_kernels().peak_probe;
+    if (terms) *terms = k.terms;
     return LMOE_OK;
   });
 }
@@ -306,7 +337,7 @@ LMOE_API lmoe_status lmoe_cpu_combine(const lmoe_config* cfg, const lmoe_weights
 
 LMOE_API int64_t lmoe_cpu_forward_workspace_bytes(const lmoe_config* cfg, int64_t T) {
   if (!size_query_ok("lmoe_cpu_forward_workspace_bytes", cfg, T)) return -1;
-  return forward_workspace_bytes(cfg, T);
+  return forward_workspace_bytes(cfg, T, chunk_tokens());
 }
 
 LMOE_API lmoe_status lmoe_cpu_forward(const lmoe_config* cfg, const lmoe_weights* w,
@@ -324,10 +355,11 @@ LMOE_API lmoe_status lmoe_cpu_forward(const lmoe_config* cfg, const lmoe_weights
     CHECK_ARG(out != nullptr, "%s: out is NULL", fn);
     CHECK_ARG(workspace != nullptr, "%s: workspace is NULL", fn);
     CHECK_ARG(((uintptr_t)workspace & 63) == 0, "%s: workspace must be 64-byte aligned", fn);
-    const int64_t need = forward_workspace_bytes(cfg, T);
+    const int64_t chunk = chunk_tokens();  // once: the workspace check and the run agree
+    const int64_t need = forward_workspace_bytes(cfg, T, chunk);
     CHECK_ARG(ws_bytes >= need, "%s: workspace_bytes = %lld, need %lld", fn, (long long)ws_bytes,
               (long long)need);
-    return forward_step(cfg, w, x, T, ids, wts, workspace, out);
+    return forward_step(cfg, w, x, T, ids, wts, workspace, out, chunk);
   });
 }
 
@@ -344,6 +376,20 @@ LMOE_API lmoe_status lmoe_cpu_membw_probe(int32_t probe, int64_t array_bytes, in
               "%s: array_bytes must be in [4096, 2^40], got %lld", fn, (long long)array_bytes);
     CHECK_ARG(reps >= 1 && reps <= 1000, "%s: reps must be in 1..1000, got %d", fn, (int)reps);
     return membw_probe(probe, array_bytes, reps, best_gbps);
+  });
+}
+
+LMOE_API lmoe_status lmoe_cpu_peak_probe(int32_t probe, double seconds, int32_t reps,
+                                         double* best_gflops) {
+  return guarded([&]() -> lmoe_status {
+    const char* fn = "lmoe_cpu_peak_probe";
+    CHECK_ARG(best_gflops != nullptr, "%s: best_gflops is NULL", fn);
+    CHECK_ARG(probe >= LMOE_PEAK_SSE2 && probe <= LMOE_PEAK_AMX_BF16, "%s: unknown probe %d", fn,
+              (int)probe);
+    CHECK_ARG(std::isfinite(seconds) && seconds >= 1e-3 && seconds <= 60,
+              "%s: seconds must be in [0.001, 60], got %g", fn, seconds);
+    CHECK_ARG(reps >= 1 && reps <= 1000, "%s: reps must be in 1..1000, got %d", fn, (int)reps);
+    return peak_probe(probe, seconds, reps, best_gflops);
   });
 }
 

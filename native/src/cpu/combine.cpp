@@ -46,7 +46,8 @@ GemmJob shared_up_job(const lmoe_config* c, const lmoe_weights* w, const float* 
                       float* sh) {
   const bool swiglu = c->activation == LMOE_ACT_SWIGLU;
   const int d = c->hidden_size, ms = c->shared_intermediate_size;
-  GemmJob j = dense_job(x, d, T, &w->shared_up, d, ms, activation_epi(c->activation), sh, ms);
+  GemmJob j = dense_job(x, d, T, &w->shared_up, d, ms, activation_epi(c->activation), sh, ms,
+                        c->precision);
   j.Wg = swiglu ? &w->shared_gate : nullptr;
   return j;
 }
@@ -77,12 +78,12 @@ lmoe_status combine_step(const lmoe_config* c, const lmoe_weights* w, const floa
   // latent up-projection and the shared expert's first layer, then its second added to out
   std::vector<GemmJob> jobs;
   if (latent)
-    jobs.push_back(dense_job(acc, wd, T, &w->latent_up, wd, d, EPI_STORE, out, d));
+    jobs.push_back(dense_job(acc, wd, T, &w->latent_up, wd, d, EPI_STORE, out, d, c->precision));
   if (ms > 0) jobs.push_back(shared_up_job(c, w, x, T, sh));
   if (!jobs.empty()) TRY(run_gemm_phase(jobs));
   if (ms > 0) {
     std::vector<GemmJob> down{
-        dense_job(sh, ms, T, &w->shared_down, ms, d, EPI_ADD, out, d)};
+        dense_job(sh, ms, T, &w->shared_down, ms, d, EPI_ADD, out, d, c->precision)};
     TRY(run_gemm_phase(down));
   }
   return LMOE_OK;

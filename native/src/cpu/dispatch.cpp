@@ -44,7 +44,8 @@ lmoe_status dispatch_step(const lmoe_config* c, const lmoe_weights* w, const flo
   if (c->latent_size > 0) {
     // z = x W_down^T once per token, each row written to its K sorted rows by the epilogue.
     std::vector<GemmJob> jobs{dense_job(x, d, T, &w->latent_down, d,
-                                        c->latent_size, EPI_SCATTER, latent_sorted, wd)};
+                                        c->latent_size, EPI_SCATTER, latent_sorted, wd,
+                                        c->precision)};
     jobs[0].scatter = row_of_slot;
     jobs[0].K = K;
     return run_gemm_phase(jobs);

@@ -76,9 +76,18 @@ lmoe_status combine_step(const lmoe_config* c, const lmoe_weights* w, const floa
                          float* scratch, float* out);
 
 // ---- forward.cpp
-int64_t forward_workspace_bytes(const lmoe_config* c, int64_t T);
-// workspace: forward_workspace_bytes(c, T) bytes, 64-byte aligned.
+// Tokens per chunk of forward_step (lmoe_cpu_set_chunk_tokens): the workspace covers one chunk.
+// Every chunk streams the routed experts' weights again (5.6 GB for Super: ~0.23 s at 25 GB/s),
+// so larger chunks prefill faster (bf16, T = 4096 on 2 SPR cores: 2.0 s with 1024, 1.38 s with
+// 4096) but need more memory (Super: ~0.9 GB of workspace at 2048 tokens, ~1.8 GB at 4096, plus
+// the kernels' prepared activations). 2048 balances the two.
+constexpr int64_t kDefaultChunkTokens = 2048;
+int64_t chunk_tokens();
+void set_chunk_tokens(int64_t tokens);
+int64_t forward_workspace_bytes(const lmoe_config* c, int64_t T, int64_t chunk);
+// workspace: forward_workspace_bytes(c, T, chunk) bytes, 64-byte aligned.
+// Runs T tokens in chunks of `chunk` (read once by the caller: the workspace was sized with it).
 lmoe_status forward_step(const lmoe_config* c, const lmoe_weights* w, const float* x, int64_t T,
-                         int32_t* ids, float* wts, void* workspace, float* out);
+                         int32_t* ids, float* wts, void* workspace, float* out, int64_t chunk);
 
 }  // namespace lmoe

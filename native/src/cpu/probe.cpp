@@ -2,11 +2,13 @@
 // split across the pool threads; best of reps.
 #include "probe.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
 #include <vector>
 
+#include "arch/arch.h"
 #include "errors.h"
 #include "isa.h"
 #include "thread_pool.h"
@@ -80,6 +82,58 @@ lmoe_status membw_probe(int probe, int64_t array_bytes, int reps, double* best_g
   volatile double sink = 0;
   for (double s : sums) sink = sink + s;
   *best_gbps = best;
+  return LMOE_OK;
+}
+
+namespace {
+
+bool peak_supported(int probe) {
+  switch (probe) {
+    case LMOE_PEAK_SSE2: return true;
+    case LMOE_PEAK_FMA_AVX2: return isa_supported(LMOE_ISA_AVX2);
+    case LMOE_PEAK_FMA_AVX512: return isa_supported(LMOE_ISA_AVX512);
+    case LMOE_PEAK_DPBF16: return isa_supported(LMOE_ISA_AVX512_BF16);
+    case LMOE_PEAK_AMX_BF16: return isa_supported(LMOE_ISA_AMX);
+    default: return false;
+  }
+}
+
+}  // namespace
+
+lmoe_status peak_probe(int probe, double seconds, int reps, double* best_gflops) {
+  if (!peak_supported(probe)) {
+    set_error("lmoe_cpu_peak_probe: probe %d needs an instruction set this CPU (or OS) lacks",
+              probe);
+    return LMOE_ERR_UNSUPPORTED;
+  }
+  // Iterations for `seconds` per thread, from a short run on the caller.
+  int64_t iters = 1000;
+  for (;;) {
+    auto t0 = std::chrono::steady_clock::now();
+    peak_loop(probe, iters);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (s > 0.02 || iters > ((int64_t)1 << 40)) {
+      iters = std::max<int64_t>(1, (int64_t)((double)iters * seconds / std::max(s, 1e-9)));
+      break;
+    }
+    iters *= 8;
+  }
+  double best = 0;
+  std::vector<double> flops(1024, 0.0);
+  for (int r = 0; r < reps; ++r) {
+    int nthreads = 1;
+    auto t0 = std::chrono::steady_clock::now();
+    lmoe_status st = parallel([&](int i, int nt) {
+      nthreads = nt;
+      flops[i & 1023] = peak_loop(probe, iters);
+    });
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (st != LMOE_OK) return st;
+    double total = 0;
+    for (int i = 0; i < nthreads; ++i) total += flops[i & 1023];
+    best = std::max(best, total / s / 1e9);
+  }
+  *best_gflops = best;
   return LMOE_OK;
 }
 

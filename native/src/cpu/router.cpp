@@ -71,7 +71,8 @@ lmoe_status topk_all(const lmoe_config* c, const lmoe_weights* w, const float* l
 GemmJob gate_job(const lmoe_config* c, const lmoe_weights* w, const float* x, int64_t T,
                  float* logits) {
   return dense_job(x, c->hidden_size, T, &w->gate, c->hidden_size, c->num_experts,
-                   EPI_STORE, logits, c->num_experts);
+                   EPI_STORE, logits, c->num_experts,
+                   LMOE_PRECISION_EXACT);  // routing is f32 in both precisions, as in HF
 }
 
 lmoe_status router_step(const lmoe_config* c, const lmoe_weights* w, const float* x, int64_t T,

@@ -162,8 +162,8 @@ lmoe_status parallel(const std::function<void(int, int)>& fn) {
 }
 
 float* thread_scratch(int slot, size_t floats) {
-  static thread_local std::vector<float> bufs[4];
-  std::vector<float>& b = bufs[slot & 3];
+  static thread_local std::vector<float> bufs[8];
+  std::vector<float>& b = bufs[slot & 7];
   if (b.size() < floats) {
     b.clear();
     b.shrink_to_fit();

@@ -18,7 +18,7 @@ bool pool_run(const std::function<void(int, int)>& fn);
 // Runs fn on every pool thread; maps exceptions to a status (and its message).
 lmoe_status parallel(const std::function<void(int, int)>& fn);
 
-// Per-thread grow-only scratch (thread_local), slots 0..3; throws std::bad_alloc.
+// Per-thread grow-only scratch (thread_local), slots 0..7 (0-1 gemm.cpp, 2 router, 4-5 arch/); throws std::bad_alloc.
 float* thread_scratch(int slot, size_t floats);
 
 // [*b, *e): thread i's share of n items among nt threads.

@@ -1,6 +1,8 @@
-// AVX2+FMA dot-product kernels. Lane layout: one 8-lane accumulator per output element; lane j
-// accumulates elements i == j (mod 8) in increasing i with FMA; the tail (< 8 elements) is
-// zero-padded; then a fixed horizontal reduction. Identical sequence for every micro-kernel shape.
+// AVX2+FMA kernels: exact, and the bf16 mode as the same arithmetic on activations rounded to
+// bf16 (bf16 x bf16 products are exact in f32, so this is the f32-FMA emulation of the bf16
+// products). Lane layout: one 8-lane accumulator per output element; lane j accumulates elements
+// i == j (mod 8) in increasing i with FMA; the tail (< 8 elements) is zero-padded; then a fixed
+// horizontal reduction. Identical sequence for every micro-kernel shape (1 token included).
 #include "arch/arch.h"
 #include <immintrin.h>
 #include <cstring>
@@ -128,13 +130,30 @@ void dot_block_t(const float* X, int64_t ldx, int ntok, const void* W, int64_t l
   }
 }
 
+// Prepared activations: X copied (exact) or rounded to bf16 (bf16 mode) into [ntok, n].
+size_t xprep_bytes(int ntok, int n, int) { return (size_t)ntok * n * sizeof(float) + 64; }
+
+template <bool ROUND>
+void xprep(const float* X, int64_t ldx, int, int t0, int t1, int n, int, void* dst) {
+  float* Xp = (float*)dst;
+  for (int t = t0; t < t1; ++t)
+    for (int i = 0; i < n; ++i) {
+      const float v = X[(int64_t)t * ldx + i];
+      Xp[(int64_t)t * n + i] = ROUND ? round_bf16(v) : v;
+    }
+}
+
+void gemm(const void* xp, int ntok, int n, const void* W, int64_t ldw, int wfmt, int nrows,
+          float* out, int64_t ldo) {
+  const float* X = (const float*)xp;
+  if (wfmt == 1) dot_block_t<true>(X, n, ntok, W, ldw, n, nrows, out, ldo);
+  else dot_block_t<false>(X, n, ntok, W, ldw, n, nrows, out, ldo);
+}
+
 }  // namespace
 
-void dot_block_avx2(const float* X, int64_t ldx, int ntok, const void* W, int64_t ldw,
-                    int wdtype, int n, int nrows, float* out, int64_t ldo) {
-  if (wdtype == 1) dot_block_t<true>(X, ldx, ntok, W, ldw, n, nrows, out, ldo);
-  else dot_block_t<false>(X, ldx, ntok, W, ldw, n, nrows, out, ldo);
-}
+const GemmKernel kAvx2Exact = {"avx2-exact", 1, 1, 8, xprep_bytes, xprep<false>, gemm, nullptr};
+const GemmKernel kAvx2Bf16 = {"avx2-bf16emu", 1, 1, 8, xprep_bytes, xprep<true>, gemm, nullptr};
 
 double read_sum_avx2(const float* a, int64_t n) {
   __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;

@@ -1,7 +1,8 @@
 // Scalar decoding of the quantized weight formats (FP8 E4M3, NVFP4) for the GEMM engine: rows are
-// expanded to f32 in scratch and then go through the ISA's f32 dot_block, so a quantized product
-// is exact (every decoded value is an f32; the per-tensor scale is applied after the dot product,
-// as for the other formats) and deterministic for any partition. Slow next to vector kernels that
+// expanded in scratch (gemm.cpp stores them as bf16: every e4m3 value and every e2m1 x e4m3 product
+// is a bf16) and go through the ISA's bf16-weight kernel, so a quantized product is exact (the
+// per-tensor scale is applied after the dot product, as for the other formats) and deterministic
+// for any partition or chunking. Slow next to vector kernels that
 // read the codes directly; those replace this path format by format.
 #pragma once
 #include <cstdint>

@@ -1,17 +1,12 @@
-// Portable (baseline x86-64) dot-product kernels. Lane layout: 8 partial sums, lane j accumulates
-// the products of elements i == j (mod 8) in increasing i, then a fixed pairwise reduction.
+// Portable (baseline x86-64) kernels: exact, and the bf16 mode as the same arithmetic on
+// activations rounded to bf16. Lane layout: 8 partial sums, lane j accumulates the products of
+// elements i == j (mod 8) in increasing i (multiply, then add: no FMA), then a fixed pairwise
+// reduction. The same for every token count.
 #include "arch/arch.h"
 #include <cstring>
 
 namespace lmoe {
 namespace {
-
-inline float bf16_to_f32(uint16_t h) {
-  uint32_t u = (uint32_t)h << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
 
 template <bool BF16>
 inline float dot1(const float* x, const void* wrow, int n) {
@@ -38,21 +33,32 @@ inline float dot1(const float* x, const void* wrow, int n) {
   return a + b;
 }
 
+size_t xprep_bytes(int ntok, int n, int) { return (size_t)ntok * n * sizeof(float) + 64; }
+
+template <bool ROUND>
+void xprep(const float* X, int64_t ldx, int, int t0, int t1, int n, int, void* dst) {
+  float* Xp = (float*)dst;
+  for (int t = t0; t < t1; ++t)
+    for (int i = 0; i < n; ++i) {
+      const float v = X[(int64_t)t * ldx + i];
+      Xp[(int64_t)t * n + i] = ROUND ? round_bf16(v) : v;
+    }
+}
+
+void gemm(const void* xp, int ntok, int n, const void* W, int64_t ldw, int wfmt, int nrows,
+          float* out, int64_t ldo) {
+  const float* X = (const float*)xp;
+  for (int r = 0; r < nrows; ++r)
+    for (int t = 0; t < ntok; ++t)
+      out[t * ldo + r] =
+          wfmt == 1 ? dot1<true>(X + (int64_t)t * n, (const uint16_t*)W + (int64_t)r * ldw, n)
+                    : dot1<false>(X + (int64_t)t * n, (const float*)W + (int64_t)r * ldw, n);
+}
+
 }  // namespace
 
-void dot_block_scalar(const float* X, int64_t ldx, int ntok, const void* W, int64_t ldw,
-                      int wdtype, int n, int nrows, float* out, int64_t ldo) {
-  for (int r = 0; r < nrows; ++r) {
-    for (int t = 0; t < ntok; ++t) {
-      float v;
-      if (wdtype == 1)
-        v = dot1<true>(X + t * ldx, (const uint16_t*)W + (int64_t)r * ldw, n);
-      else
-        v = dot1<false>(X + t * ldx, (const float*)W + (int64_t)r * ldw, n);
-      out[t * ldo + r] = v;
-    }
-  }
-}
+const GemmKernel kScalarExact = {"scalar-exact", 1, 1, 8, xprep_bytes, xprep<false>, gemm, nullptr};
+const GemmKernel kScalarBf16 = {"scalar-bf16emu", 1, 1, 8, xprep_bytes, xprep<true>, gemm, nullptr};
 
 double read_sum_scalar(const float* a, int64_t n) {
   float acc[16] = {0};

@@ -1,6 +1,7 @@
 package dev.latentmoe.bench;
 
 import dev.latentmoe.kernels.Cpu;
+import dev.latentmoe.kernels.Precision;
 import dev.latentmoe.memory.io.Json;
 import org.openjdk.jmh.runner.Runner;
 import org.openjdk.jmh.runner.RunnerException;
@@ -15,16 +16,20 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.EnumMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 
 /**
  * {@code jmh [REGEX...] [JMH options]}: runs the JMH benchmarks (KernelBench: router, dispatch,
- * experts, combine; LayerBench: forward; PeakBench: the GEMM compute ceiling, always included) with
- * short defaults (-f 1 -wi 2 -i 3 -w 1s -r 2s -prof gc -rf json -rff bench/out/jmh.json; any JMH option
- * overrides them), measures the memory bandwidth in the same run and prints the roofline table;
- * the SVG plot goes next to the JSON. {@code jmh --report FILE} redoes the report from an existing JSON.
+ * experts, combine; LayerBench: forward; PeakBench: our dense GEMM, an ordinary row) with short
+ * defaults (-f 1 -wi 2 -i 3 -w 1s -r 2s -prof gc -rf json -rff bench/out/jmh.json; any JMH option
+ * overrides them), then measures the machine's ceilings in the same run: the memory bandwidth
+ * (STREAM) and, per precision the rows ran in ({@code -p precision=exact,bf16}), the register-only
+ * compute probe of that precision's kernel; prints the roofline table (rows whose working set fits
+ * the last-level cache marked, compared with compute only) and writes the SVG plot next to the
+ * JSON. {@code jmh --report FILE} redoes the report from an existing JSON.
  */
 final class JmhCommand {
     private JmhCommand() {}
@@ -60,7 +65,9 @@ final class JmhCommand {
         Cpu.setThreads(Runtime.getRuntime().availableProcessors());
         System.out.printf("%nceilings, measured now with %d threads (isa %s):%n", Cpu.threads(), Cpu.isa());
         double bw = CpuCeilings.measureBandwidth();
-        Roofline roof = report(json, bw);
+        Map<Precision, Double> peaks = new EnumMap<>(Precision.class);
+        for (Precision p : precisionsIn(json)) peaks.put(p, CpuCeilings.measurePeak(p));
+        Roofline roof = report(json, bw, peaks, CpuCeilings.lastLevelCacheBytes());
         System.out.print(roof.table());
         Path svg = json.resolveSibling(json.getFileName().toString().replaceFirst("\\.json$", "") + ".svg");
         roof.writeSvg(svg);
@@ -88,7 +95,6 @@ final class JmhCommand {
             }
         }
         out.addAll(user);
-        if (anyRegex) out.add("PeakBench");   // the compute ceiling is measured in every run
         return out;
     }
 
@@ -96,18 +102,41 @@ final class JmhCommand {
         return !List.of("-h", "-l", "-lp", "-lprof").contains(opt);
     }
 
-    /** Reads JMH's JSON into roofline points; the peak is the best FLOP/s any GEMM reached (PeakBench first). */
     @SuppressWarnings("unchecked")
-    static Roofline report(Path json, double bandwidthGBps) {
-        List<Object> results;
+    private static List<Object> results(Path json) {
         try {
-            results = (List<Object>) Json.parse(Files.readString(json));
+            return (List<Object>) Json.parse(Files.readString(json));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read " + json + ": " + e.getMessage(), e);
         }
+    }
+
+    @SuppressWarnings("unchecked")
+    private static Precision precisionOf(Map<String, Object> result) {
+        Map<String, Object> params = result.get("params") == null ? Map.of() : (Map<String, Object>) result.get("params");
+        return Precision.fromName(String.valueOf(params.getOrDefault("precision", "exact")));
+    }
+
+    /** The precisions the results ran in (EXACT when none says). */
+    @SuppressWarnings("unchecked")
+    static List<Precision> precisionsIn(Path json) {
+        List<Precision> out = new ArrayList<>();
+        for (Object o : results(json)) {
+            Precision p = precisionOf((Map<String, Object>) o);
+            if (!out.contains(p)) out.add(p);
+        }
+        if (out.isEmpty()) out.add(Precision.EXACT);
+        return out;
+    }
+
+    /**
+     * Reads JMH's JSON into roofline points: each with the compute ceiling of its precision's kernel
+     * ({@code peaks}, GFLOP/s, measured) and its working set; the report's main roof is the highest.
+     */
+    @SuppressWarnings("unchecked")
+    static Roofline report(Path json, double bandwidthGBps, Map<Precision, Double> peaks, long llcBytes) {
         List<Roofline.Point> pts = new ArrayList<>();
-        double peak = 0, peakBench = 0;
-        for (Object o : results) {
+        for (Object o : results(json)) {
             Map<String, Object> m = (Map<String, Object>) o;
             String bench = (String) m.get("benchmark");
             String name = bench.substring(bench.lastIndexOf('.') + 1);
@@ -117,24 +146,28 @@ final class JmhCommand {
             if (sec == null || !sec.containsKey("bytes") || !sec.containsKey("flops")) continue;
             double bytesPerS = score(sec.get("bytes")), flopsPerS = score(sec.get("flops"));
             double alloc = sec.containsKey("gc.alloc.rate.norm") ? score(sec.get("gc.alloc.rate.norm")) : Double.NaN;
+            double ws = sec.containsKey("workingSet") ? score(sec.get("workingSet")) / callsPerS : Double.NaN;
+            Precision p = precisionOf(m);
             int tokens;
             String series;
             if (bench.contains("PeakBench")) {
                 tokens = Integer.parseInt(String.valueOf(params.getOrDefault("peakTokens", "0")));
-                series = "gemm peak (dense)";
-                peakBench = Math.max(peakBench, flopsPerS);
+                series = "dense gemm (ours) " + p;
             } else {
                 tokens = Integer.parseInt(String.valueOf(params.getOrDefault("tokens", "0")));
-                series = name + " " + params.getOrDefault("shape", "");
+                series = name + " " + params.getOrDefault("shape", "") + " " + p;
             }
-            peak = Math.max(peak, flopsPerS);
-            pts.add(new Roofline.Point(series, tokens, 1 / callsPerS, bytesPerS / callsPerS, flopsPerS / callsPerS, alloc));
+            double peak = peaks.getOrDefault(p, Double.NaN);
+            pts.add(new Roofline.Point(series, tokens, 1 / callsPerS, bytesPerS / callsPerS, flopsPerS / callsPerS, alloc, peak, ws));
         }
         if (pts.isEmpty()) throw new IllegalStateException(json + " holds no results with bytes/flops counters");
-        String note = peakBench > 0 && peak > peakBench * 1.0001
-                ? String.format(Locale.ROOT, "compute = best of all rows (PeakBench %.1f GFLOP/s)", peakBench / 1e9)
-                : "compute = PeakBench.gemm";
-        Roofline roof = new Roofline("LatentMoE CPU kernels, JMH (" + json.getFileName() + ")", bandwidthGBps, peak / 1e9, note);
+        double main = 0;
+        StringBuilder note = new StringBuilder("compute = register-only probe of each precision's kernel:");
+        for (Map.Entry<Precision, Double> e : peaks.entrySet()) {
+            main = Math.max(main, e.getValue());
+            note.append(String.format(Locale.ROOT, " %s %s %.1f GFLOP/s", e.getKey(), CpuCeilings.kernelNote(e.getKey()), e.getValue()));
+        }
+        Roofline roof = new Roofline("LatentMoE CPU kernels, JMH (" + json.getFileName() + ")", bandwidthGBps, main, note.toString(), llcBytes);
         pts.forEach(roof::add);
         return roof;
     }

@@ -4,6 +4,7 @@ import dev.latentmoe.kernels.Backends;
 import dev.latentmoe.kernels.Cpu;
 import dev.latentmoe.kernels.MoeConfig;
 import dev.latentmoe.kernels.MoeLayer;
+import dev.latentmoe.kernels.Precision;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.HostArena;
 import dev.latentmoe.memory.Tensor;
@@ -34,15 +35,21 @@ final class PeersCommand {
     static void run(String[] argv) {
         Args a = new Args(argv, 1, Set.of());
         MoeConfig cfg = Shapes.byName(a.get("preset", "super"));
-        List<Integer> tokens = a.intList("tokens", "1,4,16,64");
+        List<Integer> tokens = a.intList("tokens", "1,4,16,64,256,1024,4096");
         int threads = a.intValue("threads", 2);
+        Precision precision;
+        try {
+            precision = Precision.fromName(a.get("precision", "exact"));
+        } catch (IllegalArgumentException e) {
+            throw new Args.UsageException("--precision must be exact or bf16");
+        }
         long seed = a.longValue("seed", 42);
         Path out = Path.of(a.get("out", ".tools/peers-work"));
         a.finish();
         Cpu.setThreads(threads);
         Path ckpt = WeightCache.checkpoint(cfg, DType.BF16, seed).toAbsolutePath();
         List<JsonRow> rows = new ArrayList<>();
-        try (MoeLayer layer = WeightCache.layer(cfg, DType.BF16, seed, Backends.cpu());
+        try (MoeLayer layer = WeightCache.layer(cfg, DType.BF16, seed, Backends.cpu(), precision);
              HostArena arena = HostArena.shared("peers")) {
             Files.createDirectories(out);
             for (int i = 0; i < tokens.size(); i++) {
@@ -70,6 +77,7 @@ final class PeersCommand {
                 rows.add(new JsonRow().with("tokens", t).num("median_ms", median, 4).with("calls", n));
             }
             ReportFile.json(out.resolve("ours.json"), new JsonRow().with("checkpoint", ckpt.toString()).with("threads", threads)
+                    .with("precision", precision.toString()).with("kernel", Cpu.gemmKernel(precision).name())
                     .with("shape", Shapes.describe(cfg)).with("rows", rows));
         } catch (IOException e) {
             throw new UncheckedIOException(e);

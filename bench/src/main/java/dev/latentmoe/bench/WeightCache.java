@@ -6,6 +6,7 @@ import dev.latentmoe.kernels.Backend;
 import dev.latentmoe.kernels.CheckpointWeights;
 import dev.latentmoe.kernels.MoeConfig;
 import dev.latentmoe.kernels.MoeLayer;
+import dev.latentmoe.kernels.Precision;
 import dev.latentmoe.kernels.MoeWeights;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.HostArena;
@@ -50,7 +51,12 @@ public final class WeightCache {
 
     /** Opens the cached layer (building it first if needed) and touches every weight page once. */
     public static MoeLayer layer(MoeConfig c, DType dtype, long seed, Backend backend) {
-        MoeLayer layer = MoeLayer.fromCheckpoint(checkpoint(c, dtype, seed), 0, backend);
+        return layer(c, dtype, seed, backend, backend.defaultPrecision());
+    }
+
+    /** As {@link #layer(MoeConfig, DType, long, Backend)}, computing in {@code precision}. */
+    public static MoeLayer layer(MoeConfig c, DType dtype, long seed, Backend backend, Precision precision) {
+        MoeLayer layer = MoeLayer.fromCheckpoint(checkpoint(c, dtype, seed), 0, backend, precision);
         if (!layer.config().equals(c)) {
             layer.close();
             throw new IllegalStateException("cached checkpoint config differs from " + c);

@@ -1,6 +1,7 @@
 package dev.latentmoe.bindings;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
 import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
@@ -74,6 +75,15 @@ public final class latentmoe_h {
   public static final int LMOE_ISA_SCALAR = 0;
   public static final int LMOE_ISA_AVX2 = 1;
   public static final int LMOE_ISA_AVX512 = 2;
+  public static final int LMOE_ISA_AVX512_BF16 = 3;
+  public static final int LMOE_ISA_AMX = 4;
+
+  // ---- enum lmoe_peak_probe ----
+  public static final int LMOE_PEAK_SSE2 = 0;
+  public static final int LMOE_PEAK_FMA_AVX2 = 1;
+  public static final int LMOE_PEAK_FMA_AVX512 = 2;
+  public static final int LMOE_PEAK_DPBF16 = 3;
+  public static final int LMOE_PEAK_AMX_BF16 = 4;
 
   // ---- enum lmoe_probe ----
   public static final int LMOE_PROBE_COPY = 0;
@@ -230,6 +240,53 @@ public final class latentmoe_h {
   public static int lmoe_cpu_set_num_threads(int num_threads) {
     try {
       return (int) lmoe_cpu_set_num_threads$MH.invokeExact(num_threads);
+    } catch (Error | RuntimeException e) {
+      throw e;
+    } catch (Throwable t) {
+      throw Downcalls.unexpected(t);
+    }
+  }
+
+  /** {@code int64_t lmoe_cpu_chunk_tokens(void)} */
+  public static final MethodHandle lmoe_cpu_chunk_tokens$MH =
+      downcall("lmoe_cpu_chunk_tokens", FunctionDescriptor.of(JAVA_LONG));
+
+  public static long lmoe_cpu_chunk_tokens() {
+    try {
+      return (long) lmoe_cpu_chunk_tokens$MH.invokeExact();
+    } catch (Error | RuntimeException e) {
+      throw e;
+    } catch (Throwable t) {
+      throw Downcalls.unexpected(t);
+    }
+  }
+
+  /** {@code lmoe_status lmoe_cpu_set_chunk_tokens(int64_t tokens)} */
+  public static final MethodHandle lmoe_cpu_set_chunk_tokens$MH =
+      downcall("lmoe_cpu_set_chunk_tokens", FunctionDescriptor.of(JAVA_INT, JAVA_LONG));
+
+  public static int lmoe_cpu_set_chunk_tokens(long tokens) {
+    try {
+      return (int) lmoe_cpu_set_chunk_tokens$MH.invokeExact(tokens);
+    } catch (Error | RuntimeException e) {
+      throw e;
+    } catch (Throwable t) {
+      throw Downcalls.unexpected(t);
+    }
+  }
+
+  /**
+   * {@code lmoe_status lmoe_cpu_gemm_kernel(int32_t precision, const char** name,
+   * int32_t* peak_probe, int32_t* terms)}
+   */
+  public static final MethodHandle lmoe_cpu_gemm_kernel$MH =
+      downcall("lmoe_cpu_gemm_kernel",
+          FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS));
+
+  public static int lmoe_cpu_gemm_kernel(int precision, MemorySegment name,
+      MemorySegment peak_probe, MemorySegment terms) {
+    try {
+      return (int) lmoe_cpu_gemm_kernel$MH.invokeExact(precision, name, peak_probe, terms);
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {
@@ -398,6 +455,25 @@ public final class latentmoe_h {
     try {
       return (int) lmoe_cpu_forward$MH.invokeExact(cfg, weights, x, num_tokens, topk_ids,
           topk_weights, workspace, workspace_bytes, out);
+    } catch (Error | RuntimeException e) {
+      throw e;
+    } catch (Throwable t) {
+      throw Downcalls.unexpected(t);
+    }
+  }
+
+  /**
+   * {@code lmoe_status lmoe_cpu_peak_probe(int32_t probe, double seconds, int32_t reps,
+   * double* best_gflops)}
+   */
+  public static final MethodHandle lmoe_cpu_peak_probe$MH =
+      downcall("lmoe_cpu_peak_probe",
+          FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_DOUBLE, JAVA_INT, ADDRESS));
+
+  public static int lmoe_cpu_peak_probe(int probe, double seconds, int reps,
+      MemorySegment best_gflops) {
+    try {
+      return (int) lmoe_cpu_peak_probe$MH.invokeExact(probe, seconds, reps, best_gflops);
     } catch (Error | RuntimeException e) {
       throw e;
     } catch (Throwable t) {

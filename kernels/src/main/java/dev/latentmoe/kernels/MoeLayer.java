@@ -28,32 +28,47 @@ import java.util.function.IntConsumer;
 public final class MoeLayer implements AutoCloseable {
     private final MoeWeights weights;
     private final Backend backend;
+    private final Precision precision;
     private final LayerKernels kernels;
     private final List<AutoCloseable> owned;
     private final CheckpointMemory checkpointMemory;   // null unless opened from a checkpoint
 
-    private MoeLayer(MoeWeights weights, Backend backend, List<AutoCloseable> owned) {
-        this(weights, backend, owned, null);
+    private MoeLayer(MoeWeights weights, Backend backend, List<AutoCloseable> owned, Precision precision) {
+        this(weights, backend, owned, precision, null);
     }
 
-    private MoeLayer(MoeWeights weights, Backend backend, List<AutoCloseable> owned, CheckpointMemory checkpointMemory) {
+    private MoeLayer(MoeWeights weights, Backend backend, List<AutoCloseable> owned, Precision precision,
+                     CheckpointMemory checkpointMemory) {
         this.checkpointMemory = checkpointMemory;
         this.weights = weights;
         this.backend = backend;
         this.owned = owned;
         LayerKernels k;
         try {
-            k = backend.prepare(weights);
+            if (backend == null) throw new IllegalArgumentException("backend is null");
+            if (precision == null) throw new IllegalArgumentException("precision is null");
+            k = backend.prepare(weights, precision);
         } catch (RuntimeException e) {
             closeAll(owned);
             throw e;
         }
+        this.precision = precision;
         this.kernels = k;
     }
 
-    /** A layer over caller-owned weights (they must stay open while the layer is used). */
+    private static Precision defaultOf(Backend backend) {
+        if (backend == null) throw new IllegalArgumentException("backend is null");
+        return backend.defaultPrecision();
+    }
+
+    /** A layer over caller-owned weights (they must stay open while the layer is used), in the backend's default precision. */
     public static MoeLayer of(MoeWeights weights, Backend backend) {
-        return new MoeLayer(weights, backend, new ArrayList<>());
+        return of(weights, backend, defaultOf(backend));
+    }
+
+    /** A layer over caller-owned weights computing in {@code precision} (see {@link Precision}). */
+    public static MoeLayer of(MoeWeights weights, Backend backend, Precision precision) {
+        return new MoeLayer(weights, backend, new ArrayList<>(), precision);
     }
 
     /**
@@ -66,10 +81,16 @@ public final class MoeLayer implements AutoCloseable {
      *     tensor when the checkpoint cannot be loaded
      */
     public static MoeLayer fromCheckpoint(Path dir, int layerIndex, Backend backend) {
+        return fromCheckpoint(dir, layerIndex, backend, defaultOf(backend));
+    }
+
+    /** As {@link #fromCheckpoint(Path, int, Backend)}, computing in {@code precision}. */
+    public static MoeLayer fromCheckpoint(Path dir, int layerIndex, Backend backend, Precision precision) {
         if (backend == null) throw new IllegalArgumentException("backend is null");
         NativeCheckpointLayer checkpoint = NativeCheckpointLayer.open(dir, layerIndex);
         try {
-            return new MoeLayer(checkpoint.weights(), backend, new ArrayList<>(List.of(checkpoint)), checkpoint.memory());
+            return new MoeLayer(checkpoint.weights(), backend, new ArrayList<>(List.of(checkpoint)), precision,
+                    checkpoint.memory());
         } catch (RuntimeException e) {
             checkpoint.close();
             throw e;
@@ -83,10 +104,16 @@ public final class MoeLayer implements AutoCloseable {
 
     /** As {@link #random(MoeConfig, DType, long, Backend)}, reporting progress per expert built. */
     public static MoeLayer random(MoeConfig config, DType weightDType, long seed, Backend backend, IntConsumer expertDone) {
+        return random(config, weightDType, seed, backend, defaultOf(backend), expertDone);
+    }
+
+    /** As {@link #random(MoeConfig, DType, long, Backend, IntConsumer)}, computing in {@code precision}. */
+    public static MoeLayer random(MoeConfig config, DType weightDType, long seed, Backend backend, Precision precision,
+                                  IntConsumer expertDone) {
         HostArena arena = HostArena.shared("random-weights");
         try {
             MoeWeights w = MoeWeights.random(config, weightDType, seed, arena, expertDone);
-            return new MoeLayer(w, backend, new ArrayList<>(List.of(arena)));
+            return new MoeLayer(w, backend, new ArrayList<>(List.of(arena)), precision);
         } catch (RuntimeException e) {
             arena.close();
             throw e;
@@ -101,6 +128,9 @@ public final class MoeLayer implements AutoCloseable {
 
     /** Where a checkpoint layer's weights live (mapped vs converted bytes); empty for other layers. */
     public java.util.Optional<CheckpointMemory> checkpointMemory() { return java.util.Optional.ofNullable(checkpointMemory); }
+
+    /** The precision the layer computes in (chosen at creation). */
+    public Precision precision() { return precision; }
 
     /** The individual kernels, for engines (and tests) that run the steps themselves. */
     public LayerKernels kernels() { return kernels; }

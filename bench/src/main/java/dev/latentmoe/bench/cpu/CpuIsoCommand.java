@@ -13,6 +13,7 @@ import dev.latentmoe.kernels.Backends;
 import dev.latentmoe.kernels.Cpu;
 import dev.latentmoe.kernels.MoeConfig;
 import dev.latentmoe.kernels.MoeLayer;
+import dev.latentmoe.kernels.Precision;
 import dev.latentmoe.kernels.Scoring;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.HostArena;
@@ -55,19 +56,20 @@ public final class CpuIsoCommand {
                     v.routedWeightBytes(2) / 1e6);
         }
         double bw = CpuCeilings.measureBandwidth();
-        double peak = CpuCeilings.peakGflops(512);
+        double peak = CpuCeilings.measurePeak(Precision.EXACT);
+        long llc = CpuCeilings.lastLevelCacheBytes();
         List<List<CpuLayerTiming.Row>> all = new ArrayList<>();
         for (IsoVariants.Variant v : vs) {
             System.err.println(v.name() + ":");
             List<CpuLayerTiming.Row> rows = new ArrayList<>();
             try (MoeLayer layer = WeightCache.layer(v.config(), DType.BF16, seed, backend);
                  HostArena arena = HostArena.shared("iso")) {
-                for (int t : tokens) rows.add(CpuLayerTiming.measure(layer, arena, t, seed, iters));
+                for (int t : tokens) rows.add(CpuLayerTiming.measure(layer, arena, t, seed, iters, llc));
             }
             all.add(rows);
         }
         Roofline roof = new Roofline("iso-weight MoE variants (bench --iso" + (presetName == null ? ", scaled" : ", " + presetName) + ")",
-                bw, peak, "compute = dense GEMM");
+                bw, peak, "compute = " + CpuCeilings.kernelNote(Precision.EXACT) + " probe", llc);
         StringBuilder side = new StringBuilder(String.format(Locale.ROOT, "%n%7s", "tokens"));
         for (IsoVariants.Variant v : vs) side.append(String.format(Locale.ROOT, " %14s", v.name() + "_ms"));
         side.append(String.format(Locale.ROOT, " %10s %10s%n", "eff/std", "acc/std"));
@@ -77,12 +79,13 @@ public final class CpuIsoCommand {
             for (int j = 0; j < vs.size(); j++) {
                 CpuLayerTiming.Row r = all.get(j).get(i);
                 side.append(String.format(Locale.ROOT, " %14.3f", r.medianMs()));
-                double flops = r.tflops() * 1e12 * r.medianMs() * 1e-3;
-                roof.add(new Roofline.Point(vs.get(j).name(), r.tokens(), r.medianMs() * 1e-3, r.bytes(), flops, Double.NaN));
+                double flops = r.gflops() * 1e9 * r.medianMs() * 1e-3;
+                roof.add(new Roofline.Point(vs.get(j).name(), r.tokens(), r.medianMs() * 1e-3, r.bytes(), flops, Double.NaN,
+                        Double.NaN, r.workingSetBytes()));
                 MoeConfig c = vs.get(j).config();
                 js.add(new JsonRow().with("variant", vs.get(j).name()).with("tokens", r.tokens()).num("median_ms", r.medianMs(), 6)
                         .with("bytes", r.bytes()).num("flops", flops, 0).num("achieved_gbps", r.achievedGbps(), 4)
-                        .num("gflops", r.tflops() * 1e3, 4).with("distinct_experts", r.distinctExperts())
+                        .num("gflops", r.gflops(), 4).with("distinct_experts", r.distinctExperts())
                         .with("d", c.hiddenSize()).with("l", c.latentSize()).with("N", c.numExperts()).with("K", c.topK())
                         .with("m", c.intermediateSize()).with("shared", c.sharedIntermediateSize())
                         .num("bandwidth_gbps", bw, 3).num("peak_gflops", peak, 3).with("threads", threads));

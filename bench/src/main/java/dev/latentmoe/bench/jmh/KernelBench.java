@@ -27,27 +27,27 @@ public class KernelBench {
     public void router(LayerState st, Traffic tr) {
         int s = st.next();
         st.kernels.routerTopK(st.x[s], st.ids[s], st.wts[s]);
-        tr.add(st.routerBytes, st.routerFlops);
+        tr.add(st.routerBytes, st.routerFlops, st.routerWorkingSet);
     }
 
     @Benchmark
     public void dispatch(LayerState st, Traffic tr) {
         int s = st.next();
         st.kernels.dispatch(st.x[s], st.ids[s], st.offsets[s], st.rows[s], st.latent[s]);
-        tr.add(st.dispatchBytes, st.dispatchFlops);
+        tr.add(st.dispatchBytes, st.dispatchFlops, st.dispatchWorkingSet);
     }
 
     @Benchmark
     public void experts(LayerState st, Traffic tr) {
         int s = st.next();
         st.kernels.experts(st.offsets[s], st.latent[s], st.expertOut[s]);
-        tr.add(st.expertBytes[s], st.expertFlops[s]);
+        tr.add(st.expertBytes[s], st.expertFlops[s], st.expertWorkingSet);
     }
 
     @Benchmark
     public void combine(LayerState st, Traffic tr) {
         int s = st.next();
         st.kernels.combine(st.x[s], st.wts[s], st.rows[s], st.expertOut[s], st.out);
-        tr.add(st.combineBytes, st.combineFlops);
+        tr.add(st.combineBytes, st.combineFlops, st.combineWorkingSet);
     }
 }

@@ -25,6 +25,6 @@ public class LayerBench {
     public void forward(LayerState st, Traffic tr) {
         int s = st.next();
         st.layer.forward(st.x[s], st.out);
-        tr.add(st.layerBytes[s], st.layerFlops[s]);
+        tr.add(st.layerBytes[s], st.layerFlops[s], st.layerWorkingSet);
     }
 }

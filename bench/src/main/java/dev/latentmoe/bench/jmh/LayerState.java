@@ -8,6 +8,7 @@ import dev.latentmoe.kernels.Cpu;
 import dev.latentmoe.kernels.LayerKernels;
 import dev.latentmoe.kernels.MoeConfig;
 import dev.latentmoe.kernels.MoeLayer;
+import dev.latentmoe.kernels.Precision;
 import dev.latentmoe.kernels.Routing;
 import dev.latentmoe.memory.DType;
 import dev.latentmoe.memory.HostArena;
@@ -19,6 +20,7 @@ import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
 
+import java.util.BitSet;
 import java.util.SplittableRandom;
 
 /**
@@ -42,6 +44,10 @@ public class LayerState {
     @Param("0")
     public int threads;
 
+    /** exact or bf16 (see {@link Precision}); {@code -p precision=exact,bf16} runs both. */
+    @Param("exact")
+    public String precision;
+
     @Param("42")
     public long seed;
 
@@ -54,18 +60,21 @@ public class LayerState {
     final long[] layerBytes = new long[SETS], layerFlops = new long[SETS];
     final long[] expertBytes = new long[SETS], expertFlops = new long[SETS];
     long routerBytes, routerFlops, dispatchBytes, dispatchFlops, combineBytes, combineFlops;
+    // What the rotation over the SETS inputs touches, per benchmark.
+    long routerWorkingSet, dispatchWorkingSet, expertWorkingSet, combineWorkingSet, layerWorkingSet;
     private int next;
 
     @Setup(Level.Trial)
     public void setUp() {
         Cpu.setThreads(threads > 0 ? threads : Runtime.getRuntime().availableProcessors());
         MoeConfig c = Shapes.byName(shape);
-        layer = WeightCache.layer(c, DType.BF16, seed, Backends.cpu());
+        layer = WeightCache.layer(c, DType.BF16, seed, Backends.cpu(), Precision.fromName(precision));
         kernels = layer.kernels();
         arena = HostArena.shared("jmh-activations");
         int d = c.hiddenSize(), k = c.topK(), w = c.expertWidth(), n = c.numExperts();
         int wb = layer.weights().expertUp(0).data().dtype().byteSize(), gb = layer.weights().gate().data().dtype().byteSize();
         SplittableRandom r = new SplittableRandom(seed * 31 + tokens);
+        BitSet union = new BitSet(n);
         for (int s = 0; s < SETS; s++) {
             float[] v = new float[tokens * d];
             for (int j = 0; j < v.length; j++) v[j] = (float) (r.nextDouble() * 2 - 1);
@@ -79,7 +88,9 @@ public class LayerState {
             kernels.routerTopK(x[s], ids[s], wts[s]);
             kernels.dispatch(x[s], ids[s], offsets[s], rows[s], latent[s]);
             kernels.experts(offsets[s], latent[s], expertOut[s]);
-            LayerTraffic lt = LayerTraffic.of(layer.weights(), new Routing(ids[s], wts[s]));
+            Routing routing = new Routing(ids[s], wts[s]);
+            for (long t = 0; t < routing.tokens(); t++) for (int q = 0; q < k; q++) union.set(routing.expertId(t, q));
+            LayerTraffic lt = LayerTraffic.of(layer.weights(), routing);
             layerBytes[s] = lt.bytes();
             layerFlops[s] = (long) lt.flops();
             LayerTraffic et = LayerTraffic.experts(c, wb, lt.distinctExperts(), tokens);
@@ -96,7 +107,14 @@ public class LayerState {
         LayerTraffic ct = LayerTraffic.combine(c, wb, tokens);
         combineBytes = ct.bytes();
         combineFlops = (long) ct.flops();
-        System.out.printf("%n# layer %s (%s), T=%d, %d threads%n", shape, Shapes.describe(c), tokens, Cpu.threads());
+        long all = (long) tokens * SETS;
+        routerWorkingSet = LayerTraffic.router(c, gb, all).bytes();
+        dispatchWorkingSet = LayerTraffic.dispatch(c, wb, all).bytes();
+        expertWorkingSet = LayerTraffic.experts(c, wb, union.cardinality(), all).bytes();
+        combineWorkingSet = LayerTraffic.combine(c, wb, all).bytes();
+        layerWorkingSet = LayerTraffic.of(c, wb, gb, union.cardinality(), all).bytes();
+        System.out.printf("%n# layer %s (%s), T=%d, %d threads, precision %s (kernel %s)%n", shape, Shapes.describe(c), tokens,
+                Cpu.threads(), precision, Cpu.gemmKernel(Precision.fromName(precision)).name());
     }
 
     /** The next input set. */

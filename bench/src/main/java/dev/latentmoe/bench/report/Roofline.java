@@ -11,11 +11,22 @@ import java.util.Map;
  * The roofline report: each measured call (a kernel or layer at one token count) against
  * min(bandwidth × intensity, peak FLOP/s), as a terminal table and a hand-written SVG plot
  * (log-log: FLOP/byte against GFLOP/s, the two ceilings, one point per series × T, legend).
+ * A point may carry its own compute ceiling (the probe of the kernel its precision runs) and its
+ * working set: when that fits the last-level cache the point is compared with compute only.
  */
 public final class Roofline {
-    /** One measured call: bytes and FLOPs per call, seconds per call, allocation per call (NaN: unknown). */
+    /**
+     * One measured call: bytes and FLOPs per call, seconds per call, allocation per call (NaN:
+     * unknown), its compute ceiling in GFLOP/s (NaN: the report's) and the bytes its benchmark's
+     * rotation of inputs touches (NaN: unknown).
+     */
     public record Point(String series, int tokens, double secondsPerCall, double bytesPerCall, double flopsPerCall,
-                        double allocBytesPerCall) {
+                        double allocBytesPerCall, double peakGflops, double workingSetBytes) {
+        public Point(String series, int tokens, double secondsPerCall, double bytesPerCall, double flopsPerCall,
+                     double allocBytesPerCall) {
+            this(series, tokens, secondsPerCall, bytesPerCall, flopsPerCall, allocBytesPerCall, Double.NaN, Double.NaN);
+        }
+
         public double bytesPerSecond() { return bytesPerCall / secondsPerCall; }
         public double flopsPerSecond() { return flopsPerCall / secondsPerCall; }
         public double intensity() { return flopsPerCall / bytesPerCall; }
@@ -25,13 +36,38 @@ public final class Roofline {
     private final double bandwidthGBps;   // 1e9 bytes/s
     private final double peakGflops;
     private final String ceilingNote;
+    private final long llcBytes;          // 0: unknown, no point is cache-resident
     private final List<Point> points = new ArrayList<>();
 
     public Roofline(String title, double bandwidthGBps, double peakGflops, String ceilingNote) {
+        this(title, bandwidthGBps, peakGflops, ceilingNote, 0);
+    }
+
+    public Roofline(String title, double bandwidthGBps, double peakGflops, String ceilingNote, long llcBytes) {
         this.title = title;
         this.bandwidthGBps = bandwidthGBps;
         this.peakGflops = peakGflops;
         this.ceilingNote = ceilingNote;
+        this.llcBytes = llcBytes;
+    }
+
+    /** The point's compute ceiling in GFLOP/s. */
+    public double peak(Point p) { return Double.isNaN(p.peakGflops) ? peakGflops : p.peakGflops; }
+
+    /** Whether the point's working set fits the last-level cache (it is not compared with DRAM bandwidth). */
+    public boolean cacheResident(Point p) {
+        return llcBytes > 0 && !Double.isNaN(p.workingSetBytes) && p.workingSetBytes <= llcBytes;
+    }
+
+    /** "llc", "memory" or "compute". */
+    public String bound(Point p) {
+        if (cacheResident(p)) return "llc";
+        return bandwidthGBps * p.intensity() < peak(p) ? "memory" : "compute";
+    }
+
+    /** The attainable FLOP/s of a point: min(bandwidth × intensity, its peak), or its peak when cache-resident. */
+    public double boundFlops(Point p) {
+        return cacheResident(p) ? peak(p) * 1e9 : Math.min(bandwidthGBps * 1e9 * p.intensity(), peak(p) * 1e9);
     }
 
     public Roofline add(Point p) {
@@ -47,7 +83,7 @@ public final class Roofline {
     /** Achieved FLOP/s over the roofline bound; for a call without FLOPs (a pure copy), achieved bytes/s over the bandwidth. */
     public double ratio(Point p) {
         if (p.flopsPerCall <= 0) return p.bytesPerSecond() / (bandwidthGBps * 1e9);
-        return p.flopsPerSecond() / boundFlops(p.intensity());
+        return p.flopsPerSecond() / boundFlops(p);
     }
 
     /** Points a log-log plot can show (FLOPs and bytes > 0). */
@@ -61,14 +97,18 @@ public final class Roofline {
         StringBuilder sb = new StringBuilder();
         sb.append(String.format(Locale.ROOT, "%n%s%nceilings: memory %.1f GB/s, compute %.1f GFLOP/s (ridge %.2f FLOP/B)%s%n",
                 title, bandwidthGBps, peakGflops, peakGflops / bandwidthGBps, ceilingNote.isEmpty() ? "" : "; " + ceilingNote));
-        sb.append("ratio = achieved GFLOP/s / min(bandwidth x FLOP/B, compute); for calls without FLOPs, GB/s / bandwidth\n");
-        Table t = new Table().column("benchmark", "%-22s", "%-22s").column("tokens", "%6s", "%6d")
+        sb.append("ratio = achieved GFLOP/s / min(bandwidth x FLOP/B, compute); for calls without FLOPs, GB/s / bandwidth;\n"
+                + "bound llc: the working set of the benchmark's input rotation fits the last-level cache"
+                + (llcBytes > 0 ? String.format(Locale.ROOT, " (%.0f MiB)", llcBytes / 1048576.0) : " (size unknown: none marked)")
+                + ", compared with compute only\n");
+        Table t = new Table().column("benchmark", "%-28s", "%-28s").column("tokens", "%6s", "%6d")
                 .column("ms/call", "%11s", "%11.4f").column("MB/call", "%12s", "%12.3f").column("GB/s", "%9s", "%9.2f")
-                .column("GFLOP/s", "%9s", "%9.2f").column("FLOP/B", "%9s", "%9.3f").column("roof_GF/s", "%9s", "%9.2f")
+                .column("GFLOP/s", "%9s", "%9.2f").column("FLOP/B", "%9s", "%9.3f").column("peak_GF/s", "%9s", "%9.1f")
+                .column("bound", "%7s", "%7s").column("roof_GF/s", "%9s", "%9.2f")
                 .column("ratio", "%7s", "%6.1f%%").column("alloc_B/op", "%10s", "%10s");
         for (Point p : points) {
             t.row(p.series, p.tokens, p.secondsPerCall * 1e3, p.bytesPerCall / 1e6, p.bytesPerSecond() / 1e9,
-                    p.flopsPerSecond() / 1e9, p.intensity(), boundFlops(p.intensity()) / 1e9, 100 * ratio(p),
+                    p.flopsPerSecond() / 1e9, p.intensity(), peak(p), bound(p), boundFlops(p) / 1e9, 100 * ratio(p),
                     Double.isNaN(p.allocBytesPerCall) ? "-" : String.format(Locale.ROOT, "%.1f", p.allocBytesPerCall));
         }
         sb.append(t);
@@ -147,6 +187,15 @@ public final class Roofline {
                 X.applyAsDouble(iLow), Y.applyAsDouble(bandwidthGBps * iLow), X.applyAsDouble(ridge), Y.applyAsDouble(peakGflops)));
         s.append(f("<line id=\"compute-ceiling\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#333\"/>\n",
                 X.applyAsDouble(ridge), Y.applyAsDouble(peakGflops), X.applyAsDouble(iEnd), Y.applyAsDouble(peakGflops)));
+        // the other kernels' compute ceilings (points of another precision), dashed
+        java.util.TreeSet<Double> others = new java.util.TreeSet<>();
+        for (Point p : points) if (!Double.isNaN(p.peakGflops) && Math.abs(p.peakGflops / peakGflops - 1) > 1e-6) others.add(p.peakGflops);
+        for (double pk : others) {
+            if (pk <= Math.pow(10, y0) || pk >= Math.pow(10, y1)) continue;
+            s.append(f("<line class=\"compute-ceiling-other\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#777\" "
+                    + "stroke-dasharray=\"6 4\"/>\n", X.applyAsDouble(pk / bandwidthGBps), Y.applyAsDouble(pk), X.applyAsDouble(iEnd),
+                    Y.applyAsDouble(pk)));
+        }
         s.append("</g>\n");
         double lbX = X.applyAsDouble(Math.sqrt(iLow * ridge));
         double lbY = Y.applyAsDouble(bandwidthGBps * Math.sqrt(iLow * ridge));

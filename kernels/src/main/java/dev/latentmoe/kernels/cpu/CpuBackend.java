@@ -4,6 +4,7 @@ import dev.latentmoe.bindings.latentmoe_h;
 import dev.latentmoe.kernels.Backend;
 import dev.latentmoe.kernels.LayerKernels;
 import dev.latentmoe.kernels.MoeWeights;
+import dev.latentmoe.kernels.Precision;
 import dev.latentmoe.memory.Device;
 import dev.latentmoe.memory.HostArena;
 import dev.latentmoe.memory.MemoryArena;
@@ -23,9 +24,14 @@ public final class CpuBackend implements Backend {
     @Override public Device device() { return Device.CPU; }
 
     @Override
-    public LayerKernels prepare(MoeWeights weights) {
+    public LayerKernels prepare(MoeWeights weights) { return prepare(weights, Precision.EXACT); }
+
+    /** Both precisions; the kernel each one runs on this CPU: {@link dev.latentmoe.kernels.Cpu#gemmKernel}. */
+    @Override
+    public LayerKernels prepare(MoeWeights weights, Precision precision) {
+        if (precision == null) throw new IllegalArgumentException("precision is null");
         if (!isAvailable()) throw new IllegalStateException("CPU backend unavailable: " + unavailableReason());
-        return new CpuLayerKernels(weights);
+        return new CpuLayerKernels(weights, precision);
     }
 
     @Override

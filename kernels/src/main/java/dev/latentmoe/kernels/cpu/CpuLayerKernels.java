@@ -5,6 +5,7 @@ import dev.latentmoe.bindings.lmoe_matrix;
 import dev.latentmoe.bindings.lmoe_weights;
 import dev.latentmoe.kernels.MoeConfig;
 import dev.latentmoe.kernels.MoeWeights;
+import dev.latentmoe.kernels.Precision;
 import dev.latentmoe.kernels.WeightMatrix;
 import dev.latentmoe.kernels.spi.CheckedLayerKernels;
 import dev.latentmoe.kernels.spi.NativeConfig;
@@ -64,12 +65,12 @@ final class CpuLayerKernels extends CheckedLayerKernels {
         void close() { if (arena != null) arena.close(); }
     }
 
-    CpuLayerKernels(MoeWeights w) {
+    CpuLayerKernels(MoeWeights w, Precision precision) {
         super(w, Device.CPU);
         MoeConfig c = w.config();
         structArena = HostArena.shared("cpu-layer-structs");
         try {
-            cfg = NativeConfig.allocate(c, structArena);
+            cfg = NativeConfig.allocate(c, precision, structArena);
 
             int n = c.numExperts();
             MemorySegment ups = structArena.allocate(lmoe_matrix.sizeof() * n);

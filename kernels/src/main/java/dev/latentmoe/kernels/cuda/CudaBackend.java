@@ -2,6 +2,7 @@ package dev.latentmoe.kernels.cuda;
 
 import dev.latentmoe.kernels.Backend;
 import dev.latentmoe.kernels.MoeWeights;
+import dev.latentmoe.kernels.Precision;
 import dev.latentmoe.memory.Device;
 import dev.latentmoe.memory.DeviceArena;
 import dev.latentmoe.memory.MemoryArena;
@@ -99,6 +100,10 @@ public final class CudaBackend implements Backend {
         requireAvailable();
         return new CudaLayerKernels(weights, this);
     }
+
+    /** The GPU kernels compute with bf16 activations (f32 router); {@link Precision#EXACT} is refused. */
+    @Override
+    public Precision defaultPrecision() { return Precision.BF16; }
 
     /** A {@link DeviceArena} on {@link #stream()}. */
     @Override

@@ -2,6 +2,7 @@ package dev.latentmoe.kernels.spi;
 
 import dev.latentmoe.bindings.lmoe_config;
 import dev.latentmoe.kernels.MoeConfig;
+import dev.latentmoe.kernels.Precision;
 import dev.latentmoe.memory.MemoryArena;
 
 import java.lang.foreign.MemorySegment;
@@ -10,12 +11,19 @@ import java.lang.foreign.MemorySegment;
 public final class NativeConfig {
     private NativeConfig() {}
 
-    /** A new {@code lmoe_config} holding {@code c}, in {@code arena}. */
+    /** A new {@code lmoe_config} holding {@code c} (precision EXACT), in {@code arena}. */
     public static MemorySegment allocate(MoeConfig c, MemoryArena arena) {
         return write(c, arena.allocate(lmoe_config.sizeof()));
     }
 
-    /** Writes {@code c} into {@code out} (at least {@code lmoe_config.sizeof()} bytes); returns it. */
+    /** A new {@code lmoe_config} holding {@code c} and {@code precision}, in {@code arena}. */
+    public static MemorySegment allocate(MoeConfig c, Precision precision, MemoryArena arena) {
+        MemorySegment out = write(c, arena.allocate(lmoe_config.sizeof()));
+        lmoe_config.precision(out, precision.code());
+        return out;
+    }
+
+    /** Writes {@code c} (precision EXACT) into {@code out} (at least {@code lmoe_config.sizeof()} bytes); returns it. */
     public static MemorySegment write(MoeConfig c, MemorySegment out) {
         lmoe_config.hidden_size(out, c.hiddenSize());
         lmoe_config.latent_size(out, c.latentSize());
@@ -27,6 +35,7 @@ public final class NativeConfig {
         lmoe_config.scoring(out, c.scoring().code());
         lmoe_config.norm_topk_prob(out, c.normTopkProb() ? 1 : 0);
         lmoe_config.routed_scaling_factor(out, c.routedScalingFactor());
+        lmoe_config.precision(out, Precision.EXACT.code());
         return out;
     }
 }
