@@ -45,7 +45,8 @@ public final class MoeKernels {
     /**
      * Workspace bytes {@code step} needs for {@code tokens} tokens (a multiple of 64): the weights'
      * descriptors (a few dozen bytes per expert) plus the step's scratch (router, dispatch: none;
-     * experts: T·K·m floats; combine: T·(ℓ + ms) floats; forward: the whole layer's intermediates).
+     * experts: T·K·m floats; combine: T·(ℓ + ms) floats; forward: the whole layer's intermediates for
+     * one token chunk ({@link Cpu#chunkTokens()}), and at least every step's need at this T).
      */
     public static long workspaceBytes(MoeConfig config, Step step, long tokens) {
         if (config == null || step == null) throw new IllegalArgumentException("config and step must not be null");

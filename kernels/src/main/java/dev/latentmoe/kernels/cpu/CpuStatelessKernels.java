@@ -45,8 +45,11 @@ public final class CpuStatelessKernels {
                     "lmoe_cpu_experts_scratch_floats") * Float.BYTES);
             case COMBINE -> CpuDescriptors.align64(floats(latentmoe_h.lmoe_cpu_combine_scratch_floats(cfg, t),
                     "lmoe_cpu_combine_scratch_floats") * Float.BYTES);
-            case FORWARD -> CpuDescriptors.align64(floats(latentmoe_h.lmoe_cpu_forward_workspace_bytes(cfg, t),
-                    "lmoe_cpu_forward_workspace_bytes")) + routingBytes(c, t);
+            // The forward's own need is bounded by its token chunk; a forward-sized workspace also
+            // serves every step at the same T (MoeKernels' promise), so it covers theirs too.
+            case FORWARD -> Math.max(CpuDescriptors.align64(floats(latentmoe_h.lmoe_cpu_forward_workspace_bytes(cfg, t),
+                    "lmoe_cpu_forward_workspace_bytes")) + routingBytes(c, t),
+                    Math.max(scratchBytes(cfg, c, Step.EXPERTS, t), scratchBytes(cfg, c, Step.COMBINE, t)));
         };
     }
 
