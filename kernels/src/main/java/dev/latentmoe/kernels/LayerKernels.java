@@ -24,6 +24,16 @@ import dev.latentmoe.memory.Tensor;
 public interface LayerKernels extends AutoCloseable {
     MoeConfig config();
 
+    /**
+     * Host bytes of the scratch workspaces this layer holds now (for callers in flight and idle
+     * ones kept for reuse); -1 when the backend does not track them. A forward's workspace is
+     * bounded by its token chunk, whatever T is.
+     */
+    default long workspaceBytes() { return -1; }
+
+    /** The most {@link #workspaceBytes()} has been since the layer was created; -1 when not tracked. */
+    default long workspacePeakBytes() { return -1; }
+
     /** The dtype of x and out. */
     default DType activationDType() { return DType.F32; }
 

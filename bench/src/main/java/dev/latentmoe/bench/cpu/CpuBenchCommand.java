@@ -72,6 +72,7 @@ public final class CpuBenchCommand {
         long t0 = System.nanoTime();
         Progress progress = new Progress("building seeded random weights", cfg.numExperts());
         List<CpuLayerTiming.Row> rows = new ArrayList<>();
+        long weightBytes, workspacePeak;
         try (MoeLayer layer = MoeLayer.random(cfg, dtype, seed, backend, precision, e -> progress.step(e + 1));
              HostArena arena = HostArena.shared("bench")) {
             progress.done(String.format("%.1f s", (System.nanoTime() - t0) / 1e9));
@@ -79,14 +80,18 @@ public final class CpuBenchCommand {
                 Cpu.setThreads(threads);
                 for (int t : tokens) rows.add(CpuLayerTiming.measure(layer, arena, t, seed, minIters, llc));
             }
+            weightBytes = layer.weights().byteSize();
+            workspacePeak = layer.kernels().workspacePeakBytes();
         }
         System.out.println();
         System.out.print(table(rows));
         System.out.println("ratio = achieved GFLOP/s / min(bandwidth x FLOP/B, compute); bound llc: the working set fits the "
                 + "last-level cache, compared with compute only; bw_ratio = achieved GB/s / bandwidth");
+        System.out.printf("layer memory: weights %.1f MiB, peak workspace %.1f MiB (forward chunk %d tokens)%n",
+                weightBytes / 1048576.0, workspacePeak / 1048576.0, Cpu.chunkTokens());
         if (threadList.size() > 1) System.out.print(scaling(rows, threadList));
         if (json != null) {
-            ReportFile.json(Path.of(json), json(rows, presetName, backend.name(), dtype, precision));
+            ReportFile.json(Path.of(json), json(rows, presetName, backend.name(), dtype, precision, workspacePeak));
             System.out.println("wrote " + json);
         }
     }
@@ -123,7 +128,8 @@ public final class CpuBenchCommand {
     }
 
     /** One object per (T, threads) with the keys of the table and the run's settings. */
-    static List<JsonRow> json(List<CpuLayerTiming.Row> rows, String preset, String backend, DType dtype, Precision precision) {
+    static List<JsonRow> json(List<CpuLayerTiming.Row> rows, String preset, String backend, DType dtype, Precision precision,
+                              long workspacePeakBytes) {
         List<JsonRow> out = new ArrayList<>();
         Cpu.GemmKernel k = Cpu.gemmKernel(precision);
         for (CpuLayerTiming.Row r : rows) {
@@ -135,7 +141,7 @@ public final class CpuBenchCommand {
                     .with("working_set_bytes", r.workingSetBytes()).with("llc", r.llc())
                     .with("preset", preset).with("backend", backend).with("dtype", dtype.name().toLowerCase(Locale.ROOT))
                     .with("precision", precision.toString()).with("kernel", k.name()).with("threads", r.threads())
-                    .with("chunk_tokens", Cpu.chunkTokens()));
+                    .with("chunk_tokens", Cpu.chunkTokens()).with("workspace_peak_bytes", workspacePeakBytes));
         }
         return out;
     }

@@ -15,6 +15,7 @@ import dev.latentmoe.memory.Tensor;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 
 /**
@@ -30,9 +31,20 @@ final class CpuLayerKernels extends CheckedLayerKernels {
     /** Idle workspaces in fixed slots (taking and returning one allocates nothing, unlike a deque's nodes). */
     private final AtomicReferenceArray<Workspace> pool = new AtomicReferenceArray<>(POOL_SLOTS);
     private static final int POOL_SLOTS = 64;
+    /** A forward of up to this many tokens is a decode-sized call; its workspace is kept freely. */
+    private static final int SMALL_CALL_TOKENS = 64;
+    /**
+     * Idle workspaces above a decode-sized call's are not kept beyond one: a prefill's workspace
+     * (bounded by the forward's token chunk, hundreds of MiB at Super shapes) is reused by the next
+     * prefill, but a burst of concurrent prefills does not leave one such buffer per caller behind.
+     */
+    private final long largeIdleBytes;
+    /** Bytes of every workspace of this layer now, and the most there ever were at once. */
+    private final AtomicLong workspaceBytes = new AtomicLong();
+    private final AtomicLong workspacePeakBytes = new AtomicLong();
 
-    /** Scratch for one caller: grown to the largest T seen, freed with the layer. */
-    private static final class Workspace {
+    /** Scratch for one caller: grown to the largest T seen (forward: at most one chunk). */
+    private final class Workspace {
         HostArena arena;
         long capacityBytes;
         MemorySegment bytes = MemorySegment.NULL;
@@ -43,10 +55,11 @@ final class CpuLayerKernels extends CheckedLayerKernels {
 
         MemorySegment ensure(long need) {
             if (need > capacityBytes) {
-                if (arena != null) arena.close();
+                close();
                 arena = HostArena.shared("cpu-workspace");
                 bytes = arena.allocate(need);
                 capacityBytes = need;
+                workspacePeakBytes.accumulateAndGet(workspaceBytes.addAndGet(need), Math::max);
                 sliceOffset = -1;
             }
             return bytes;
@@ -62,7 +75,14 @@ final class CpuLayerKernels extends CheckedLayerKernels {
             }
         }
 
-        void close() { if (arena != null) arena.close(); }
+        void close() {
+            if (arena != null) {
+                arena.close();
+                arena = null;
+                workspaceBytes.addAndGet(-capacityBytes);
+                capacityBytes = 0;
+            }
+        }
     }
 
     CpuLayerKernels(MoeWeights w, Precision precision) {
@@ -93,6 +113,8 @@ final class CpuLayerKernels extends CheckedLayerKernels {
             describe(w.sharedGate(), lmoe_weights.shared_gate(wts));
             describe(w.sharedDown(), lmoe_weights.shared_down(wts));
             latentmoe_h.check(latentmoe_h.lmoe_validate(cfg, wts), "lmoe_validate");
+            largeIdleBytes = Math.max(1L << 20, latentmoe_h.lmoe_cpu_forward_workspace_bytes(cfg, SMALL_CALL_TOKENS)
+                    + ((SMALL_CALL_TOKENS * c.topK() * 8L + 63) & ~63L) + 64);
             // The native calls read the weights in place: their arenas must outlive these kernels.
             holdWeightArenas();
         } catch (RuntimeException e) {
@@ -117,7 +139,7 @@ final class CpuLayerKernels extends CheckedLayerKernels {
     }
 
     private void giveBack(Workspace ws) {
-        if (structArena.isOpen()) {
+        if (structArena.isOpen() && (ws.capacityBytes < largeIdleBytes || !hasLargeIdle())) {
             for (int i = 0; i < POOL_SLOTS; i++) {
                 if (pool.getPlain(i) == null && pool.compareAndSet(i, null, ws)) {
                     if (!structArena.isOpen()) drain();   // closed meanwhile: release() may have missed it
@@ -125,8 +147,22 @@ final class CpuLayerKernels extends CheckedLayerKernels {
                 }
             }
         }
-        ws.close();   // more concurrent callers than slots, or closed
+        ws.close();   // trimmed, more concurrent callers than slots, or closed
     }
+
+    private boolean hasLargeIdle() {
+        for (int i = 0; i < POOL_SLOTS; i++) {
+            Workspace w = pool.getPlain(i);
+            if (w != null && w.capacityBytes >= largeIdleBytes) return true;
+        }
+        return false;
+    }
+
+    @Override
+    public long workspaceBytes() { return workspaceBytes.get(); }
+
+    @Override
+    public long workspacePeakBytes() { return workspacePeakBytes.get(); }
 
     private void drain() {
         for (int i = 0; i < POOL_SLOTS; i++) {
